@@ -1,0 +1,79 @@
+"""Training throughput (images/s) per model at 48 px grayscale and 224 px RGB on this machine.
+
+Times full training steps (forward, cross-entropy, backward, AdamW update) on a batch of real
+FER2013 faces preprocessed by ferkit's own train transform, after one warm-up step.
+
+    python benchmarks/bench_train.py [--models resnet18,mobilenet_v2] [--steps 3] [--threads N]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ferkit.data import load_dataset
+from ferkit.data.transforms import train_transform
+from ferkit.models import count_parameters, create_model
+from ferkit.train.config import AugmentConfig, InputConfig
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "fer2013"
+SETTINGS = {  # name: (size, channels, batch)
+    "48px-gray": (48, 1, 64),
+    "224px-rgb": (224, 3, 32),
+}
+
+
+def batch_of_faces(data: Path, size: int, channels: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    faces = load_dataset(data, "fer2013-folder").split("Training")
+    mean, std = [0.5] * channels, [0.5] * channels
+    tf = train_transform(InputConfig(size=size, channels=channels, mean=mean, std=std), AugmentConfig())
+    idx = torch.randperm(len(faces), generator=torch.Generator().manual_seed(0))[:n].tolist()
+    return torch.stack([tf(faces.load_image(i)) for i in idx]), torch.as_tensor(faces.labels[idx])
+
+
+def images_per_second(name: str, x: torch.Tensor, y: torch.Tensor, steps: int) -> float:
+    model = create_model(name, num_classes=7, in_chans=x.shape[1]).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+
+    step()  # warm-up
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return steps * x.shape[0] / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--models", default="vgg_fer,resnet18,resnet34,resnet50,mobilenet_v2,inception_v3,spp_net")
+    ap.add_argument("--settings", default=",".join(SETTINGS))
+    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=None)
+    a = ap.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads, python {platform.python_version()}")
+    print(f"{'model':<14} {'setting':<10} {'batch':>5} {'params':>10} {'images/s':>9}")
+    for setting in a.settings.split(","):
+        size, channels, batch = SETTINGS[setting]
+        x, y = batch_of_faces(a.data, size, channels, batch)
+        for name in a.models.split(","):
+            ips = images_per_second(name, x, y, a.steps)
+            params = count_parameters(create_model(name, num_classes=7, in_chans=channels))
+            print(f"{name:<14} {setting:<10} {batch:>5} {params:>10,} {ips:>9.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,29 @@
+"""ferkit: facial expression recognition toolkit.
+
+`import ferkit` is cheap: heavy submodules (torch, lightning) are imported on first use.
+"""
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "create_model": "ferkit.models",
+    "list_models": "ferkit.models",
+    "load_model": "ferkit.models",
+    "save_model": "ferkit.models",
+    "load_dataset": "ferkit.data",
+    "FaceSet": "ferkit.data",
+    "train": "ferkit.train",
+    "TrainConfig": "ferkit.train",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'ferkit' has no attribute {name!r}")

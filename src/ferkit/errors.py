@@ -1,0 +1,28 @@
+"""Exceptions raised by ferkit. Library code raises these; only the CLI prints and exits.
+
+Every message is one line that names the file (and row or field) and what is wrong.
+"""
+from __future__ import annotations
+
+
+class FerkitError(Exception):
+    """Base class of every error ferkit raises on purpose."""
+
+
+class DataError(FerkitError, ValueError):
+    """A dataset path, layout, row, class or split is missing or malformed."""
+
+
+class ConfigError(FerkitError, ValueError):
+    """A training/evaluation config key or value is unknown or invalid."""
+
+
+class UnknownModelError(FerkitError, KeyError):
+    """A model name is not in the registry (nor a timm model)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class WeightsError(FerkitError, ValueError):
+    """A weights file is missing, unsafe, corrupt or does not fit the model."""

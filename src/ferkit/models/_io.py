@@ -1,0 +1,215 @@
+"""Trained models on disk: ``<stem>.safetensors`` (weights) + ``<stem>.json`` (metadata).
+
+The JSON holds everything needed to rebuild and use the model: the caller's ``meta`` (at least
+``classes``, ``input`` = ``{size, channels, mean, std}`` and ``model_kwargs``) plus ``format``,
+``ferkit_version``, ``arch``, ``num_classes``, ``sha256`` (of the safetensors file), ``dtype`` and
+``num_params``. Both files are written atomically (temporary file in the same folder, then
+``os.replace``), the JSON last, so a reader never sees a half-written file, and the checksum
+catches a weights file that does not belong to its JSON.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ferkit.errors import FerkitError, WeightsError
+from ferkit.models._factory import count_parameters, create_model, head_prefix
+from ferkit.models._pretrained import first_line, load_safetensors
+
+__all__ = ["FORMAT", "save_model", "load_model", "model_paths"]
+
+FORMAT = "ferkit-model/1"
+_DIR_STEM = "model"
+_RESERVED_KWARGS = ("num_classes", "in_chans", "pretrained")
+
+
+def model_paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """``(weights, json)`` paths for ``path``: a stem (``runs/x/model``), either file of the pair, or a
+    directory (existing, or written with a trailing slash) holding ``model.safetensors`` + ``model.json``."""
+    p = Path(path).expanduser()
+    if p.is_dir() or os.fspath(path).endswith(("/", os.sep)):
+        p = p / _DIR_STEM
+    elif p.suffix in (".safetensors", ".json"):
+        p = p.with_suffix("")
+    return p.with_name(p.name + ".safetensors"), p.with_name(p.name + ".json")
+
+
+def _meta_problem(meta: Mapping[str, Any]) -> str | None:
+    """What is wrong with the caller-provided part of ``meta``, or None."""
+    classes = meta.get("classes")
+    if not isinstance(classes, (list, tuple)) or not classes or not all(isinstance(c, str) for c in classes):
+        return "'classes' must be a non-empty list of class names"
+    inp = meta.get("input")
+    if not isinstance(inp, Mapping):
+        return "'input' must be a dict with size, channels, mean and std"
+    missing = [k for k in ("size", "channels", "mean", "std") if k not in inp]
+    if missing:
+        return f"'input' lacks {', '.join(missing)}"
+    if not isinstance(inp["channels"], int) or inp["channels"] < 1:
+        return f"'input.channels' must be a positive integer, not {inp['channels']!r}"
+    kwargs = meta.get("model_kwargs")
+    if not isinstance(kwargs, Mapping):
+        return "'model_kwargs' must be a dict (may be empty)"
+    reserved = [k for k in _RESERVED_KWARGS if k in kwargs]
+    if reserved:
+        return f"'model_kwargs' must not set {', '.join(reserved)} (they come from classes and input)"
+    return None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@contextmanager
+def _atomic_target(final: Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``final``; move it onto ``final`` if the block succeeds."""
+    tmp = final.with_name(f".{final.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def save_model(
+    model: nn.Module, path: str | os.PathLike[str], meta: Mapping[str, Any], *, dtype: torch.dtype | None = None
+) -> Path:
+    """Write ``model``'s weights and ``meta`` as ``<stem>.safetensors`` + ``<stem>.json``; return the weights path.
+
+    Args:
+        model: a model from ``create_model`` (``model.ferkit_arch`` names its architecture).
+        path: stem, either file of the pair, or a directory (see :func:`model_paths`); parent
+            folders are created and existing files replaced.
+        meta: JSON-serialisable dict with ``classes``, ``input`` and ``model_kwargs`` (see module doc);
+            the fields ferkit adds overwrite same-named keys. It is not modified.
+        dtype: store floating-point tensors in this dtype, e.g. ``torch.float16`` to halve the file
+            (shipping limit 25 MB); ``load_model`` casts back to float32. None keeps the model's dtype.
+
+    Raises:
+        ValueError: ``meta`` is incomplete or not JSON-serialisable, ``classes`` does not match the
+            classifier, or ``dtype`` is not a floating-point dtype.
+    """
+    model = getattr(model, "_orig_mod", model)  # torch.compile wrapper
+    arch = getattr(model, "ferkit_arch", None)
+    if not isinstance(arch, str):
+        raise ValueError("save_model: model has no ferkit_arch; build it with ferkit.models.create_model")
+    problem = _meta_problem(meta)
+    if problem:
+        raise ValueError(f"save_model: meta {problem}")
+    if dtype is not None and not dtype.is_floating_point:
+        raise ValueError(f"save_model: dtype must be a floating-point dtype, not {dtype}")
+
+    state: dict[str, torch.Tensor] = {}
+    for key, value in model.state_dict().items():
+        value = value.detach().cpu()
+        if dtype is not None and value.is_floating_point():
+            value = value.to(dtype)
+        state[key] = value.contiguous()
+    head = head_prefix(model)
+    head_weights = [v for k, v in state.items() if k.startswith(f"{head}.") and k.endswith("weight") and v.ndim >= 2]
+    num_classes = len(meta["classes"])
+    if head_weights and head_weights[-1].shape[0] != num_classes:
+        raise ValueError(
+            f"save_model: meta has {num_classes} classes but the classifier {head} "
+            f"has {head_weights[-1].shape[0]} outputs"
+        )
+    stored = next((v.dtype for v in state.values() if v.is_floating_point()), torch.float32)
+    out = {
+        **meta,
+        "format": FORMAT,
+        "ferkit_version": _ferkit_version(),
+        "arch": arch,
+        "num_classes": num_classes,
+        "dtype": _dtype_name(stored),
+        "num_params": count_parameters(model),
+    }
+    try:
+        json.dumps(out)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"save_model: meta is not JSON-serialisable ({e})") from e
+
+    from safetensors.torch import save_file
+
+    weights_path, meta_path = model_paths(path)
+    weights_path.parent.mkdir(parents=True, exist_ok=True)
+    with _atomic_target(weights_path) as tmp:
+        save_file(state, tmp, metadata={"format": "pt"})
+        out["sha256"] = _sha256(tmp)
+    with _atomic_target(meta_path) as tmp:
+        tmp.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+    return weights_path
+
+
+def _ferkit_version() -> str:
+    from ferkit import __version__
+
+    return __version__
+
+
+def _read_meta(meta_path: Path) -> dict[str, Any]:
+    if not meta_path.is_file():
+        raise WeightsError(f"{meta_path}: model metadata file not found (save_model writes it next to the weights)")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise WeightsError(f"{meta_path}: not readable JSON ({first_line(e)})") from e
+    if not isinstance(meta, dict):
+        raise WeightsError(f"{meta_path}: expected a JSON object, found {type(meta).__name__}")
+    if meta.get("format") != FORMAT:
+        raise WeightsError(f"{meta_path}: format is {meta.get('format')!r}, this ferkit reads {FORMAT!r}")
+    problem = _meta_problem(meta)
+    if problem is None and not all(isinstance(meta.get(k), str) for k in ("arch", "sha256")):
+        problem = "'arch' and 'sha256' must be strings"
+    if problem:
+        raise WeightsError(f"{meta_path}: {problem}")
+    return meta
+
+
+def load_model(path: str | os.PathLike[str], *, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild a model written by :func:`save_model`; return ``(model in eval mode on device, meta)``.
+
+    The architecture is rebuilt with ``create_model(meta["arch"], num_classes=len(meta["classes"]),
+    in_chans=meta["input"]["channels"], **meta["model_kwargs"])`` and the weights, after their sha256
+    is checked, are loaded strictly in float32. Raises WeightsError naming the file for a missing
+    file, bad JSON, missing keys, a checksum mismatch or weights that do not fit.
+    """
+    weights_path, meta_path = model_paths(path)
+    meta = _read_meta(meta_path)
+    if not weights_path.is_file():
+        raise WeightsError(f"{weights_path}: weights file not found (named in {meta_path.name})")
+    if _sha256(weights_path) != meta["sha256"]:
+        raise WeightsError(
+            f"{weights_path}: checksum mismatch, file corrupt or modified (sha256 differs from {meta_path.name})"
+        )
+    state = load_safetensors(weights_path)
+    arch = meta["arch"]
+    try:
+        model = create_model(
+            arch, num_classes=len(meta["classes"]), in_chans=meta["input"]["channels"], **meta["model_kwargs"]
+        )
+    except (FerkitError, TypeError, ValueError) as e:
+        raise WeightsError(f"{meta_path}: cannot rebuild {arch!r} ({first_line(e)})") from e
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise WeightsError(
+            f"{weights_path}: weights do not fit {arch!r} with {meta_path.name}'s model_kwargs ({first_line(e)})"
+        ) from e
+    return model.to(device).eval(), meta

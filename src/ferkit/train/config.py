@@ -1,0 +1,321 @@
+"""Training configuration: YAML files in ``configs/`` plus ``key.sub=value`` command-line overrides.
+
+The config is a tree of dataclasses, so every key is documented here, typos are errors that name
+the key, and the resolved config (defaults filled in) is written into each run folder.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+import yaml
+
+from ferkit.errors import ConfigError
+
+IMAGENET_MEAN = [0.485, 0.456, 0.406]
+IMAGENET_STD = [0.229, 0.224, 0.225]
+
+
+@dataclass
+class SplitConfig:
+    #: "dataset" (the dataset's own train/val splits), "stratified" (a random stratified
+    #: hold-out from train_split) or "kfold" (fold `fold` of `folds` stratified folds,
+    #: identity-disjoint when `group_regex` is set).
+    method: str = "dataset"
+    val_fraction: float = 0.1
+    folds: int = 5
+    fold: int = 0
+
+
+@dataclass
+class DataConfig:
+    path: str = "../shared/data/fer2013"
+    #: fer2013-csv | fer2013-folder | ferplus | folder | auto
+    format: str = "auto"
+    train_split: str = "Training"
+    val_split: str = "PublicTest"
+    #: keep only these classes (names or aliases), e.g. [angry, disgust, fear, happy, sad, surprise]
+    classes: list[str] | None = None
+    #: FER+ labels: majority | plurality | probability (soft targets from the votes)
+    label_mode: str = "majority"
+    #: FER+ classes: 8 (with contempt) or 7 (mapped onto FER2013's classes)
+    ferplus_classes: int = 8
+    #: regex whose first group is the subject id in a file name, e.g. 'S(\d+)_' for CK+
+    group_regex: str | None = None
+    split: SplitConfig = field(default_factory=SplitConfig)
+    #: train on a stratified subset of this many training images (quick runs, tests)
+    subset: int | None = None
+    val_subset: int | None = None
+    #: rare classes: none | weights (class-weighted loss) | sampler (balanced sampling)
+    balance: str = "none"
+    batch_size: int = 64
+    #: DataLoader worker processes; -1 = one per spare CPU core (at most 4)
+    num_workers: int = -1
+    cache_dir: str | None = None
+
+
+@dataclass
+class InputConfig:
+    size: int = 48
+    #: 1 = grayscale, 3 = RGB
+    channels: int = 1
+    mean: list[float] = field(default_factory=lambda: [0.5])
+    std: list[float] = field(default_factory=lambda: [0.5])
+
+
+@dataclass
+class AugmentConfig:
+    hflip: bool = True
+    #: max rotation in degrees
+    rotation: float = 10.0
+    #: max shift as a fraction of the size
+    shift: float = 0.1
+    #: max zoom in or out, as a fraction (0.1 -> scale 0.9..1.1)
+    zoom: float = 0.1
+    #: shear in degrees (part of the random affine)
+    shear: float = 0.0
+    brightness: float = 0.2
+    contrast: float = 0.2
+    #: random crop of `size` after padding by this many pixels (0 = off)
+    crop_padding: int = 0
+    #: random resized crop with this minimum area fraction (0 = off)
+    resized_crop: float = 0.0
+    #: random erasing probability
+    erasing: float = 0.0
+
+
+@dataclass
+class ModelConfig:
+    name: str = "resnet18"
+    #: false | true (torchvision ImageNet weights from TORCH_HOME) | path to a local weights file
+    pretrained: Any = False
+    drop_rate: float = 0.0
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class OptimConfig:
+    #: adam | adamw | sgd
+    name: str = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    momentum: float = 0.9
+    nesterov: bool = True
+
+
+@dataclass
+class ScheduleConfig:
+    #: constant | cosine | onecycle | step | linear
+    name: str = "cosine"
+    #: fraction of each phase spent warming up linearly (cosine/linear/constant)
+    warmup: float = 0.0
+    #: step schedule: multiply by gamma every step_epochs epochs
+    step_epochs: int = 10
+    gamma: float = 0.1
+    #: onecycle: fraction of the phase rising to the peak
+    pct_start: float = 0.25
+    #: the lr at the end of a cosine/linear phase, as a fraction of the phase's lr
+    final_lr_fraction: float = 0.0
+
+
+@dataclass
+class PhaseConfig:
+    epochs: int = 1
+    lr: float | None = None
+    #: parameter-name prefixes to train ("head" = the classifier, "layer4", ...) or "all"
+    trainable: Any = "all"
+
+
+@dataclass
+class LossConfig:
+    label_smoothing: float = 0.0
+    #: mixup alpha (0 = off)
+    mixup: float = 0.0
+    #: cutmix alpha (0 = off)
+    cutmix: float = 0.0
+
+
+@dataclass
+class EarlyStoppingConfig:
+    enabled: bool = True
+    monitor: str = "val/acc"
+    patience: int = 10
+    min_delta: float = 0.0
+
+
+@dataclass
+class TrainerConfig:
+    #: epochs when no phases are given; with phases, a cap on the phases' total (the schedule keeps its plan)
+    max_epochs: int = 30
+    #: auto | cpu | gpu | cuda | mps
+    accelerator: str = "auto"
+    devices: Any = "auto"
+    num_nodes: int = 1
+    #: auto | ddp | ddp_spawn | ...
+    strategy: str = "auto"
+    #: auto (16-mixed on GPU, 32 on CPU) | 32 | 16-mixed | bf16-mixed
+    precision: str = "auto"
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
+    limit_train_batches: Any = None
+    limit_val_batches: Any = None
+    log_every_n_steps: int = 20
+    progress_bar: bool = True
+    tensorboard: bool = False
+    gradient_clip_val: float | None = None
+    #: torch threads on CPU (None = torch's default)
+    threads: int | None = None
+
+
+@dataclass
+class TrainConfig:
+    name: str = "run"
+    seed: int = 42
+    #: runs are written to <output_dir>/<name>-<timestamp>/
+    output_dir: str = "runs"
+    data: DataConfig = field(default_factory=DataConfig)
+    input: InputConfig = field(default_factory=InputConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    #: training phases; empty = one phase of trainer.max_epochs at optim.lr, all trainable
+    phases: list[PhaseConfig] = field(default_factory=list)
+    loss: LossConfig = field(default_factory=LossConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+    # ------------------------------------------------------------------ helpers
+    def resolved_phases(self) -> list[PhaseConfig]:
+        if not self.phases:
+            return [PhaseConfig(epochs=self.trainer.max_epochs, lr=self.optim.lr, trainable="all")]
+        return [PhaseConfig(p.epochs, self.optim.lr if p.lr is None else p.lr, p.trainable) for p in self.phases]
+
+    @property
+    def total_epochs(self) -> int:
+        return sum(p.epochs for p in self.resolved_phases())
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], source: str = "config") -> "TrainConfig":
+        cfg = _build(cls, d, source, "")
+        cfg.validate(source)
+        return cfg
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, overrides: list[str] | None = None) -> "TrainConfig":
+        """Read a YAML config (or start from the defaults) and apply ``a.b=value`` overrides."""
+        d: dict[str, Any] = {}
+        source = "config"
+        if path is not None:
+            p = Path(path)
+            source = str(p)
+            if not p.is_file():
+                raise ConfigError(f"{p}: no such config file")
+            try:
+                d = yaml.safe_load(p.read_text()) or {}
+            except yaml.YAMLError as e:
+                raise ConfigError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from None
+            if not isinstance(d, dict):
+                raise ConfigError(f"{p}: the top level must be a mapping of keys to values")
+            base = d.pop("base", None)  # configs may extend another config
+            if base:
+                parent = cls.load(p.parent / base).to_dict()
+                d = _merge(parent, d)
+        for ov in overrides or []:
+            _apply_override(d, ov)
+        return cls.from_dict(d, source)
+
+    def validate(self, source: str = "config") -> None:
+        def check(key: str, value: Any, allowed: tuple) -> None:
+            if value not in allowed:
+                raise ConfigError(f"{source}: {key}={value!r} is not one of {', '.join(map(str, allowed))}")
+
+        check("data.format", self.data.format, ("auto", "fer2013-csv", "fer2013-folder", "ferplus", "folder"))
+        check("data.label_mode", self.data.label_mode, ("majority", "plurality", "probability"))
+        check("data.ferplus_classes", self.data.ferplus_classes, (7, 8))
+        check("data.split.method", self.data.split.method, ("dataset", "stratified", "kfold"))
+        check("data.balance", self.data.balance, ("none", "weights", "sampler"))
+        check("input.channels", self.input.channels, (1, 3))
+        check("optim.name", self.optim.name, ("adam", "adamw", "sgd"))
+        check("schedule.name", self.schedule.name, ("constant", "cosine", "onecycle", "step", "linear"))
+        check("trainer.precision", str(self.trainer.precision), ("auto", "32", "32-true", "16-mixed", "bf16-mixed", "16", "bf16"))
+        if len(self.input.mean) != self.input.channels or len(self.input.std) != self.input.channels:
+            raise ConfigError(f"{source}: input.mean and input.std need {self.input.channels} values for {self.input.channels} channel(s)")
+        if self.input.size < 16:
+            raise ConfigError(f"{source}: input.size={self.input.size} is too small (at least 16)")
+        if self.data.batch_size < 1:
+            raise ConfigError(f"{source}: data.batch_size must be at least 1")
+        if self.data.split.method == "kfold" and not 0 <= self.data.split.fold < self.data.split.folds:
+            raise ConfigError(f"{source}: data.split.fold={self.data.split.fold} not in 0..{self.data.split.folds - 1}")
+        for i, p in enumerate(self.resolved_phases()):
+            if p.epochs < 1:
+                raise ConfigError(f"{source}: phases[{i}].epochs must be at least 1")
+
+
+# ---------------------------------------------------------------------- building from dicts
+def _build(cls: type, d: Any, source: str, prefix: str) -> Any:
+    if not isinstance(d, dict):
+        raise ConfigError(f"{source}: {prefix.rstrip('.') or 'top level'} must be a mapping, got {d!r}")
+    hints = get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in d.items():
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
+            raise ConfigError(f"{source}: unknown key {prefix}{key}{hint}")
+        kwargs[key] = _coerce(hints[key], value, source, f"{prefix}{key}")
+    return cls(**kwargs)
+
+
+def _coerce(tp: Any, value: Any, source: str, key: str) -> Any:
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, source, key + ".")
+    origin, args = get_origin(tp), get_args(tp)
+    if origin is list and args and dataclasses.is_dataclass(args[0]):
+        if not isinstance(value, list):
+            raise ConfigError(f"{source}: {key} must be a list")
+        return [_build(args[0], v, source, f"{key}[{i}].") for i, v in enumerate(value)]
+    if value is None:
+        return None
+    base = [a for a in args if a is not type(None)] if args else [tp]
+    if float in base and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if base == [int] and not isinstance(value, int):
+        raise ConfigError(f"{source}: {key} must be an integer, got {value!r}")
+    if bool in base and not isinstance(value, bool):
+        raise ConfigError(f"{source}: {key} must be true or false, got {value!r}")
+    if str in base and len(base) == 1 and not isinstance(value, str):
+        return str(value)
+    return value
+
+
+def _merge(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _apply_override(d: dict, override: str) -> None:
+    if "=" not in override:
+        raise ConfigError(f"override {override!r}: expected key=value, e.g. trainer.max_epochs=5")
+    key, raw = override.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    parts = key.strip().split(".")
+    node = d
+    for part in parts[:-1]:
+        if not isinstance(node.get(part), dict):
+            node[part] = {}
+        node = node[part]
+    node[parts[-1]] = value

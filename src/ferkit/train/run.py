@@ -1,0 +1,141 @@
+"""`train(config)`: build the data module, the training system and a Lightning Trainer; fit.
+
+No hand-written loop: devices, DDP, precision, checkpoints, early stopping and progress bars are
+the Trainer's. This module only decides where things go (the run folder) and what gets written.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+import warnings
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar, TQDMProgressBar
+from lightning.pytorch.loggers import CSVLogger
+
+from ferkit import __version__
+from ferkit.errors import ConfigError
+from ferkit.train.callbacks import AtomicCheckpointIO, RunFolderWriter, atomic_write_text
+from ferkit.train.config import TrainConfig
+from ferkit.train.datamodule import FERDataModule
+from ferkit.train.module import FERLitModule
+
+log = logging.getLogger("ferkit")
+_RUN_DIR_ENV = "FERKIT_RUN_DIR"  # lets DDP worker processes (re-launched copies of the CLI) find rank 0's run folder
+
+
+def _precision(cfg: TrainConfig) -> str:
+    p = str(cfg.trainer.precision)
+    if p == "auto":
+        return "16-mixed" if torch.cuda.is_available() and cfg.trainer.accelerator in ("auto", "gpu", "cuda") else "32-true"
+    return p
+
+
+def _new_run_dir(cfg: TrainConfig) -> Path:
+    if os.environ.get(_RUN_DIR_ENV):
+        return Path(os.environ[_RUN_DIR_ENV])
+    base = Path(cfg.output_dir) / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    run_dir, i = base, 1
+    while run_dir.exists():  # never reuse (and overwrite) an existing run folder
+        run_dir, i = base.with_name(f"{base.name}-{i}"), i + 1
+    return run_dir
+
+
+def train(config: TrainConfig | str | Path, overrides: list[str] | None = None, *, resume: str | Path | None = None) -> Path:
+    """Train a model; returns the run folder.
+
+    ``config``: a TrainConfig or a YAML path (``overrides`` are ``key.sub=value`` strings).
+    ``resume``: a run folder whose ``checkpoints/last.ckpt`` is continued with the same config
+    (overrides are refused then, so the resumed run ends where the uninterrupted one would).
+    The folder holds ``config.yaml``, ``metrics.csv``, ``curves.png``, ``checkpoints/{best,last}.ckpt``,
+    ``model.safetensors`` + ``model.json`` (the best model, all inference needs) and Lightning logs.
+    """
+    if resume is not None:
+        run_dir = Path(resume)
+        ckpt = run_dir / "checkpoints" / "last.ckpt"
+        if not ckpt.is_file():
+            raise ConfigError(f"{run_dir}: nothing to resume (no checkpoints/last.ckpt)")
+        if overrides:
+            raise ConfigError("--resume continues a run with its own config.yaml; overrides are not allowed")
+        cfg = TrainConfig.load(run_dir / "config.yaml")
+    else:
+        cfg = config if isinstance(config, TrainConfig) else TrainConfig.load(config, overrides)
+        ckpt = None
+        run_dir = _new_run_dir(cfg)
+    if cfg.trainer.threads:
+        torch.set_num_threads(cfg.trainer.threads)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    dm = FERDataModule(cfg)
+    dm.setup("fit")
+    weights = dm.class_weights().tolist() if cfg.data.balance == "weights" else None
+    module = FERLitModule(cfg.to_dict(), dm.classes, weights)
+
+    meta = {
+        "name": cfg.name,
+        "classes": dm.classes,
+        "input": {"size": cfg.input.size, "channels": cfg.input.channels, "mean": cfg.input.mean, "std": cfg.input.std},
+        "model_kwargs": {"drop_rate": cfg.model.drop_rate, **cfg.model.kwargs},
+        "train": {"config": cfg.name, "data": cfg.data.path, "train_split": cfg.data.train_split,
+                  "val_split": cfg.data.val_split, "run_dir": str(run_dir), "ferkit_version": __version__},
+    }
+    es = cfg.trainer.early_stopping
+    mode = "min" if "loss" in es.monitor else "max"
+    callbacks: list[L.Callback] = [
+        ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor=es.monitor, mode=mode,
+                        save_top_k=1, enable_version_counter=False),
+        # last.ckpt after every epoch (save_last alone only follows the best checkpoint's saves)
+        ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", monitor=None, save_top_k=1,
+                        every_n_epochs=1, enable_version_counter=False),
+        RunFolderWriter(run_dir, meta, monitor="val/acc"),
+    ]
+    if es.enabled:
+        callbacks.append(EarlyStopping(monitor=es.monitor, mode=mode, patience=es.patience, min_delta=es.min_delta))
+    if cfg.trainer.progress_bar:
+        try:
+            import rich  # noqa: F401
+            callbacks.append(RichProgressBar(leave=True))
+        except ImportError:
+            callbacks.append(TQDMProgressBar())
+    loggers: list = [CSVLogger(run_dir, name="logs", version="")]
+    if cfg.trainer.tensorboard:
+        from lightning.pytorch.loggers import TensorBoardLogger
+        loggers.append(TensorBoardLogger(run_dir, name="tensorboard", version=""))
+
+    trainer = L.Trainer(
+        default_root_dir=run_dir,
+        max_epochs=min(cfg.total_epochs, cfg.trainer.max_epochs) if cfg.phases else cfg.total_epochs,
+        accelerator=cfg.trainer.accelerator,
+        devices=cfg.trainer.devices,
+        num_nodes=cfg.trainer.num_nodes,
+        strategy=cfg.trainer.strategy,
+        precision=_precision(cfg),
+        callbacks=callbacks,
+        logger=loggers,
+        plugins=[AtomicCheckpointIO()],
+        limit_train_batches=cfg.trainer.limit_train_batches,
+        limit_val_batches=cfg.trainer.limit_val_batches,
+        log_every_n_steps=cfg.trainer.log_every_n_steps,
+        gradient_clip_val=cfg.trainer.gradient_clip_val,
+        enable_progress_bar=cfg.trainer.progress_bar,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        use_distributed_sampler=False,  # EpochSampler shards by rank itself
+        deterministic=False,
+    )
+    if trainer.is_global_zero:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if ckpt is None:
+            atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
+        log.info("run folder: %s", run_dir)
+    os.environ[_RUN_DIR_ENV] = str(run_dir.resolve())  # inherited by DDP processes launched during fit
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+            warnings.filterwarnings("ignore", message=".*Checkpoint directory.*exists and is not empty.*")
+            trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt) if ckpt else None)
+    finally:
+        os.environ.pop(_RUN_DIR_ENV, None)
+    return run_dir

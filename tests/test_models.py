@@ -1,0 +1,369 @@
+"""ferkit.models: registry, architectures, pretrained loading, save/load. Real torchvision/timm/safetensors,
+no network: ImageNet weights are stand-ins written into a temporary TORCH_HOME."""
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+import torch
+import torchvision
+from safetensors.torch import save_file
+from torch import nn
+
+from ferkit.errors import ConfigError, UnknownModelError, WeightsError
+from ferkit.models import (
+    count_parameters,
+    create_model,
+    head_prefix,
+    list_models,
+    load_model,
+    register_model,
+    save_model,
+)
+
+ALL_MODELS = ["inception_v3", "mobilenet_v2", "resnet18", "resnet34", "resnet50", "spp_net", "vgg_fer"]
+MARK = 0.125  # recognisable constant written into the stand-in ImageNet weights
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread() -> Iterator[None]:
+    """These tiny batches gain nothing from intra-op threads, and on a shared 2-core machine
+    OpenMP's spinning threads made them up to 50x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def _deterministic() -> None:
+    torch.manual_seed(0)
+
+
+def _forward_backward(model: nn.Module, x: torch.Tensor, num_classes: int) -> None:
+    out = model(x)
+    assert out.shape == (x.shape[0], num_classes)
+    out.logsumexp(dim=1).sum().backward()
+    head = dict(model.named_parameters())
+    grads = [p.grad for name, p in head.items() if name.startswith(model.ferkit_head + ".")]
+    assert grads and all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+# --------------------------------------------------------------------------------------- registry
+def test_registry_lists_and_filters() -> None:
+    assert list_models() == ALL_MODELS
+    assert list_models("resnet*") == ["resnet18", "resnet34", "resnet50"]
+    assert list_models("nothing*") == []
+
+
+def test_registry_refuses_duplicate_names() -> None:
+    def vgg_fer(pretrained: bool = False, **kwargs: object) -> nn.Module:
+        raise AssertionError("never called")
+
+    with pytest.raises(ValueError, match="already registered"):
+        register_model(vgg_fer)
+    assert create_model("vgg_fer", in_chans=1).ferkit_arch == "vgg_fer"
+
+
+def test_unknown_model_suggests_close_names() -> None:
+    with pytest.raises(UnknownModelError, match="did you mean resnet18") as info:
+        create_model("resnet81")
+    assert "\n" not in str(info.value)
+    with pytest.raises(UnknownModelError):
+        create_model("timm/not_a_model_at_all")
+
+
+def test_invalid_sizes_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="num_classes"):
+        create_model("vgg_fer", num_classes=0)
+    with pytest.raises(ConfigError, match="backbone"):
+        create_model("spp_net", backbone="alexnet")
+
+
+# --------------------------------------------------------------------------------- architectures
+@pytest.mark.parametrize("in_chans", [1, 3])
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_every_model_runs_on_48px_faces(name: str, in_chans: int) -> None:
+    model = create_model(name, num_classes=7, in_chans=in_chans)
+    assert model.ferkit_arch == name
+    assert head_prefix(model) == model.ferkit_head
+    assert any(n.startswith(model.ferkit_head + ".") for n, _ in model.named_parameters())
+    _forward_backward(model, torch.randn(2, in_chans, 48, 48), 7)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "vgg_fer"])
+def test_224_rgb(name: str) -> None:
+    model = create_model(name, num_classes=8).eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 224, 224)).shape == (1, 8)
+
+
+def test_torchvision_names_and_heads_are_kept() -> None:
+    resnet = create_model("resnet18", in_chans=1)
+    names = dict(resnet.named_parameters())
+    assert names["conv1.weight"].shape == (64, 1, 7, 7)
+    assert names["fc.weight"].shape == (7, 512) and "layer4.1.conv2.weight" in names
+    assert resnet.ferkit_head == "fc"
+    assert create_model("mobilenet_v2").ferkit_head == "classifier"
+
+
+def test_drop_rate_reaches_every_head() -> None:
+    assert create_model("resnet18", drop_rate=0.3).fc.drop_rate == 0.3
+    assert create_model("mobilenet_v2", drop_rate=0.3).classifier[0].p == 0.3
+    assert create_model("inception_v3", drop_rate=0.3).dropout.p == 0.3
+    assert create_model("vgg_fer", drop_rate=0.3).head_drop.p == 0.3
+    assert create_model("spp_net", drop_rate=0.3, backbone="vgg_fer").classifier.drop.p == 0.3
+    assert create_model("mobilenet_v2", drop_rate=None).classifier[0].p == 0.2  # None keeps the default
+
+
+@pytest.fixture(scope="module")
+def spp_resnet18() -> nn.Module:
+    return create_model("spp_net", num_classes=7, in_chans=1)
+
+
+@pytest.mark.parametrize("size", [(48, 48), (64, 64), (100, 80), (224, 224)])
+def test_spp_net_accepts_any_input_size(spp_resnet18: nn.Module, size: tuple[int, int]) -> None:
+    assert spp_resnet18.classifier.fc1.in_features == 512 * (1 + 4 + 16)
+    _forward_backward(spp_resnet18, torch.randn(2, 1, *size), 7)
+
+
+@pytest.mark.parametrize("backbone", ["mobilenet_v2", "vgg_fer"])
+def test_spp_net_backbones_and_levels(backbone: str) -> None:
+    model = create_model("spp_net", in_chans=1, backbone=backbone, levels=[1, 3])
+    _forward_backward(model, torch.randn(2, 1, 56, 40), 7)
+    assert model.forward_head(model.forward_features(torch.randn(1, 1, 48, 48)), pre_logits=True).shape == (1, 512)
+
+
+def test_vgg_fer_is_compact() -> None:
+    model = create_model("vgg_fer", in_chans=1)
+    assert 1_000_000 <= count_parameters(model) <= 2_500_000
+    assert create_model("vgg_fer", in_chans=1, width=0.5).features[-1][0][0].out_channels == 128
+    model.reset_classifier(8)
+    assert model(torch.randn(2, 1, 48, 48)).shape == (2, 8)
+
+
+def test_timm_model_by_name() -> None:
+    model = create_model("timm/test_resnet", num_classes=7, in_chans=1)
+    assert model.ferkit_arch == "timm/test_resnet"
+    assert model.ferkit_head == model.pretrained_cfg["classifier"] == "fc"
+    _forward_backward(model, torch.randn(2, 1, 48, 48), 7)
+    assert create_model("test_resnet", in_chans=1).ferkit_arch == "timm/test_resnet"  # bare timm name
+
+
+# ------------------------------------------------------------------------------ pretrained weights
+def _marked_resnet18_state() -> dict[str, torch.Tensor]:
+    """A torchvision resnet18 state dict (1000 classes, RGB) with layer1.0.conv1 set to MARK."""
+    state = torchvision.models.resnet18().state_dict()
+    state["layer1.0.conv1.weight"].fill_(MARK)
+    state["bn1.running_mean"].fill_(MARK)
+    return state
+
+
+def _assert_adapted_resnet18(model: nn.Module, source: dict[str, torch.Tensor]) -> None:
+    """Loaded body, first conv summed over RGB, new 7-way head."""
+    assert torch.all(model.layer1[0].conv1.weight == MARK)
+    assert torch.equal(model.bn1.running_mean, source["bn1.running_mean"])
+    assert torch.allclose(model.conv1.weight, source["conv1.weight"].sum(dim=1, keepdim=True))
+    assert model.fc.out_features == 7 and model.fc.weight.shape == (7, 512)
+
+
+@pytest.fixture
+def torch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "torch_home"
+    monkeypatch.setenv("TORCH_HOME", str(home))
+    return home
+
+
+def _cache_path(torch_home: Path, weights: torchvision.models.WeightsEnum) -> Path:
+    return torch_home / "hub" / "checkpoints" / Path(urlparse(weights.url).path).name
+
+
+@pytest.mark.parametrize("pretrained", [True, "imagenet"])
+def test_imagenet_weights_from_torch_hub_cache(torch_home: Path, pretrained: bool | str) -> None:
+    source = _marked_resnet18_state()
+    cached = _cache_path(torch_home, torchvision.models.ResNet18_Weights.DEFAULT)
+    cached.parent.mkdir(parents=True)
+    torch.save(source, cached)
+    _assert_adapted_resnet18(create_model("resnet18", num_classes=7, in_chans=1, pretrained=pretrained), source)
+
+
+def test_spp_net_loads_backbone_imagenet_weights(torch_home: Path) -> None:
+    source = _marked_resnet18_state()
+    cached = _cache_path(torch_home, torchvision.models.ResNet18_Weights.DEFAULT)
+    cached.parent.mkdir(parents=True)
+    torch.save(source, cached)
+    model = create_model("spp_net", in_chans=1, pretrained=True)
+    assert torch.all(model.features.layer1[0].conv1.weight == MARK)
+    assert torch.allclose(model.features.conv1.weight, source["conv1.weight"].sum(dim=1, keepdim=True))
+
+
+def test_missing_imagenet_cache_names_the_expected_file(torch_home: Path) -> None:
+    expected = _cache_path(torch_home, torchvision.models.ResNet18_Weights.DEFAULT)
+    with pytest.raises(WeightsError) as info:
+        create_model("resnet18", in_chans=1, pretrained=True)
+    assert str(expected) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_model_without_imagenet_weights(torch_home: Path) -> None:
+    with pytest.raises(WeightsError, match="no ImageNet weights"):
+        create_model("vgg_fer", pretrained=True)
+
+
+@pytest.mark.parametrize("fmt", ["safetensors", "pth", "lightning"])
+def test_local_weights_file(
+    tmp_path: Path, fmt: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    source = _marked_resnet18_state()
+    path = tmp_path / f"weights.{'ckpt' if fmt == 'lightning' else fmt}"
+    if fmt == "safetensors":
+        save_file(source, path)
+    elif fmt == "pth":
+        torch.save(source, path)
+    else:  # Lightning checkpoint of a module holding the network as self.net
+        torch.save({"epoch": 3, "state_dict": {f"net.{k}": v for k, v in source.items()}}, path)
+    with caplog.at_level(logging.INFO, logger="ferkit"):
+        model = create_model("resnet18", num_classes=7, in_chans=1, pretrained=path)
+    _assert_adapted_resnet18(model, source)
+    assert "classifier fc keeps its random init" in caplog.text
+
+
+def test_timm_model_from_local_file(tmp_path: Path) -> None:
+    source = create_model("timm/test_resnet", num_classes=1000, in_chans=3).state_dict()
+    path = tmp_path / "test_resnet.safetensors"
+    save_file(source, path)
+    model = create_model("timm/test_resnet", num_classes=7, in_chans=1, pretrained=str(path))
+    assert torch.allclose(model.conv1[0].weight, source["conv1.0.weight"].sum(dim=1, keepdim=True))
+    assert model.fc.weight.shape[0] == 7
+
+
+class _Exploit:
+    """Unpickling this would create ``marker``; a safe loader must refuse it."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        return (open, (str(self.marker), "w"))
+
+
+@pytest.mark.parametrize("writer", ["torch.save", "pickle.dump"])
+def test_pickled_objects_are_refused_unexecuted(tmp_path: Path, writer: str) -> None:
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pth"
+    payload = {"conv1.weight": torch.zeros(1), "evil": _Exploit(marker)}
+    if writer == "torch.save":
+        torch.save(payload, path)
+    else:
+        path.write_bytes(pickle.dumps(payload, protocol=2))
+    with pytest.raises(WeightsError, match="evil.pth"):
+        create_model("resnet18", pretrained=path)
+    assert not marker.exists()
+
+
+def test_pickled_object_in_torch_hub_cache_is_refused(torch_home: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    cached = _cache_path(torch_home, torchvision.models.ResNet18_Weights.DEFAULT)
+    cached.parent.mkdir(parents=True)
+    torch.save(_Exploit(marker), cached)
+    with pytest.raises(WeightsError, match=cached.name):
+        create_model("resnet18", pretrained=True)
+    assert not marker.exists()
+
+
+def test_non_state_dicts_and_wrong_architectures(tmp_path: Path) -> None:
+    not_weights = tmp_path / "meta.pth"
+    torch.save({"epoch": 3, "lr": 0.1}, not_weights)
+    with pytest.raises(WeightsError, match="not a plain state_dict"):
+        create_model("resnet18", pretrained=not_weights)
+    with pytest.raises(WeightsError, match="not found"):
+        create_model("resnet18", pretrained=tmp_path / "missing.safetensors")
+    vgg = tmp_path / "vgg.safetensors"
+    save_file(create_model("vgg_fer").state_dict(), vgg)
+    with pytest.raises(WeightsError, match="no tensor matches resnet18"):
+        create_model("resnet18", pretrained=vgg)
+
+
+# --------------------------------------------------------------------------------------- save/load
+def _meta(classes: int = 7, channels: int = 1, **model_kwargs: object) -> dict[str, object]:
+    return {
+        "classes": [f"c{i}" for i in range(classes)],
+        "input": {"size": 48, "channels": channels, "mean": [0.5] * channels, "std": [0.25] * channels},
+        "model_kwargs": model_kwargs,
+    }
+
+
+def _trained_like(name: str, **kwargs: object) -> nn.Module:
+    """A model whose BN running stats differ from their init (one train-mode forward)."""
+    model = create_model(name, in_chans=1, **kwargs)
+    with torch.no_grad():
+        model(torch.randn(4, 1, 48, 48) * 2 + 1)
+    return model.eval()
+
+
+def test_save_load_round_trip_fp32(tmp_path: Path) -> None:
+    model = _trained_like("spp_net", backbone="vgg_fer", levels=(1, 2), drop_rate=0.2)
+    meta = _meta(backbone="vgg_fer", levels=[1, 2], drop_rate=0.2)
+    weights = save_model(model, tmp_path / "run" / "model", meta)
+    assert weights == tmp_path / "run" / "model.safetensors" and weights.with_suffix(".json").is_file()
+    assert not [p for p in weights.parent.iterdir() if p.name.endswith(".tmp")]
+    x = torch.randn(3, 1, 48, 48)
+    expected = model(x)
+    for path in (tmp_path / "run" / "model", weights, weights.with_suffix(".json"), tmp_path / "run"):
+        loaded, loaded_meta = load_model(path)
+        assert not loaded.training and loaded.ferkit_arch == "spp_net"
+        assert torch.equal(loaded(x), expected)
+    assert loaded_meta["classes"] == meta["classes"] and loaded_meta["model_kwargs"] == meta["model_kwargs"]
+    assert loaded_meta["format"] == "ferkit-model/1" and loaded_meta["arch"] == "spp_net"
+    assert loaded_meta["num_classes"] == 7 and loaded_meta["dtype"] == "float32"
+    assert loaded_meta["num_params"] == count_parameters(model) and len(loaded_meta["sha256"]) == 64
+    assert "sha256" not in meta  # the caller's dict is not modified
+
+
+@pytest.mark.parametrize("name", ["vgg_fer", "timm/test_resnet"])
+def test_save_load_round_trip_fp16(tmp_path: Path, name: str) -> None:
+    model = _trained_like(name)
+    weights = save_model(model, tmp_path / "small", _meta(), dtype=torch.float16)
+    fp32 = save_model(model, tmp_path / "big", _meta())
+    assert weights.stat().st_size < 0.6 * fp32.stat().st_size
+    loaded, meta = load_model(weights)
+    assert meta["dtype"] == "float16" and all(p.dtype == torch.float32 for p in loaded.parameters())
+    x = torch.randn(2, 1, 48, 48)
+    torch.testing.assert_close(loaded(x), model(x), atol=2e-2, rtol=1e-2)
+
+
+def test_tampered_or_incomplete_files_are_refused(tmp_path: Path) -> None:
+    weights = save_model(create_model("vgg_fer", in_chans=1), tmp_path / "m", _meta())
+    meta_path = weights.with_suffix(".json")
+    good_meta = meta_path.read_text()
+
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match="checksum mismatch, file corrupt or modified"):
+        load_model(weights)
+
+    meta_path.write_text("{not json")
+    with pytest.raises(WeightsError, match="m.json"):
+        load_model(weights)
+    broken = json.loads(good_meta)
+    del broken["input"]
+    meta_path.write_text(json.dumps(broken))
+    with pytest.raises(WeightsError, match="'input'"):
+        load_model(weights)
+    meta_path.unlink()
+    with pytest.raises(WeightsError, match="m.json"):
+        load_model(weights)
+
+
+def test_save_model_checks_meta(tmp_path: Path) -> None:
+    model = create_model("vgg_fer", in_chans=1)
+    with pytest.raises(ValueError, match="8 classes"):
+        save_model(model, tmp_path / "m", _meta(classes=8))
+    with pytest.raises(ValueError, match="model_kwargs"):
+        save_model(model, tmp_path / "m", {**_meta(), "model_kwargs": {"in_chans": 1}})
+    assert not list(tmp_path.iterdir())
