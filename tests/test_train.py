@@ -31,7 +31,7 @@ def _overrides(tmp_path: Path, *extra: str) -> list[str]:
 
 
 def _ferkit(*args: str, timeout: float = 600, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ferkit.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "ferkit", *args], capture_output=True, text=True,
                           timeout=timeout, cwd=REPO, **kw)
 
 
@@ -143,7 +143,7 @@ def test_kill_minus_9_then_resume_ends_where_uninterrupted_run_ends(tmp_path):
     ref_run = Path(ref.stdout.strip().splitlines()[-1])
 
     out = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "ferkit.cli", "train", *args, f"output_dir={out}"], cwd=REPO,
+    proc = subprocess.Popen([sys.executable, "-m", "ferkit", "train", *args, f"output_dir={out}"], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     deadline = time.time() + 300
     run = None

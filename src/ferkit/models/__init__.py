@@ -21,6 +21,7 @@ from ferkit.models._factory import count_parameters, create_model, head_prefix
 from ferkit.models._io import load_model, save_model
 from ferkit.models._pretrained import adapt_input_conv, read_state_dict
 from ferkit.models._registry import is_model, list_models, register_model
+from ferkit.models._shipped import shipped_models
 
 __all__ = [
     "create_model",
@@ -33,4 +34,5 @@ __all__ = [
     "head_prefix",
     "adapt_input_conv",
     "read_state_dict",
+    "shipped_models",
 ]

@@ -185,12 +185,17 @@ def _read_meta(meta_path: Path) -> dict[str, Any]:
 def load_model(path: str | os.PathLike[str], *, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild a model written by :func:`save_model`; return ``(model in eval mode on device, meta)``.
 
+    ``path`` is a saved model (see :func:`model_paths`) or the name of a model shipped with ferkit
+    (``"default"``, see ``ferkit.models._shipped``).
+
     The architecture is rebuilt with ``create_model(meta["arch"], num_classes=len(meta["classes"]),
     in_chans=meta["input"]["channels"], **meta["model_kwargs"])`` and the weights, after their sha256
     is checked, are loaded strictly in float32. Raises WeightsError naming the file for a missing
     file, bad JSON, missing keys, a checksum mismatch or weights that do not fit.
     """
-    weights_path, meta_path = model_paths(path)
+    from ferkit.models._shipped import resolve_model_path
+
+    weights_path, meta_path = model_paths(resolve_model_path(path))
     meta = _read_meta(meta_path)
     if not weights_path.is_file():
         raise WeightsError(f"{weights_path}: weights file not found (named in {meta_path.name})")

@@ -1,0 +1,50 @@
+"""The `ferkit` command: a thin layer over the Python API.
+
+One module per subcommand (``ferkit/cli/<name>.py``), each with ``add_parser(subparsers)`` that
+registers the subcommand and its handler. Machine-readable output goes to stdout; logs, progress
+and errors to stderr. A FerkitError is printed as one line ``ferkit: error: ...`` (exit code 2).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from importlib import import_module
+
+from ferkit import __version__
+from ferkit.errors import FerkitError
+
+#: subcommand modules, in the order `ferkit --help` lists them
+COMMANDS = ("predict", "train", "data", "models")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ferkit", description="Facial expression recognition: train, evaluate and run FER models.")
+    p.add_argument("--version", action="version", version=f"ferkit {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        import_module(f"ferkit.cli.{name}").add_parser(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if a.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    if not getattr(a, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return a.func(a)
+    except FerkitError as e:
+        print(f"ferkit: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ferkit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
