@@ -1,15 +1,19 @@
-"""Training throughput (images/s) per model at 48 px grayscale and 224 px RGB on this machine.
+"""The training side's figures on this machine: FER2013 CSV parse and cached-load times (by running
+bench_data.py first, unless --skip-data), then training throughput (images/s) per model at 48 px
+grayscale and 224 px RGB.
 
 Times full training steps (forward, cross-entropy, backward, AdamW update) on a batch of real
 FER2013 faces preprocessed by ferkit's own train transform, after one warm-up step.
 
-    python benchmarks/bench_train.py [--models resnet18,mobilenet_v2] [--steps 3] [--threads N]
+    python benchmarks/bench_train.py [--models resnet18,mobilenet_v2] [--steps 3] [--threads N] [--skip-data]
 """
 from __future__ import annotations
 
 import argparse
 import os
 import platform
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -60,7 +64,11 @@ def main() -> None:
     ap.add_argument("--settings", default=",".join(SETTINGS))
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--skip-data", action="store_true", help="skip the CSV parse / cache timings")
     a = ap.parse_args()
+    if not a.skip_data:
+        subprocess.run([sys.executable, str(HERE / "bench_data.py"), "--data", str(a.data.parent)], check=True)
+        print()
     if a.threads:
         torch.set_num_threads(a.threads)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "

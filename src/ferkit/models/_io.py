@@ -79,6 +79,9 @@ def _atomic_target(final: Path) -> Iterator[Path]:
     tmp = final.with_name(f".{final.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
         yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # safetensors creates 0600 files; give saved models normal permissions
         os.replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)

@@ -16,6 +16,10 @@ weights=None)``), so parameter names are torchvision's and ImageNet checkpoints 
   the compute of 48 px, with no extra detail). ``transform_input`` stays False: give pretrained
   inception_v3 inputs normalised with the mean/std you fine-tune with.
 
+``stem_stride=1`` (resnets, mobilenet_v2) makes the first convolution stride 1 instead of 2: for
+48 px faces the last feature map is then 3x3 (mobilenet_v2) instead of 2x2, for 4x the compute,
+and the weights are unchanged (ImageNet weights still load).
+
 Other keyword arguments go to the torchvision constructor (e.g. ``width_mult=0.5`` for mobilenet_v2).
 """
 from __future__ import annotations
@@ -111,6 +115,7 @@ def build_torchvision(
     from torchvision.models import get_model
 
     cfg = TORCHVISION_CFGS[arch]
+    stem_stride = int(kwargs.pop("stem_stride", 2))
     if arch.startswith("resnet"):
         model = get_model(arch, weights=None, num_classes=num_classes, **kwargs)
         model.fc = DropoutLinear(model.fc.in_features, num_classes, drop_rate or 0.0)
@@ -125,6 +130,8 @@ def build_torchvision(
         model.register_forward_pre_hook(_upsample_small_inputs)
     if in_chans != 3:
         _set_in_chans(model, cfg.first_conv, in_chans)
+    if stem_stride != 2:  # small faces: keep 2x more resolution through the net (same weights)
+        model.get_submodule(cfg.first_conv).stride = (stem_stride, stem_stride)
     return model
 
 

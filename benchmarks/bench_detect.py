@@ -1,0 +1,105 @@
+"""Face detectors on real photos: recall, false positives and milliseconds per photo, per detector.
+
+Ground truth: the 9 PASCAL VOC photos in ``../shared/data/samples/voc_faces`` (43 faces, dlib imglab
+XML ``<box top left width height>``). A detection matches a ground-truth face when their IoU is at
+least ``--iou`` (greedy, best IoU first, each used once); recall is also shown at IoU 0.3 because
+Haar's boxes are looser than the dlib-style ground truth. Also counts faces on the labelled sample
+photos (two_people 2, multi_face 6, obama 1, dogs 0). The time is the best of ``--repeat`` runs per
+photo (image already decoded), summed over the photos and divided by their number.
+
+    python benchmarks/bench_detect.py [--detectors haar dlib-hog dlib-cnn] [--repeat 3] [--threads N]
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+
+from ferkit.detect import detect_faces, get_detector, iou, list_detectors
+from ferkit.infer import load_image
+
+SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "samples"
+EXPECTED = {"two_people.jpg": 2, "multi_face.jpg": 6, "obama.jpg": 1, "dogs.jpg": 0}
+
+
+def ground_truth(folder: Path) -> dict[Path, np.ndarray]:
+    """photo -> (n, 4) [x, y, w, h] from training.xml + testing.xml (ignored boxes dropped)."""
+    out: dict[Path, np.ndarray] = {}
+    for xml in ("training.xml", "testing.xml"):
+        for img in ET.parse(folder / xml).getroot().iter("image"):
+            boxes = [
+                [int(b.get(k)) for k in ("left", "top", "width", "height")]
+                for b in img.iter("box")
+                if b.get("ignore", "0") != "1"
+            ]
+            out[folder / img.get("file")] = np.asarray(boxes, np.int64).reshape(-1, 4)
+    return out
+
+
+def match(pred: np.ndarray, gt: np.ndarray, thr: float) -> tuple[int, list[float]]:
+    """Greedy one-to-one matching: (matches, their IoUs)."""
+    if len(pred) == 0 or len(gt) == 0:
+        return 0, []
+    m = iou(pred, gt)
+    used_p, used_g, ious = set(), set(), []
+    for flat in np.argsort(-m, axis=None):
+        i, j = divmod(int(flat), m.shape[1])
+        if m[i, j] < thr:
+            break
+        if i not in used_p and j not in used_g:
+            used_p.add(i), used_g.add(j), ious.append(float(m[i, j]))
+    return len(ious), ious
+
+
+def timed(fn, repeat: int):
+    best, out = float("inf"), None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--samples", type=Path, default=SAMPLES, help="samples folder (default: %(default)s)")
+    ap.add_argument("--detectors", nargs="+", default=list_detectors(), help="default: all registered")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per photo, best kept (dlib-cnn always 1)")
+    ap.add_argument("--iou", type=float, default=0.5, help="IoU for a match (default %(default)s)")
+    ap.add_argument("--threads", type=int, help="cv2.setNumThreads (Haar is multi-threaded; dlib is not)")
+    a = ap.parse_args()
+    import cv2
+
+    if a.threads:
+        cv2.setNumThreads(a.threads)
+    gt = ground_truth(a.samples / "voc_faces")
+    images = {p: load_image(p) for p in gt}
+    n_gt = sum(len(b) for b in gt.values())
+    print(f"{platform.processor() or platform.machine()}, {len(images)} VOC photos, {n_gt} faces, "
+          f"cv2 threads {cv2.getNumThreads()}, IoU >= {a.iou}")
+    print(f"{'detector':<10} {'recall':>8} {'@0.3':>6} {'false+':>6} {'mean IoU':>8} {'ms/photo':>9}  "
+          + "  ".join(f"{k.split('.')[0]}({v})" for k, v in EXPECTED.items()))
+    for name in a.detectors:
+        det = get_detector(name)
+        detect_faces(next(iter(images.values())), det)  # load models outside the timing
+        repeat = 1 if name == "dlib-cnn" else a.repeat
+        total_t, hits, hits03, n_pred, ious = 0.0, 0, 0, 0, []
+        for path, img in images.items():
+            t, faces = timed(lambda: detect_faces(img, det), repeat)
+            total_t += t
+            k, found = match(faces.boxes, gt[path], a.iou)
+            hits += k
+            ious += found
+            hits03 += match(faces.boxes, gt[path], 0.3)[0]
+            n_pred += len(faces)
+        counts = [len(detect_faces(load_image(a.samples / f), det)) for f in EXPECTED]
+        print(f"{name:<10} {hits:>4}/{n_gt:<3} {hits03:>6} {n_pred - hits03:>6} {np.mean(ious) if ious else 0:>8.2f} "
+              f"{1000 * total_t / len(images):>9.1f}  " + "  ".join(f"{c:>{len(k.split('.')[0]) + 3}}" for c, k in zip(counts, EXPECTED)))
+
+
+if __name__ == "__main__":
+    main()

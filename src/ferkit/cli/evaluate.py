@@ -1,0 +1,79 @@
+"""`ferkit evaluate --model MODEL --data PATH --format FORMAT --split SPLIT [--classes C,...] [--tta T] [--out DIR]
+[--json]`: metrics.json, report.md, figures and predictions.csv for a model on a dataset split."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+
+@contextmanager
+def progress_bar(description: str, enabled: bool = True) -> Iterator[Any]:
+    """A rich progress bar on stderr; yields a ``progress(done, total)`` callback (None when disabled)."""
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=not console.is_terminal) as bar:
+        task = bar.add_task(description, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def summary_line(m: dict[str, Any]) -> str:
+    auc = "n/a" if m["mean_auc"] is None else f"{m['mean_auc']:.4f}"
+    return (f"{m['model']['name']} on {m['dataset']['path']} {m['dataset']['split']} ({m['n_images']} images, "
+            f"TTA {m['tta']}): accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}, "
+            f"weighted-F1 {m['weighted_f1']:.4f}, mean AUC {auc}, ECE {m['ece']:.4f}")
+
+
+def run(a: argparse.Namespace) -> int:
+    from ferkit.evaluate import evaluate
+
+    with progress_bar("evaluating", not a.no_progress) as progress:
+        m = evaluate(a.model, a.data, a.format, a.split, a.classes, a.tta, a.batch_size, a.device,
+                     out=a.out if a.out else True, limit=a.limit, label_mode=a.label_mode,
+                     temperature=a.temperature, grid=a.grid, progress=progress)
+    if a.json:
+        print(json.dumps(m, indent=2))
+    else:
+        print(summary_line(m))
+        print(f"report: {m['output_dir']}/report.md")
+    print(f"ferkit: wrote {m['output_dir']}", file=sys.stderr)
+    return 0
+
+
+def add_parser(sub) -> None:
+    e = sub.add_parser(
+        "evaluate", help="measure a model on a dataset split: metrics.json, report.md, figures",
+        description="Evaluate a model on a dataset split and write a report folder (metrics.json, report.md, "
+                    "confusion matrix, ROC curves, reliability diagram, prediction grid, predictions.csv).",
+        epilog="example: ferkit evaluate --model default --data ../shared/data/fer2013 --format fer2013-folder "
+               "--split PublicTest")
+    e.add_argument("--model", default="default", help="shipped model name, run folder or model file (default: default)")
+    e.add_argument("--data", required=True, help="dataset path")
+    e.add_argument("--format", default="auto", help="fer2013-csv | fer2013-folder | ferplus | folder (default: auto)")
+    e.add_argument("--split", default=None,
+                   help="Training, PublicTest, PrivateTest, FER2013Train, FER2013Valid, FER2013Test, a split folder, "
+                        "or all (default: the format's test split; all for folder)")
+    e.add_argument("--classes", help="keep only these classes and restrict the argmax to them, e.g. angry,happy,sad")
+    e.add_argument("--tta", default="none", help="test-time augmentation: none | flip | ten-crop (default: none)")
+    e.add_argument("--out", help="output folder, must not exist (default: eval/<model>-<dataset>-<split>-<time>)")
+    e.add_argument("--json", action="store_true", help="print the metrics JSON to stdout (and nothing else)")
+    e.add_argument("--limit", type=int, help="evaluate a stratified subset of N images (seed 0), for quick checks")
+    e.add_argument("--batch-size", type=int, default=128)
+    e.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
+    e.add_argument("--label-mode", default="majority", help="FER+ labels: majority | plurality | probability")
+    e.add_argument("--temperature", type=float, help="override the model's stored temperature (1 = none)")
+    e.add_argument("--grid", type=int, default=32, help="faces in the prediction grid (default: 32)")
+    e.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    e.set_defaults(func=run)

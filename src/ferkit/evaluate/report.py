@@ -1,0 +1,204 @@
+"""The evaluation folder: metrics.json, report.md, figures and predictions.csv, written atomically.
+
+Layout of a folder written by :func:`write_eval_folder`::
+
+    metrics.json             the metrics (schema in ferkit.evaluate and docs/metrics_schema.md)
+    report.md                summary, class restriction, per-class table, classification report,
+                             confusion matrix (counts and % of true class), calibration, figures
+    confusion_matrix.png     heat map normalised by true class
+    roc_curves.png           one-vs-rest ROC curve per class
+    reliability_diagram.png  accuracy per confidence bin vs. the diagonal (ECE in the title)
+    prediction_grid.png      N faces with true label, predicted label and confidence; misclassified in red
+    predictions.csv          file, true, predicted, confidence, one probability column per class
+
+Everything is written into a hidden temporary folder beside the target, which is renamed onto
+the target at the end: readers never see a half-written folder, and a failure leaves nothing. An
+existing target is never replaced.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import secrets
+import shutil
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ferkit.errors import FerkitError
+
+__all__ = ["write_eval_folder", "render_report", "atomic_folder", "grid_indices", "markdown_table"]
+
+FILES = ("metrics.json", "report.md", "confusion_matrix.png", "roc_curves.png", "reliability_diagram.png",
+         "prediction_grid.png", "predictions.csv")
+
+
+@contextlib.contextmanager
+def atomic_folder(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield an empty temporary folder beside ``target``; rename it to ``target`` when the block
+    succeeds, delete it when it fails. Raises FerkitError if ``target`` exists (before and after)."""
+    target = Path(target)
+    if target.exists():
+        raise FerkitError(f"{target}: already exists; give another --out (an existing folder is never overwritten)")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}-{secrets.token_hex(3)}")
+    tmp.mkdir()
+    try:
+        yield tmp
+        if target.exists():
+            raise FerkitError(f"{target}: appeared while writing; the results are not moved onto it")
+        os.rename(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _fmt(x: Any, digits: int = 4) -> str:
+    if x is None:
+        return "n/a"
+    if isinstance(x, float):
+        return f"{x:.{digits}f}"
+    return str(x)
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]], align: str | None = None) -> str:
+    """A GitHub Markdown table; ``align`` is one character per column (``l``/``r``), default left
+    for the first column and right for the others."""
+    align = align or "l" + "r" * (len(header) - 1)
+    sep = ["---:" if a == "r" else ":---" for a in align]
+    lines = ["| " + " | ".join(map(str, header)) + " |", "| " + " | ".join(sep) + " |"]
+    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def grid_indices(y_true: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """``n`` sample indices for the prediction grid: classes taken in turn (so rare classes show
+    up), a seeded random order within each class."""
+    rng = np.random.default_rng(seed)
+    y_true = np.asarray(y_true)
+    pools = [list(rng.permutation(np.flatnonzero(y_true == c))) for c in np.unique(y_true)]
+    out: list[int] = []
+    while len(out) < n and any(pools):
+        for pool in pools:
+            if pool and len(out) < n:
+                out.append(int(pool.pop(0)))
+    return np.array(out, dtype=np.int64)
+
+
+def render_report(metrics: Mapping[str, Any], classification_report: str = "") -> str:
+    """report.md text from a metrics.json dict (and scikit-learn's classification report text)."""
+    m = metrics
+    model, data, cls = m["model"], m["dataset"], m["classes"]
+    r = m["class_restriction"]
+    t = m["timing"]
+    out = [f"# Evaluation of `{model['name']}` on `{data['path']}` ({data['format']}, split {data['split']})", ""]
+    out.append(markdown_table(
+        ["metric", "value"],
+        [["images", m["n_images"]], ["accuracy", m["accuracy"]], ["macro F1", m["macro_f1"]],
+         ["weighted F1", m["weighted_f1"]], ["macro precision", m["macro_precision"]],
+         ["macro recall", m["macro_recall"]], ["mean ROC AUC (one vs. rest)", m["mean_auc"]],
+         ["expected calibration error (ECE)", m["ece"]], ["negative log-likelihood", m["nll"]],
+         ["test-time augmentation", f"{m['tta']} ({m['tta_views']} view{'s' if m['tta_views'] > 1 else ''})"],
+         ["temperature", m["temperature"]],
+         ["time", f"{t['seconds']:.1f} s ({t['images_per_s']:.0f} images/s on {t['device']})"]],
+        align="lr"))
+    out += ["", f"Model: `{model['name']}` (arch {model['arch']}, {model['num_params'] or 'n/a'} parameters, "
+            f"input {model['input']['channels']}x{model['input']['size']}x{model['input']['size']}, "
+            f"sha256 of the weights {str(model['sha256'])[:12]}...). ferkit {m['ferkit_version']}, {m['created']}.", ""]
+    out += ["## Classes", ""]
+    if r["restricted"]:
+        why = ("selected with `--classes`" if r["reason"] == "--classes"
+               else "the classes this dataset shares with the model")
+        out.append(f"**Restricted argmax:** the model's prediction is restricted to {len(cls)} of its "
+                   f"{len(r['model_classes'])} classes ({', '.join(cls)}; {why}). Its other classes "
+                   f"({', '.join(r['excluded_model_classes'])}) are never predicted; probabilities are "
+                   f"renormalised over the kept classes.")
+    else:
+        out.append(f"All {len(cls)} classes of the model are evaluated: {', '.join(cls)}.")
+    for c, k in r["dropped_dataset_classes"].items():
+        out.append(f"\n{k} images of class {c} were left out: the model has no class {c}.")
+    if data["notes"]:
+        out += ["", "Notes:", ""] + [f"- {n}" for n in data["notes"]]
+    out += ["", "## Per-class results", ""]
+    rows = [[c, p["precision"], p["recall"], p["f1"], p["support"], p["auc"]] for c, p in m["per_class"].items()]
+    rows.append(["**macro avg**", m["macro_precision"], m["macro_recall"], m["macro_f1"], m["n_images"], m["mean_auc"]])
+    rows.append(["**weighted avg**", m["weighted_precision"], m["weighted_recall"], m["weighted_f1"], m["n_images"],
+                 None])
+    out.append(markdown_table(["class", "precision", "recall", "F1", "support", "ROC AUC"], rows))
+    if classification_report:
+        out += ["", "Classification report (scikit-learn):", "", "```", classification_report.rstrip(), "```"]
+    conf = np.asarray(m["confusion"])
+    out += ["", "## Confusion matrix", "", "Rows: true class; columns: predicted class. Counts:", ""]
+    out.append(markdown_table(["true \\ predicted", *cls], [[c, *map(int, row)] for c, row in zip(cls, conf)]))
+    rows_sum = conf.sum(axis=1, keepdims=True)
+    pct = np.divide(100.0 * conf, rows_sum, out=np.zeros(conf.shape), where=rows_sum > 0)
+    out += ["", "Normalised by true class (% of each row):", ""]
+    out.append(markdown_table(["true \\ predicted", *cls],
+                              [[c, *(f"{v:.1f}" for v in row)] for c, row in zip(cls, pct)]))
+    out += ["", "![confusion matrix](confusion_matrix.png)", "", "## ROC curves", "",
+            "![ROC curves](roc_curves.png)", "", "## Calibration", ""]
+    rel = m["reliability"]
+    out.append(f"Expected calibration error {m['ece']:.4f} over {rel['n_bins']} equal-width bins of the top-1 "
+               f"confidence (0 = confidences mean what they say); negative log-likelihood {_fmt(m['nll'])}. "
+               + (f"Logits divided by the stored temperature {m['temperature']:.4f} (from `ferkit calibrate`)."
+                  if m["temperature"] != 1.0 else
+                  "No temperature scaling (`ferkit calibrate` fits one on a validation split)."))
+    out += ["", "![reliability diagram](reliability_diagram.png)", "", "## Predictions", "",
+            "![prediction grid](prediction_grid.png)", "",
+            "Every prediction with its probabilities: [predictions.csv](predictions.csv).", ""]
+    return "\n".join(out)
+
+
+def write_eval_folder(ev: Any, target: str | os.PathLike[str], *, grid: int = 32) -> Path:
+    """Write the report folder of an :class:`~ferkit.evaluate.runner.Evaluation` atomically at
+    ``target`` (refused if it exists); sets ``ev.metrics["output_dir"]``; returns the folder."""
+    from sklearn.metrics import classification_report
+
+    target = Path(target)
+    m = ev.metrics
+    classes = ev.classes
+    y_pred = ev.y_pred
+    labels = list(range(len(classes)))
+    report_text = classification_report(ev.y_true, y_pred, labels=labels, target_names=classes, digits=4,
+                                        zero_division=0)
+    title = f"{ev.label} on {Path(str(m['dataset']['path']).rstrip('/')).name} {m['dataset']['split']}"
+    m["output_dir"] = str(target)
+    try:
+        _write_files(ev, target, m, classes, y_pred, report_text, title, grid)
+    except BaseException:
+        m["output_dir"] = None
+        raise
+    return target
+
+
+def _write_files(ev: Any, target: Path, m: dict[str, Any], classes: list[str], y_pred: np.ndarray, report_text: str,
+                 title: str, grid: int) -> None:
+    from ferkit.viz import report_plots as viz
+    from ferkit.evaluate.metrics import roc_curves
+
+    with atomic_folder(target) as tmp:
+        (tmp / "metrics.json").write_text(json.dumps(m, indent=2) + "\n", encoding="utf-8")
+        (tmp / "report.md").write_text(render_report(m, report_text), encoding="utf-8")
+        viz.plot_confusion_matrix(m["confusion"], classes, tmp / "confusion_matrix.png",
+                                  title=f"Confusion matrix, % of true class: {title}")
+        viz.plot_roc_curves(roc_curves(ev.y_true, ev.probs, classes), tmp / "roc_curves.png",
+                            title=f"ROC curves (one vs. rest): {title}")
+        rel = m["reliability"]
+        viz.plot_reliability_diagram(rel["confidence"], rel["accuracy"], rel["count"], tmp / "reliability_diagram.png",
+                                     ece=m["ece"], title=f"Reliability: {title}")
+        idx = grid_indices(ev.y_true, max(1, grid))
+        conf = ev.probs.max(axis=1)
+        viz.plot_prediction_grid(
+            [ev.faces.load_image(int(i)) for i in idx], [classes[ev.y_true[i]] for i in idx],
+            [classes[y_pred[i]] for i in idx], [float(conf[i]) for i in idx], tmp / "prediction_grid.png",
+            title=f"{title}: predicted label and confidence, true label (red: misclassified)")
+        with (tmp / "predictions.csv").open("w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(["file", "true", "predicted", "confidence", *(f"p_{c}" for c in classes)])
+            for i in range(len(y_pred)):
+                w.writerow([ev.faces.ids[i], classes[ev.y_true[i]], classes[y_pred[i]], f"{conf[i]:.6f}",
+                            *(f"{p:.6f}" for p in ev.probs[i])])

@@ -1,0 +1,314 @@
+"""`evaluate()`: run a model over a dataset split and measure it; optionally write the report folder.
+
+The work is split so that bad inputs fail fast and cheaply: the TTA mode, the format, the output
+folder, the dataset, the split and the class list are all checked before the model is loaded
+(torch is imported only then).
+"""
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ferkit.data.faceset import FaceSet
+from ferkit.data.labels import parse_class_list
+from ferkit.errors import ConfigError, DataError, FerkitError
+from ferkit.evaluate.tta import TTA_MODES, tta_views
+
+__all__ = ["evaluate", "run_evaluation", "Evaluation", "load_eval_data", "default_split", "SCHEMA", "DEFAULT_SPLITS"]
+
+#: value of the ``schema`` key of metrics.json; bumped when a key is renamed or removed
+SCHEMA = "ferkit-metrics/1"
+#: split used when none is given: each format's standard test split
+DEFAULT_SPLITS = {
+    "fer2013-csv": "PrivateTest", "fer2013-folder": "PrivateTest", "ferplus": "FER2013Test", "folder": "all",
+}
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class Evaluation:
+    """Everything one evaluation produced; ``metrics`` is the metrics.json dict."""
+
+    metrics: dict[str, Any]
+    classes: list[str]
+    y_true: np.ndarray            # (K,) index into classes
+    probs: np.ndarray             # (K, C) probabilities over classes (restricted, temperature applied)
+    logits: np.ndarray            # (K, V, C_model) raw logits of every TTA view, all model classes
+    columns: list[int]            # model output column of each class in ``classes``
+    faces: FaceSet                # the evaluated images (K rows, labels indexed into ``classes``)
+    model: Any = None             # the nn.Module (eval mode)
+    meta: dict[str, Any] = field(default_factory=dict)
+    label: str = "model"          # short model name for folder names and titles
+
+    @property
+    def y_pred(self) -> np.ndarray:
+        return self.probs.argmax(axis=1)
+
+
+def default_split(fmt: str) -> str:
+    return DEFAULT_SPLITS.get(fmt, "all")
+
+
+def _check_tta(tta: str) -> None:
+    if tta not in TTA_MODES:
+        raise ConfigError(f"unknown test-time augmentation {tta!r} (known: {', '.join(TTA_MODES)})")
+
+
+def load_eval_data(
+    data: str | os.PathLike[str], format: str = "auto", split: str | None = None,
+    classes: str | Sequence[str] | None = None, *, limit: int | None = None, label_mode: str = "majority",
+) -> tuple[FaceSet, dict[str, Any]]:
+    """Load ``data``, keep ``split`` (None: the format's test split, see ``DEFAULT_SPLITS``), keep
+    ``classes`` (canonical names or aliases, in that order) and a stratified ``limit``-image subset.
+
+    Returns ``(faces, info)``; ``info`` is the ``dataset`` block of metrics.json. Raises DataError
+    (one line) for an unknown format, a missing split (naming the splits the dataset has), a class
+    the dataset lacks, and nothing left to evaluate.
+    """
+    from ferkit.data import FORMATS, load_dataset, stratified_subset
+
+    if format not in ("auto", *FORMATS):
+        raise DataError(f"{data}: unknown dataset format {format!r} (known: auto, {', '.join(FORMATS)})")
+    wanted = parse_class_list(classes, source="--classes")
+    faces = load_dataset(data, format, label_mode=label_mode)
+    fmt = faces.name or format
+    split = split or default_split(fmt)
+    faces = faces.split(split)
+    n_split = len(faces)
+    if n_split == 0:
+        raise DataError(f"{data}: split {split!r} has no images")
+    if wanted:
+        faces = faces.with_classes(wanted)  # DataError for an unknown class or when nothing is left
+    notes = list(faces.notes)
+    if limit is not None:
+        if limit < 1:
+            raise DataError(f"--limit must be at least 1, not {limit}")
+        if limit < len(faces):
+            n_before = len(faces)
+            faces = faces.select(stratified_subset(faces.labels, limit, seed=0))
+            notes.append(f"stratified subset of {len(faces)} of the {n_before} images"
+                         f"{' of the selected classes' if wanted else ''} in split {split} (--limit, seed 0)")
+    info = {
+        "path": str(data), "format": fmt, "split": split, "n_images_split": n_split,
+        "classes": list(faces.classes), "classes_requested": wanted, "limit": limit,
+        "label_mode": label_mode if fmt == "ferplus" else None, "notes": notes,
+    }
+    return faces, info
+
+
+def _load_model(model: Any, device: Any) -> tuple[Any, dict[str, Any], dict[str, Any], str]:
+    """(module, meta, identity block, short label) for a name, a path or a (module, meta) pair."""
+    from ferkit.models import load_model
+    from ferkit.models._shipped import resolve_model_path, shipped_models
+
+    if isinstance(model, tuple):
+        net, meta = model
+        meta = dict(meta)
+        label = str(meta.get("name") or getattr(net, "ferkit_arch", "model"))
+        path = None
+        given = label
+    else:
+        given = os.fspath(model)
+        net, meta = load_model(given, device=device)
+        resolved = resolve_model_path(given)
+        path = str(resolved)
+        if given in shipped_models() and not Path(given).exists():
+            label = given
+        else:
+            p = Path(given.rstrip("/\\"))
+            stem = p.with_suffix("").name
+            label = p.name if p.is_dir() else (p.parent.name if stem == "model" else stem)
+    ident = {
+        "name": given, "path": path, "arch": meta.get("arch"), "sha256": meta.get("sha256"),
+        "classes": list(meta["classes"]), "input": dict(meta["input"]),
+        "num_params": meta.get("num_params"), "temperature": meta.get("temperature"),
+        "ferkit_version": meta.get("ferkit_version"),
+    }
+    return net, meta, ident, label
+
+
+def _align_classes(
+    faces: FaceSet, model_classes: Sequence[str], requested: Sequence[str] | None, model_name: str,
+) -> tuple[FaceSet, list[str], dict[str, Any]]:
+    """Restrict the data and the model to the classes they share (or to ``requested``).
+
+    Returns ``(faces re-indexed to classes, classes, class_restriction block)``.
+    """
+    dropped: dict[str, int] = {}
+    if requested:
+        missing = [c for c in requested if c not in model_classes]
+        if missing:
+            raise DataError(f"{model_name}: model has no class {', '.join(missing)} "
+                            f"(its classes: {', '.join(model_classes)})")
+        classes = list(requested)
+        reason = "--classes"
+    else:
+        classes = [c for c in model_classes if c in faces.classes]
+        if not classes:
+            raise DataError(f"{faces.root or faces.name}: no class in common between the model "
+                            f"({', '.join(model_classes)}) and the dataset ({', '.join(faces.classes)})")
+        counts = faces.class_counts()
+        dropped = {c: counts[c] for c in faces.classes if c not in model_classes}   # said in the report
+        reason = "shared"
+    faces = faces.with_classes(classes)
+    excluded = [c for c in model_classes if c not in classes]
+    block = {
+        "restricted": bool(excluded), "reason": reason if excluded else None, "model_classes": list(model_classes),
+        "excluded_model_classes": excluded, "dropped_dataset_classes": dropped,
+    }
+    return faces, classes, block
+
+
+def run_evaluation(
+    model: Any, data: str | os.PathLike[str], format: str = "auto", split: str | None = None,
+    classes: str | Sequence[str] | None = None, tta: str = "none", batch_size: int = 128, device: str = "auto",
+    *, limit: int | None = None, label_mode: str = "majority", temperature: float | None = None,
+    progress: Progress | None = None, faces_info: tuple[FaceSet, dict[str, Any]] | None = None,
+) -> Evaluation:
+    """Like :func:`evaluate` without writing anything; returns an :class:`Evaluation` with the
+    predictions as well as the metrics. ``faces_info`` reuses an earlier :func:`load_eval_data`."""
+    _check_tta(tta)
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch size must be a positive integer, not {batch_size!r}")
+    if temperature is not None and not temperature > 0:
+        raise ConfigError(f"temperature must be positive, not {temperature!r}")
+    faces, info = faces_info or load_eval_data(data, format, split, classes, limit=limit, label_mode=label_mode)
+
+    from ferkit import __version__
+    from ferkit.evaluate.inference import combine_views, predict_logits, resolve_device
+    from ferkit.evaluate.metrics import compute_metrics
+
+    dev = resolve_device(device)
+    net, meta, ident, label = _load_model(model, dev)
+    faces, eval_classes, restriction = _align_classes(faces, list(meta["classes"]), info["classes_requested"],
+                                                      ident["name"])
+    notes: list[str] = []
+    t0 = time.perf_counter()
+    logits, kept = predict_logits(net, meta["input"], faces, tta=tta, batch_size=batch_size, device=dev,
+                                  progress=progress)
+    seconds = time.perf_counter() - t0
+    if len(kept) < len(faces):
+        bad = np.setdiff1d(np.arange(len(faces)), kept)
+        notes.append(f"{len(bad)} images could not be decoded and were skipped: "
+                     + ", ".join(str(faces.ids[i]) for i in bad[:5]) + (" ..." if len(bad) > 5 else ""))
+        faces = faces.select(kept)
+    columns = [list(meta["classes"]).index(c) for c in eval_classes]
+    temp = float(temperature if temperature is not None else meta.get("temperature") or 1.0)
+    probs = combine_views(logits, columns, temp)
+    m = compute_metrics(faces.labels, probs, eval_classes)
+    info = dict(info, classes=list(eval_classes), notes=info["notes"] + notes)
+    metrics = {
+        "schema": SCHEMA,
+        "ferkit_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "model": ident,
+        "dataset": info,
+        "classes": list(eval_classes),
+        "class_restriction": restriction,
+        "tta": tta,
+        "tta_views": tta_views(tta),
+        "temperature": temp,
+        "n_images": m["n_images"],
+        "accuracy": m["accuracy"],
+        "macro_precision": m["macro_precision"],
+        "macro_recall": m["macro_recall"],
+        "macro_f1": m["macro_f1"],
+        "weighted_precision": m["weighted_precision"],
+        "weighted_recall": m["weighted_recall"],
+        "weighted_f1": m["weighted_f1"],
+        "mean_auc": m["mean_auc"],
+        "ece": m["ece"],
+        "nll": m["nll"],
+        "per_class": m["per_class"],
+        "confusion": m["confusion"],
+        "reliability": m["reliability"],
+        "timing": {"seconds": round(seconds, 3), "images_per_s": round(len(kept) / max(seconds, 1e-9), 1),
+                   "device": str(dev), "batch_size": batch_size},
+        "output_dir": None,
+    }
+    return Evaluation(metrics=metrics, classes=list(eval_classes), y_true=faces.labels.copy(), probs=probs,
+                      logits=logits, columns=columns, faces=faces, model=net, meta=meta, label=label)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", text).strip("._") or "x"
+
+
+def default_out_dir(
+    label: str, data: str | os.PathLike[str], split: str, root: str | os.PathLike[str] = "eval",
+) -> Path:
+    """``eval/<model>-<dataset>-<split>-<YYYYmmdd-HHMMSS>``, with ``-2``, ``-3`` ... if taken."""
+    name = Path(os.fspath(data).rstrip("/\\")).name
+    if name.lower().endswith(".csv"):
+        name = name[:-4]
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path(root) / f"{_slug(label)}-{_slug(name)}-{_slug(split)}-{stamp}"
+    out, k = base, 1
+    while out.exists():
+        k += 1
+        out = base.with_name(f"{base.name}-{k}")
+    return out
+
+
+def evaluate(
+    model: Any, data: str | os.PathLike[str], format: str = "auto", split: str | None = None,
+    classes: str | Sequence[str] | None = None, tta: str = "none", batch_size: int = 128, device: str = "auto",
+    out: str | os.PathLike[str] | bool | None = None, *, limit: int | None = None, label_mode: str = "majority",
+    temperature: float | None = None, grid: int = 32, progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Evaluate ``model`` on ``split`` of the dataset at ``data``; return the metrics.json dict.
+
+    Args:
+        model: a shipped model name (``"default"``), a saved model (run folder, stem or file of a
+            ``.safetensors`` + ``.json`` pair), or an ``(nn.Module, meta)`` pair (an ensemble, a model
+            in memory); ``meta`` needs ``classes`` and ``input``.
+        data, format: dataset path and format (``auto``, ``fer2013-csv``, ``fer2013-folder``,
+            ``ferplus``, ``folder``).
+        split: split name of that format, or ``"all"``; None means the format's test split
+            (``PrivateTest``, ``FER2013Test``; ``all`` for ``folder``).
+        classes: keep only these classes ("angry,happy,sad" or a list; aliases such as anger,
+            happiness are normalised) and restrict the model's argmax to them. Without it, a dataset
+            with fewer classes than the model restricts the argmax to the shared classes, and
+            images of classes the model lacks (contempt) are left out; both are said in the report.
+        tta: ``"none"``, ``"flip"`` (image + mirror) or ``"ten-crop"`` (4 corners + centre at the
+            model's input size from a 12.5 % larger resize, and their mirrors); softmax averaged.
+        batch_size, device: inference batch size; ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda:1"``...
+        out: write the report folder there (refused if it exists); ``True`` means the default
+            ``eval/<model>-<dataset>-<split>-<time>``; None/False writes nothing.
+        limit: evaluate a stratified, seeded subset of this many images (quick checks).
+        label_mode: FER+ labels (majority, plurality, probability -> hard label = argmax).
+        temperature: divide logits by this before the softmax; None uses the model's stored
+            ``temperature`` (from ``ferkit calibrate``) or 1. The argmax does not change.
+        grid: number of faces in the prediction-grid figure.
+        progress: ``progress(done, total)`` after each batch.
+
+    Raises:
+        DataError / ConfigError / WeightsError (one-line messages) for bad inputs; FerkitError when
+        ``out`` already exists.
+    """
+    target = None
+    if out not in (None, False, True):
+        target = Path(out)
+        if target.exists():
+            raise FerkitError(f"{target}: already exists; give another --out (an existing folder is never overwritten)")
+    _check_tta(tta)
+    faces_info = load_eval_data(data, format, split, classes, limit=limit, label_mode=label_mode)
+    ev = run_evaluation(model, data, format, split, classes, tta, batch_size, device, limit=limit,
+                        label_mode=label_mode, temperature=temperature, progress=progress, faces_info=faces_info)
+    if out in (None, False):
+        return ev.metrics
+    if target is None:
+        target = default_out_dir(ev.label, data, ev.metrics["dataset"]["split"])
+    from ferkit.evaluate.report import write_eval_folder
+
+    write_eval_folder(ev, target, grid=grid)
+    return ev.metrics

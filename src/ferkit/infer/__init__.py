@@ -1,0 +1,30 @@
+"""Inference: faces and their emotions in images, folders, videos, streams and cameras.
+
+>>> from ferkit.infer import Recognizer
+>>> rec = Recognizer()                                  # shipped default model, dlib-hog faces
+>>> result = rec.predict("photo.jpg")                   # ImageResult; result.to_dict() is the JSON contract
+>>> for frame in rec.stream("clip.mp4", smoothing=0.5): # FrameResult per frame, faces with track ids
+...     ...
+
+Every image enters through :func:`load_image` / ``to_rgb_array`` as a contiguous RGB uint8 array.
+Drawing lives in ``ferkit.viz``; this package never draws, prints or exits.
+"""
+from __future__ import annotations
+
+from ferkit.infer._io import IMAGE_SUFFIXES, ImageReadError, load_image, to_rgb_array
+from ferkit.infer._recognizer import Recognizer
+from ferkit.infer._sources import SourceError, VideoSource, VideoWriter, open_source
+from ferkit.infer._tracker import IoUTracker
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "ImageReadError",
+    "IoUTracker",
+    "Recognizer",
+    "SourceError",
+    "VideoSource",
+    "VideoWriter",
+    "load_image",
+    "open_source",
+    "to_rgb_array",
+]

@@ -1,0 +1,83 @@
+"""Reading images: every input becomes a contiguous RGB uint8 ``(H, W, 3)`` array, once, here."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ferkit.errors import FerkitError
+
+__all__ = ["ImageReadError", "load_image", "to_rgb_array", "IMAGE_SUFFIXES"]
+
+#: file suffixes treated as images when a folder is expanded
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm", ".jfif")
+
+
+class ImageReadError(FerkitError, ValueError):
+    """A missing, unreadable, truncated or non-image file, or an array that is not an image."""
+
+
+def _why(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
+
+
+def load_image(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read an image file as a contiguous RGB uint8 ``(H, W, 3)`` array, upright.
+
+    The EXIF orientation tag is applied (phone photos come out the right way up); grayscale,
+    palette, RGBA (alpha dropped), CMYK and 16-bit images are converted to 8-bit RGB; an animated
+    image gives its first frame. Raises ImageReadError with one line naming the file for a missing
+    file, a folder, a non-image file, or a truncated or corrupt image.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    p = Path(path)
+    if not p.exists():
+        raise ImageReadError(f"{path}: no such file")
+    if p.is_dir():
+        raise ImageReadError(f"{path}: is a folder, not an image")
+    try:
+        with Image.open(p) as im:
+            im.load()
+            im = ImageOps.exif_transpose(im)
+            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                im = Image.fromarray((np.asarray(im, np.float64) / max(1, np.asarray(im).max()) * 255).astype(np.uint8))
+            rgb = im.convert("RGB")
+    except UnidentifiedImageError:
+        raise ImageReadError(f"{path}: not an image file (or a format Pillow cannot read)") from None
+    except Image.DecompressionBombError as e:
+        raise ImageReadError(f"{path}: image too large ({_why(e)})") from e
+    except (OSError, SyntaxError, ValueError) as e:  # truncated data, corrupt headers, bad EXIF
+        raise ImageReadError(f"{path}: truncated or corrupt image ({_why(e)})") from e
+    return np.ascontiguousarray(np.array(rgb, dtype=np.uint8))
+
+
+def to_rgb_array(image: Any, *, what: str = "image") -> np.ndarray:
+    """A path, PIL image or numpy array as a contiguous RGB uint8 ``(H, W, 3)`` array.
+
+    Arrays must already be RGB (convert OpenCV's BGR frames with ``cv2.cvtColor(f, cv2.COLOR_BGR2RGB)``);
+    ``(H, W)`` grayscale is expanded to three channels and an alpha channel is dropped."""
+    if isinstance(image, (str, os.PathLike)):
+        return load_image(image)
+    if not isinstance(image, np.ndarray):
+        try:
+            from PIL import Image
+        except ImportError:  # pragma: no cover
+            Image = None
+        if Image is not None and isinstance(image, Image.Image):
+            return np.ascontiguousarray(np.array(image.convert("RGB"), dtype=np.uint8))
+        raise ImageReadError(f"{what}: expected a path, a PIL image or an RGB uint8 array, got {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise ImageReadError(f"{what}: expected uint8 pixels, got {image.dtype}")
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    elif image.ndim == 3 and image.shape[2] == 4:
+        image = image[:, :, :3]
+    elif image.ndim == 3 and image.shape[2] == 1:
+        image = np.repeat(image, 3, axis=2)
+    if image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) < 1:
+        raise ImageReadError(f"{what}: expected an (H, W, 3) RGB array, got shape {image.shape}")
+    return np.ascontiguousarray(image)

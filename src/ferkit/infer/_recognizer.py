@@ -1,0 +1,274 @@
+"""`Recognizer`: detect faces -> crop (margin, optional eye alignment) -> the model's own
+preprocessing -> batched classification -> typed results; for images, folders and video streams."""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ferkit.detect import DEFAULT_DETECTOR, FaceDetector, Faces, crop_face, get_detector, landmarks
+from ferkit.errors import FerkitError
+from ferkit.infer._io import to_rgb_array
+from ferkit.infer._sources import VideoSource, open_source
+from ferkit.infer._tracker import IoUTracker
+from ferkit.types import FaceResult, FrameResult, ImageResult
+
+__all__ = ["Recognizer"]
+
+ImageLike = Any  # str | os.PathLike | np.ndarray (RGB uint8) | PIL.Image.Image
+
+
+@dataclass
+class _Pending:
+    """One image between detection and classification."""
+
+    path: str | None
+    faces: Faces
+    points: np.ndarray | None
+    crops: list[np.ndarray]
+    size: tuple[int, int]  # (width, height)
+
+
+class Recognizer:
+    """Emotions of every face in images, folders and videos, with one model and one face detector.
+
+    Args:
+        model: a shipped model name (``"default"``), a saved model path (``.safetensors``/``.json``
+            pair or its folder), or a ``(nn.Module, meta)`` pair as returned by ``ferkit.models.load_model``
+            (any module mapping ``(N, C, H, W)`` to ``(N, classes)`` logits, an ensemble included).
+        detector: a detector name (``"dlib-hog"`` default, ``"haar"``, ``"dlib-cnn"``; see
+            ``ferkit.detect``) or a detector object.
+        device: torch device for the classifier (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``).
+        align: rotate each face so that the eyes are level before classifying (needs landmarks:
+            the 5-point model unless ``landmarks=68``). Off by default: it did not measurably help
+            the shipped model (1,500 FER2013 PrivateTest faces: 53.1 % without, 53.3 % with;
+            ``benchmarks/bench_predict.py --align-check``) and costs a landmark pass per face.
+        landmarks: 5 or 68 to compute dlib landmarks and report them per face; None for none
+            (unless ``align`` needs them).
+        margin: context added around each box before cropping, as a fraction of the box per side;
+            None = the detector's ``crop_margin`` (0 for Haar, 0.1 for dlib), which frames faces like
+            the FER2013 training crops.
+        min_size: smallest face side in pixels (None: the detector's default).
+        max_faces: keep at most this many faces per image (highest detector scores).
+        batch_size: faces per forward pass of the classifier.
+        detector_options: extra detector keyword options (``upsample``, ``threshold``, ``scale_factor``...).
+
+    Preprocessing comes only from the model's metadata (``ferkit.data.transforms.eval_transform``).
+    Load once, call many times; nothing is printed.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | tuple[nn.Module, dict[str, Any]] = "default",
+        detector: str | FaceDetector = DEFAULT_DETECTOR,
+        *,
+        device: str | torch.device = "cpu",
+        align: bool = False,
+        landmarks: int | None = None,
+        margin: float | None = None,
+        min_size: int | None = None,
+        max_faces: int | None = None,
+        batch_size: int = 64,
+        detector_options: dict[str, Any] | None = None,
+    ):
+        from ferkit.data.transforms import eval_transform
+
+        if isinstance(model, tuple):
+            net, meta = model
+        else:
+            from ferkit.models import load_model
+
+            net, meta = load_model(model, device=device)
+        self.device = torch.device(device)
+        self.model = net.to(self.device).eval()
+        self.meta = dict(meta)
+        self.classes: list[str] = list(meta["classes"])
+        self.transform = eval_transform(meta["input"])
+        if isinstance(detector, str):
+            self.detector = get_detector(detector, min_size=min_size, **(detector_options or {}))
+        else:
+            if min_size is not None or detector_options:
+                raise FerkitError("Recognizer: give min_size and detector_options to the detector object itself")
+            self.detector = detector
+        if landmarks not in (None, 5, 68):
+            raise FerkitError(f"Recognizer: landmarks must be 5, 68 or None, not {landmarks!r}")
+        if batch_size < 1:
+            raise FerkitError(f"Recognizer: batch_size must be >= 1, not {batch_size}")
+        self.align = bool(align)
+        self.landmarks = landmarks if landmarks is not None else (5 if align else None)
+        self.margin = float(getattr(self.detector, "crop_margin", 0.0) if margin is None else margin)
+        self.max_faces = max_faces
+        self.batch_size = int(batch_size)
+
+    def __repr__(self) -> str:
+        name = self.meta.get("name") or self.meta.get("arch")
+        return (f"Recognizer(model={name!r}, detector={self.detector.name!r}, device={str(self.device)!r}, "
+                f"align={self.align}, margin={self.margin})")
+
+    # ------------------------------------------------------------------------------ building blocks
+    def detect(self, image: np.ndarray) -> tuple[Faces, np.ndarray | None]:
+        """Faces and, when configured, their landmarks ``(n, 5|68, 2)`` in an RGB uint8 image."""
+        faces = self.detector.detect(image)
+        if self.max_faces is not None and len(faces) > self.max_faces:
+            faces = faces[np.argsort(-faces.scores, kind="stable")[: self.max_faces]]
+        faces = faces.sorted()
+        points = landmarks(image, faces, self.landmarks) if self.landmarks and len(faces) else None
+        return faces, points
+
+    def crop(self, image: np.ndarray, faces: Faces, points: np.ndarray | None = None) -> list[np.ndarray]:
+        """The crops the classifier sees (before the model's preprocessing), one per face."""
+        return [
+            crop_face(image, box, margin=self.margin, points=points[i] if self.align and points is not None else None)
+            for i, box in enumerate(faces.boxes)
+        ]
+
+    @torch.inference_mode()
+    def classify(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        """Class probabilities ``(len(crops), len(classes))`` float64 (rows sum to 1) for face crops
+        (RGB uint8 arrays of any size), in batches of ``batch_size``."""
+        out = np.zeros((len(crops), len(self.classes)), np.float64)
+        for start in range(0, len(crops), self.batch_size):
+            chunk = crops[start : start + self.batch_size]
+            x = torch.stack([self.transform(c) for c in chunk]).to(self.device)
+            p = torch.softmax(self.model(x).float(), dim=1).cpu().double().numpy()
+            out[start : start + len(chunk)] = p / p.sum(axis=1, keepdims=True)
+        return out
+
+    def _faces(self, pending: _Pending, probs: np.ndarray, track_ids: Sequence[int] | None = None) -> list[FaceResult]:
+        results = []
+        for i, (box, score) in enumerate(pending.faces):
+            p = probs[i]
+            k = int(np.argmax(p))
+            results.append(
+                FaceResult(
+                    box=box,
+                    emotion=self.classes[k],
+                    confidence=float(p[k]),
+                    probabilities={c: float(v) for c, v in zip(self.classes, p)},
+                    landmarks=None if pending.points is None else pending.points[i],
+                    track_id=None if track_ids is None else int(track_ids[i]),
+                    detection_score=float(score),
+                )
+            )
+        return results
+
+    def _prepare(self, image: ImageLike, path: str | None) -> _Pending:
+        rgb = to_rgb_array(image)
+        faces, points = self.detect(rgb)
+        return _Pending(path, faces, points, self.crop(rgb, faces, points), (rgb.shape[1], rgb.shape[0]))
+
+    # ------------------------------------------------------------------------------ images
+    def predict(self, image: ImageLike) -> ImageResult:
+        """All faces in one image (a path, an RGB uint8 array or a PIL image) with their emotions.
+
+        An image without a face gives an ImageResult with an empty ``faces`` list. Raises
+        ImageReadError (one line naming the file) for a missing, non-image or truncated file."""
+        path = os.fspath(image) if isinstance(image, (str, os.PathLike)) else None
+        pending = self._prepare(image, path)
+        probs = self.classify(pending.crops)
+        return ImageResult(path, self._faces(pending, probs), *pending.size)
+
+    __call__ = predict
+
+    def iter_predict(
+        self, images: Iterable[ImageLike], *, on_error: Callable[[Any, FerkitError], None] | None = None
+    ) -> Iterator[ImageResult]:
+        """Results for many images, in order, classifying the faces of consecutive images together
+        (``batch_size`` faces per forward pass). Only face crops are kept between detection and
+        classification, so a long folder needs little memory.
+
+        ``on_error(item, error)``: called for an image that cannot be read (FerkitError), which is
+        then skipped; None (default) raises instead."""
+        pending: list[_Pending] = []
+        n_crops = 0
+
+        def flush() -> Iterator[ImageResult]:
+            probs = self.classify([c for p in pending for c in p.crops])
+            start = 0
+            for p in pending:
+                yield ImageResult(p.path, self._faces(p, probs[start : start + len(p.crops)]), *p.size)
+                start += len(p.crops)
+
+        for item in images:
+            path = os.fspath(item) if isinstance(item, (str, os.PathLike)) else None
+            try:
+                p = self._prepare(item, path)
+            except FerkitError as e:
+                if on_error is None:
+                    raise
+                on_error(item, e)
+                continue
+            if not p.crops and not pending:  # nothing to classify and nobody waiting: out at once
+                yield ImageResult(p.path, [], *p.size)
+                continue
+            pending.append(p)
+            n_crops += len(p.crops)
+            if n_crops >= self.batch_size:
+                yield from flush()
+                pending, n_crops = [], 0
+        if pending:
+            yield from flush()
+
+    def predict_batch(
+        self, images: Iterable[ImageLike], *, on_error: Callable[[Any, FerkitError], None] | None = None
+    ) -> list[ImageResult]:
+        """``list(iter_predict(images))``: one ImageResult per readable image, in order."""
+        return list(self.iter_predict(images, on_error=on_error))
+
+    # ------------------------------------------------------------------------------ video
+    def stream(
+        self,
+        source: str | int | os.PathLike[str] | VideoSource,
+        *,
+        stride: int = 1,
+        smoothing: float = 0.0,
+        iou_threshold: float = 0.3,
+        max_missed: int = 15,
+        max_frames: int | None = None,
+        frames: bool = True,
+    ) -> Iterator[FrameResult]:
+        """Per-frame results for a video file, a stream URL or a camera index (a generator: results
+        are produced one frame at a time and nothing is accumulated).
+
+        Args:
+            source: a video path, a URL, a camera index (``0`` or ``"0"``), or an open VideoSource.
+            stride: classify every ``stride``-th frame (frame skipping for slow machines); the
+                frames in between are yielded with ``processed=False`` and the last faces.
+            smoothing: EMA factor for each track's probabilities (0 = off; see IoUTracker).
+            iou_threshold, max_missed: tracker settings; a face keeps its ``track_id`` while its box
+                overlaps the previous one by ``iou_threshold`` and is not lost for more than
+                ``max_missed`` processed frames.
+            max_frames: stop after this many frames.
+            frames: attach each RGB frame as ``result.image`` (for drawing or recording); the caller
+                should not keep them all.
+        Raises SourceError (one line) for a missing or unreadable video or a camera that does not exist.
+        """
+        if stride < 1:
+            raise FerkitError(f"stream: stride must be >= 1, not {stride}")
+        src = source if isinstance(source, VideoSource) else open_source(source)
+        tracker = IoUTracker(iou_threshold, max_missed=max_missed, smoothing=smoothing)
+        last: list[FaceResult] = []
+        name = src.name if isinstance(src.name, str) else str(src.name)
+        try:
+            for index, t, rgb in src:
+                if max_frames is not None and index >= max_frames:
+                    break
+                processed = index % stride == 0
+                if processed:
+                    pending = self._prepare(rgb, name)
+                    probs = self.classify(pending.crops)
+                    ids, probs = tracker.update(pending.faces.boxes, probs)
+                    last = self._faces(pending, probs, ids)
+                    faces = last
+                else:
+                    faces = [replace(f) for f in last]
+                yield FrameResult(name, faces, src.width, src.height, frame=index, time_s=t, processed=processed,
+                                  image=rgb if frames else None)
+        finally:
+            if not isinstance(source, VideoSource):
+                src.close()

@@ -1,0 +1,206 @@
+"""Recognizer, load_image and `ferkit predict` on the real sample photos with the shipped model."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ferkit.cli import main
+from ferkit.data.transforms import eval_transform
+from ferkit.infer import ImageReadError, Recognizer, load_image, to_rgb_array
+from ferkit.types import FaceResult, ImageResult
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO.parent / "shared" / "data" / "samples"
+TWO, MULTI, OBAMA, DOGS = (str(SAMPLES / f"{n}.jpg") for n in ("two_people", "multi_face", "obama", "dogs"))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def rec() -> Recognizer:
+    return Recognizer()
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("bad")
+    (d / "notes.jpg").write_text("this is not an image\n")
+    data = Path(OBAMA).read_bytes()
+    (d / "truncated.jpg").write_bytes(data[: len(data) // 3])
+    return {"missing": d / "missing.jpg", "non-image": d / "notes.jpg", "truncated": d / "truncated.jpg"}
+
+
+def _check_faces(result: ImageResult, classes: list[str]) -> None:
+    for f in result.faces:
+        assert isinstance(f, FaceResult)
+        assert list(f.probabilities) == classes
+        assert sum(f.probabilities.values()) == pytest.approx(1.0, abs=1e-6)
+        assert f.emotion == max(f.probabilities, key=f.probabilities.get)
+        assert f.confidence == f.probabilities[f.emotion]
+        x, y, w, h = f.box
+        assert all(isinstance(v, int) for v in f.box)
+        assert 0 <= x and 0 <= y and w > 0 and h > 0 and x + w <= result.width and y + h <= result.height
+
+
+# --------------------------------------------------------------------------------------- Recognizer
+@pytest.mark.parametrize("path,expected", [(TWO, 2), (OBAMA, 1), (MULTI, 4)])
+def test_predict_sample_photos(rec: Recognizer, path: str, expected: int) -> None:
+    result = rec.predict(path)
+    assert result.path == path
+    assert len(result) == expected if expected < 4 else len(result) >= expected
+    _check_faces(result, rec.classes)
+
+
+def test_no_face_is_an_empty_result(rec: Recognizer) -> None:
+    result = rec.predict(DOGS)
+    assert result.faces == [] and result.to_dict()["faces"] == []
+
+
+def test_preprocessing_is_the_models_own(rec: Recognizer) -> None:
+    """classify() == softmax(model(eval_transform(meta["input"])(crop))): nothing restated."""
+    img = load_image(OBAMA)
+    faces, points = rec.detect(img)
+    crop = rec.crop(img, faces, points)[0]
+    with torch.inference_mode():
+        expected = torch.softmax(rec.model(eval_transform(rec.meta["input"])(crop)[None]), 1)[0].double().numpy()
+    assert np.allclose(rec.classify([crop])[0], expected, atol=1e-6)
+
+
+def test_batch_matches_single_and_skips_bad_files(rec: Recognizer, bad_files) -> None:
+    errors: list[str] = []
+    items = [TWO, str(bad_files["missing"]), MULTI, load_image(OBAMA), str(bad_files["truncated"])]
+    small = Recognizer((rec.model, rec.meta), batch_size=3)  # forces batches that span images
+    results = small.predict_batch(items, on_error=lambda item, e: errors.append(str(e)))
+    assert [len(r) for r in results] == [2, len(rec.predict(MULTI)), 1]
+    assert results[2].path is None
+    for r, single in zip(results, (rec.predict(TWO), rec.predict(MULTI), rec.predict(OBAMA))):
+        assert [f.box for f in r] == [f.box for f in single]
+        assert np.allclose([list(f.probabilities.values()) for f in r], [list(f.probabilities.values()) for f in single], atol=1e-5)
+    assert len(errors) == 2 and "missing.jpg: no such file" in errors[0] and "truncated.jpg" in errors[1]
+    with pytest.raises(ImageReadError, match="missing.jpg: no such file"):
+        rec.predict_batch([TWO, bad_files["missing"]])
+
+
+def test_align_and_landmarks(rec: Recognizer) -> None:
+    r = Recognizer((rec.model, rec.meta), align=True, landmarks=68).predict(TWO)
+    assert len(r) == 2 and all(f.landmarks.shape == (68, 2) for f in r)
+    _check_faces(r, rec.classes)
+    d = r.to_dict()["faces"][0]
+    assert len(d["landmarks"]) == 68 and "detection_score" in d
+    assert Recognizer((rec.model, rec.meta), detector="haar").predict(OBAMA).faces[0].landmarks is None
+
+
+# --------------------------------------------------------------------------------------- images in
+def test_load_image_contract(tmp_path: Path) -> None:
+    img = load_image(OBAMA)
+    assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3 and img.flags.c_contiguous
+    # EXIF orientation 6 ("rotate 90 CW to display"): a 40x20 stored image is shown 20 wide, 40 high
+    stored = np.zeros((20, 40, 3), np.uint8)
+    stored[:, :10] = 255  # white stripe on the stored image's left
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(stored).save(tmp_path / "rotated.jpg", exif=exif, quality=95)
+    upright = load_image(tmp_path / "rotated.jpg")
+    assert upright.shape == (40, 20, 3) and upright[:10].mean() > 200 and upright[-10:].mean() < 50
+    Image.fromarray(stored[:, :, 0]).save(tmp_path / "gray.png")
+    Image.fromarray(np.dstack([stored, np.full((20, 40), 128, np.uint8)])).save(tmp_path / "rgba.png")
+    assert load_image(tmp_path / "gray.png").shape == (20, 40, 3) and load_image(tmp_path / "rgba.png").shape == (20, 40, 3)
+    assert to_rgb_array(stored[:, :, 0]).shape == (20, 40, 3)
+    assert to_rgb_array(Image.fromarray(stored)).shape == (20, 40, 3)
+    with pytest.raises(ImageReadError, match="uint8"):
+        to_rgb_array(stored.astype(np.float32))
+
+
+@pytest.mark.parametrize("kind,message", [("missing", "no such file"), ("non-image", "not an image file"),
+                                          ("truncated", "truncated or corrupt image")])
+def test_load_image_errors(bad_files, kind: str, message: str) -> None:
+    with pytest.raises(ImageReadError) as e:
+        load_image(bad_files[kind])
+    text = str(e.value)
+    assert text.startswith(str(bad_files[kind])) and message in text and "\n" not in text
+
+
+# --------------------------------------------------------------------------------------- CLI
+def test_cli_json_contract(capsys) -> None:
+    assert main(["predict", TWO, DOGS, "--format", "json"]) == 0
+    out, err = capsys.readouterr()
+    data = json.loads(out)  # stdout is exactly the JSON list
+    assert [d["path"] for d in data] == [TWO, DOGS]
+    assert len(data[0]["faces"]) == 2 and data[1]["faces"] == []
+    for face in data[0]["faces"]:
+        assert len(face["box"]) == 4 and all(isinstance(v, int) for v in face["box"])
+        assert isinstance(face["emotion"], str) and isinstance(face["confidence"], float)
+        assert sum(face["probabilities"].values()) == pytest.approx(1.0, abs=1e-6)
+    assert f"{DOGS}: no face found" in err and "2 images, 2 faces" in err
+
+
+def test_cli_default_sample_csv_and_detector(capsys, monkeypatch) -> None:
+    monkeypatch.chdir(REPO)  # the default input is ../shared/data/samples/two_people.jpg from here
+    assert main(["predict", "--format", "csv", "--detector", "haar"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert len(rows) == 2 and rows[0]["path"] == "../shared/data/samples/two_people.jpg"
+    classes = Recognizer().classes
+    for r in rows:
+        assert sum(float(r[c]) for c in classes) == pytest.approx(1.0, abs=1e-4)
+        assert r["emotion"] in classes and int(r["w"]) > 0
+
+
+def test_cli_no_face_exit_0(capfd) -> None:
+    assert main(["predict", DOGS]) == 0
+    out, err = capfd.readouterr()
+    assert "no face" in out and f"{DOGS}: no face found" in err
+
+
+@pytest.mark.parametrize("kind", ["missing", "non-image", "truncated"])
+def test_cli_bad_input_one_line(capfd, bad_files, kind: str) -> None:
+    assert main(["predict", str(bad_files[kind]), "--format", "json"]) == 2
+    out, err = capfd.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1 and err.startswith(f"ferkit: error: {bad_files[kind]}")
+
+
+def test_cli_folder_glob_output_annotate_and_partial_failure(tmp_path: Path, capfd, bad_files) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("obama.jpg", "dogs.jpg"):
+        (folder / name).write_bytes((SAMPLES / name).read_bytes())
+    (folder / "broken.jpg").write_bytes(bad_files["truncated"].read_bytes())
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    out_file = tmp_path / "out" / "result.json"
+    code = main(["predict", str(folder), str(tmp_path / "phot*/obama.jpg"), "--format", "json",
+                 "--output", str(out_file), "--annotate", str(folder)])
+    out, err = capfd.readouterr()
+    assert code == 0 and out == ""
+    data = json.loads(out_file.read_text())
+    assert [Path(d["path"]).name for d in data] == ["dogs.jpg", "obama.jpg"]  # sorted, the glob's duplicate dropped
+    assert [len(d["faces"]) for d in data] == [0, 1]
+    broken = [line for line in err.splitlines() if "broken.jpg" in line]
+    assert len(broken) == 1 and broken[0].startswith(f"{folder / 'broken.jpg'}: truncated or corrupt image")
+    assert "2 images, 1 face, 1 failed" in err
+    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.name in before} == before  # inputs untouched
+    assert {p.name for p in folder.iterdir()} - set(before) == {"obama_annotated.jpg", "dogs_annotated.jpg"}
+    assert not [p for p in out_file.parent.iterdir() if p.name != "result.json"]  # no temporary left over
+    annotated = load_image(folder / "obama_annotated.jpg")
+    assert annotated.shape == load_image(folder / "obama.jpg").shape
+    assert main(["predict", str(folder), "--format", "json", "--strict"]) == 1
+    capfd.readouterr()
+
+
+def test_cli_table(capsys) -> None:
+    assert main(["predict", OBAMA]) == 0
+    out = capsys.readouterr().out
+    assert "obama.jpg" in out and "emotion" in out and "conf" in out

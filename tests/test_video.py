@@ -1,0 +1,169 @@
+"""Recognizer.stream, the IoU tracker, `ferkit video` and `ferkit webcam` on real video: a clip made
+from obama.jpg (one face, panning) and the 640x360 Hamilton clip; bad sources give one line."""
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from ferkit.cli import main
+from ferkit.infer import IoUTracker, Recognizer, SourceError, VideoWriter, load_image, open_source
+
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "samples"
+HAMILTON = SAMPLES / "short_hamilton_clip.mp4"
+PAN_FRAMES = 24
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def rec() -> Recognizer:
+    return Recognizer()
+
+
+@pytest.fixture(scope="module")
+def pan_clip(tmp_path_factory) -> Path:
+    """320x240, 24 frames at 24 fps: obama.jpg (scaled so his face is ~95 px) panning left to right."""
+    img = load_image(SAMPLES / "obama.jpg")
+    img = cv2.resize(img, None, fx=0.35, fy=0.35, interpolation=cv2.INTER_AREA)  # 318 x 398
+    canvas = cv2.copyMakeBorder(img, 0, 0, 60, 60, cv2.BORDER_REPLICATE)       # 438 wide
+    path = tmp_path_factory.mktemp("video") / "obama_pan.mp4"
+    with VideoWriter(path, 24, (320, 240)) as vw:
+        for i in range(PAN_FRAMES):
+            x = round(118 * i / (PAN_FRAMES - 1))
+            vw.write(np.ascontiguousarray(canvas[20:260, x : x + 320]))
+    return path
+
+
+def _count_frames(path: Path) -> int:
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    cap.release()
+    return n
+
+
+# --------------------------------------------------------------------------------------- tracker
+def test_tracker_ids_and_smoothing() -> None:
+    t = IoUTracker(iou_threshold=0.3, max_missed=1, smoothing=0.5)
+    ids, p = t.update([[0, 0, 10, 10], [50, 50, 10, 10]], [[1.0, 0.0], [0.0, 1.0]])
+    assert ids == [1, 2]
+    ids, p = t.update([[52, 51, 10, 10], [1, 1, 10, 10], [100, 0, 10, 10]], [[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]])
+    assert ids == [2, 1, 3]
+    assert np.allclose(p, [[0.5, 0.5], [0.5, 0.5], [0.5, 0.5]])  # EMA: 0.5 * previous + 0.5 * new
+    t.update(np.zeros((0, 4)), np.zeros((0, 2)))                 # nobody for one frame: kept
+    assert t.update([[1, 1, 10, 10]], [[1.0, 0.0]])[0] == [1]
+    t.update(np.zeros((0, 4)))
+    t.update(np.zeros((0, 4)))                                   # gone for 2 > max_missed: dropped
+    assert t.update([[1, 1, 10, 10]])[0] == [4]                   # ids are never reused
+
+
+# --------------------------------------------------------------------------------------- stream
+def test_stream_single_face_keeps_its_track(rec: Recognizer, pan_clip: Path) -> None:
+    frames = list(rec.stream(pan_clip, frames=False))
+    assert [f.frame for f in frames] == list(range(PAN_FRAMES)) and all(f.processed for f in frames)
+    assert all(len(f.faces) == 1 for f in frames)
+    assert {f.faces[0].track_id for f in frames} == {1}
+    xs = [f.faces[0].box[0] for f in frames]
+    assert xs[0] > xs[-1] + 60  # the face moved across the frame (the camera pans right)
+    assert frames[1].time_s == pytest.approx(1 / 24, abs=1e-3)
+    for f in frames:
+        assert sum(f.faces[0].probabilities.values()) == pytest.approx(1.0, abs=1e-6)
+        assert f.image is None and "image" not in f.to_dict()
+
+
+def test_stream_stride_and_smoothing(rec: Recognizer, pan_clip: Path) -> None:
+    frames = list(rec.stream(pan_clip, stride=4, smoothing=0.6, max_frames=10))
+    assert len(frames) == 10 and [f.frame for f in frames if f.processed] == [0, 4, 8]
+    assert frames[1].faces[0].box == frames[0].faces[0].box  # skipped frames repeat the last faces
+    assert all(f.image is not None and f.image.shape == (240, 320, 3) for f in frames)
+    raw = {f.frame: f.faces[0].probabilities for f in rec.stream(pan_clip, stride=4, max_frames=10, frames=False) if f.processed}
+    smooth = {f.frame: f.faces[0].probabilities for f in frames if f.processed}
+    assert smooth[0] == pytest.approx(raw[0])
+    assert smooth[4] == pytest.approx({c: 0.6 * smooth[0][c] + 0.4 * raw[4][c] for c in raw[4]}, abs=1e-6)
+
+
+@pytest.mark.parametrize("source,message", [
+    ("missing.mp4", "missing.mp4: no such file"),
+    ("text.mp4", "text.mp4: not a readable video"),
+    ("7", "camera 7: cannot open it"),
+])
+def test_bad_sources(tmp_path: Path, capfd, source: str, message: str) -> None:
+    (tmp_path / "text.mp4").write_text("not a video\n")
+    src = source if source.isdigit() else str(tmp_path / source)
+    with pytest.raises(SourceError, match=message):
+        open_source(src)
+    assert capfd.readouterr().err == ""  # OpenCV and FFmpeg kept quiet
+
+
+# --------------------------------------------------------------------------------------- ferkit video
+def test_cli_video_outputs(pan_clip: Path, tmp_path: Path, capfd) -> None:
+    out = tmp_path / "out"
+    assert main(["video", str(pan_clip), "--out", str(out), "--stride", "2"]) == 0
+    err = capfd.readouterr().err
+    assert err.count("\n") == 1 and f"{PAN_FRAMES} frames ({PAN_FRAMES // 2} processed)" in err
+    assert sorted(p.name for p in out.iterdir()) == [
+        "obama_pan_annotated.mp4", "obama_pan_emotions.png", "obama_pan_faces.csv", "obama_pan_faces.json"]
+    assert _count_frames(out / "obama_pan_annotated.mp4") == PAN_FRAMES
+    rows = list(csv.DictReader((out / "obama_pan_faces.csv").open()))
+    assert len(rows) == PAN_FRAMES // 2 and [int(r["frame"]) for r in rows] == list(range(0, PAN_FRAMES, 2))
+    assert {r["track_id"] for r in rows} == {"1"}
+    data = json.loads((out / "obama_pan_faces.json").read_text())
+    assert len(data["frames"]) == PAN_FRAMES // 2 and data["classes"] == list(data["frames"][0]["faces"][0]["probabilities"])
+    for r in rows:
+        assert sum(float(r[c]) for c in data["classes"]) == pytest.approx(1.0, abs=1e-4)
+    assert cv2.imread(str(out / "obama_pan_emotions.png")) is not None
+
+
+def test_cli_video_real_clip(tmp_path: Path, capfd) -> None:
+    """The Hamilton clip (640x360, 275 frames, several people), every 5th frame classified."""
+    out = tmp_path / "ham"
+    assert main(["video", str(HAMILTON), "--out", str(out), "--stride", "5", "--smoothing", "0.5"]) == 0
+    capfd.readouterr()
+    assert _count_frames(out / "short_hamilton_clip_annotated.mp4") == _count_frames(HAMILTON) == 275
+    data = json.loads((out / "short_hamilton_clip_faces.json").read_text())
+    rows = list(csv.DictReader((out / "short_hamilton_clip_faces.csv").open()))
+    assert len(data["frames"]) == 55 and len(rows) == sum(len(f["faces"]) for f in data["frames"]) > 20
+    per_frame = {f["frame"]: len(f["faces"]) for f in data["frames"]}
+    assert all(sum(int(r["frame"]) == k for r in rows) == n for k, n in per_frame.items())
+    assert all(len({f["track_id"] for f in fr["faces"]}) == len(fr["faces"]) for fr in data["frames"])
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["video", "{tmp}/missing.mp4"], "{tmp}/missing.mp4: no such file"),
+    (["video", "{tmp}/text.mp4"], "{tmp}/text.mp4: not a readable video"),
+    (["webcam", "--device", "7", "--headless"], "camera 7: cannot open it"),
+])
+def test_cli_bad_sources_one_line(tmp_path: Path, capfd, argv: list[str], message: str) -> None:
+    (tmp_path / "text.mp4").write_text("not a video\n")
+    argv = [a.format(tmp=tmp_path) for a in argv]
+    assert main(argv + ["--out", str(tmp_path / "o")] if argv[0] == "video" else argv) == 2
+    out, err = capfd.readouterr()
+    assert out == "" and err.count("\n") == 1 and err.startswith("ferkit: error: " + message.format(tmp=tmp_path))
+    assert not (tmp_path / "o").exists()
+
+
+# --------------------------------------------------------------------------------------- ferkit webcam
+def test_webcam_loop_on_a_file(pan_clip: Path, tmp_path: Path, capfd, monkeypatch) -> None:
+    record = tmp_path / "rec.mp4"
+    assert main(["webcam", "--source", str(pan_clip), "--headless", "--record", str(record)]) == 0
+    err = capfd.readouterr().err
+    assert f"{PAN_FRAMES} frames" in err and _count_frames(record) == PAN_FRAMES
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert main(["webcam", "--source", str(pan_clip)]) == 2  # a window needs a screen
+    err = capfd.readouterr().err
+    assert err.count("\n") == 1 and "--headless" in err
