@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -21,6 +20,8 @@ import numpy as np
 
 from ferkit.detect import detect_faces, get_detector, iou, list_detectors
 from ferkit.infer import load_image
+
+from bench_data import timed  # the script's own folder is on sys.path
 
 SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "samples"
 EXPECTED = {"two_people.jpg": 2, "multi_face.jpg": 6, "obama.jpg": 1, "dogs.jpg": 0}
@@ -53,15 +54,6 @@ def match(pred: np.ndarray, gt: np.ndarray, thr: float) -> tuple[int, list[float
         if i not in used_p and j not in used_g:
             used_p.add(i), used_g.add(j), ious.append(float(m[i, j]))
     return len(ious), ious
-
-
-def timed(fn, repeat: int):
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 def main() -> None:

@@ -14,7 +14,6 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -54,11 +53,8 @@ FIGURES = ("confusion_matrix.png", "roc_curves.png", "reliability_diagram.png", 
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_thread) -> None:
+    """Every test of this module runs on one torch thread (see conftest.one_thread)."""
 
 
 def _ferkit(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:

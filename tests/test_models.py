@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import pickle
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -31,13 +30,8 @@ MARK = 0.125  # recognisable constant written into the stand-in ImageNet weights
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    """These tiny batches gain nothing from intra-op threads, and on a shared 2-core machine
-    OpenMP's spinning threads made them up to 50x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_thread) -> None:
+    """These tiny batches gain nothing from intra-op threads (see conftest.one_thread)."""
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -23,16 +22,8 @@ TWO, MULTI, OBAMA, DOGS = (str(SAMPLES / f"{n}.jpg") for n in ("two_people", "mu
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def rec() -> Recognizer:
-    return Recognizer()
+def _one_thread(one_thread) -> None:
+    """Every test of this module runs on one torch thread (see conftest.one_thread)."""
 
 
 @pytest.fixture(scope="module")

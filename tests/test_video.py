@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from ferkit.cli import main
 from ferkit.infer import IoUTracker, Recognizer, SourceError, VideoWriter, load_image, open_source
@@ -21,16 +19,8 @@ PAN_FRAMES = 24
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def rec() -> Recognizer:
-    return Recognizer()
+def _one_thread(one_thread) -> None:
+    """Every test of this module runs on one torch thread (see conftest.one_thread)."""
 
 
 @pytest.fixture(scope="module")

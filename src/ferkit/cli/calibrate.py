@@ -5,6 +5,8 @@ import argparse
 import json
 import sys
 
+from ferkit.cli._common import add_dataset_args
+
 
 def run(a: argparse.Namespace) -> int:
     from ferkit.cli.evaluate import progress_bar
@@ -31,16 +33,10 @@ def add_parser(sub) -> None:
                     "the JSON's sha256 covers the weights only). Shipped models are calibrated into a copy (--out).",
         epilog="example: ferkit calibrate runs/x-20261125-101500 --data ../shared/data/fer2013 --split PublicTest")
     c.add_argument("model", help="run folder or model file (a shipped model name needs --out)")
-    c.add_argument("--data", required=True, help="dataset path")
-    c.add_argument("--format", default="auto", help="fer2013-csv | fer2013-folder | ferplus | folder (default: auto)")
-    c.add_argument("--split", help="validation split (default: PublicTest, FER2013Valid; all for folder)")
-    c.add_argument("--classes", help="fit on these classes only, e.g. angry,happy,sad")
-    c.add_argument("--tta", default="none", help="none | flip | ten-crop (use the TTA you evaluate with)")
-    c.add_argument("--limit", type=int, help="stratified subset of N images (seed 0)")
+    add_dataset_args(c, split_help="validation split (default: PublicTest, FER2013Valid; all for folder)",
+                     classes_help="fit on these classes only, e.g. angry,happy,sad",
+                     tta_help="none | flip | ten-crop (use the TTA you evaluate with)")
     c.add_argument("--out", help="write a calibrated copy (weights + JSON) into this new folder instead")
     c.add_argument("--json", action="store_true", help="print the result as JSON to stdout")
-    c.add_argument("--batch-size", type=int, default=128)
-    c.add_argument("--device", default="auto")
-    c.add_argument("--label-mode", default="majority")
     c.add_argument("--no-progress", action="store_true")
     c.set_defaults(func=run)

@@ -5,6 +5,8 @@ import argparse
 import json
 import sys
 
+from ferkit.cli._common import add_dataset_args
+
 
 def run(a: argparse.Namespace) -> int:
     from ferkit.evaluate import compare, compare_markdown, write_compare_folder
@@ -32,17 +34,11 @@ def add_parser(sub) -> None:
         epilog="example: ferkit compare default runs/resnet18-20261125-101500 --data ../shared/data/fer2013 "
                "--format fer2013-folder --split PublicTest")
     c.add_argument("models", nargs="+", help="shipped model names, run folders or model files")
-    c.add_argument("--data", help="dataset path for accuracy (without it, only size and speed are measured)")
-    c.add_argument("--format", default="auto", help="fer2013-csv | fer2013-folder | ferplus | folder (default: auto)")
-    c.add_argument("--split", help="split name or all (default: the format's test split)")
-    c.add_argument("--classes", help="keep only these classes, e.g. angry,happy,sad")
-    c.add_argument("--tta", default="none", help="none | flip | ten-crop")
-    c.add_argument("--limit", type=int, help="stratified subset of N images (seed 0)")
+    add_dataset_args(c, split_help="split name or all (default: the format's test split)", data_required=False,
+                     data_help="dataset path for accuracy (without it, only size and speed are measured)",
+                     device_help="device for the accuracy pass; speed is always measured on CPU")
     c.add_argument("--out", help="output folder, must not exist (default: eval/compare-<time>)")
     c.add_argument("--json", action="store_true", help="print the rows as JSON to stdout instead of the table")
-    c.add_argument("--batch-size", type=int, default=128)
-    c.add_argument("--device", default="auto", help="device for the accuracy pass; speed is always measured on CPU")
-    c.add_argument("--label-mode", default="majority", help="FER+ labels: majority | plurality | probability")
     c.add_argument("--latency-runs", type=int, default=30, help="batch-1 forward passes timed per model (median)")
     c.add_argument("--threads", type=int, default=1,
                    help="CPU threads for the latency and throughput measurements (default: 1, reproducible)")

@@ -8,6 +8,8 @@ import sys
 from contextlib import contextmanager
 from typing import Any, Iterator
 
+from ferkit.cli._common import add_dataset_args
+
 
 @contextmanager
 def progress_bar(description: str, enabled: bool = True) -> Iterator[Any]:
@@ -60,19 +62,11 @@ def add_parser(sub) -> None:
         epilog="example: ferkit evaluate --model default --data ../shared/data/fer2013 --format fer2013-folder "
                "--split PublicTest")
     e.add_argument("--model", default="default", help="shipped model name, run folder or model file (default: default)")
-    e.add_argument("--data", required=True, help="dataset path")
-    e.add_argument("--format", default="auto", help="fer2013-csv | fer2013-folder | ferplus | folder (default: auto)")
-    e.add_argument("--split", default=None,
-                   help="Training, PublicTest, PrivateTest, FER2013Train, FER2013Valid, FER2013Test, a split folder, "
-                        "or all (default: the format's test split; all for folder)")
-    e.add_argument("--classes", help="keep only these classes and restrict the argmax to them, e.g. angry,happy,sad")
-    e.add_argument("--tta", default="none", help="test-time augmentation: none | flip | ten-crop (default: none)")
+    add_dataset_args(e, split_help="Training, PublicTest, PrivateTest, FER2013Train, FER2013Valid, FER2013Test, "
+                     "a split folder, or all (default: the format's test split; all for folder)",
+                     classes_help="keep only these classes and restrict the argmax to them, e.g. angry,happy,sad")
     e.add_argument("--out", help="output folder, must not exist (default: eval/<model>-<dataset>-<split>-<time>)")
     e.add_argument("--json", action="store_true", help="print the metrics JSON to stdout (and nothing else)")
-    e.add_argument("--limit", type=int, help="evaluate a stratified subset of N images (seed 0), for quick checks")
-    e.add_argument("--batch-size", type=int, default=128)
-    e.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
-    e.add_argument("--label-mode", default="majority", help="FER+ labels: majority | plurality | probability")
     e.add_argument("--temperature", type=float, help="override the model's stored temperature (1 = none)")
     e.add_argument("--grid", type=int, default=32, help="faces in the prediction grid (default: 32)")
     e.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")

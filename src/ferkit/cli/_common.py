@@ -1,0 +1,20 @@
+"""Arguments shared by the subcommands that read a labelled dataset split (evaluate, compare, calibrate)."""
+from __future__ import annotations
+
+import argparse
+
+
+def add_dataset_args(p: argparse.ArgumentParser, *, split_help: str, data_required: bool = True,
+                     data_help: str = "dataset path", classes_help: str = "keep only these classes, e.g. angry,happy,sad",
+                     tta_help: str = "test-time augmentation: none | flip | ten-crop (default: none)",
+                     device_help: str = "auto | cpu | cuda | cuda:N (default: auto)") -> None:
+    """--data --format --split --classes --tta --limit --batch-size --device --label-mode."""
+    p.add_argument("--data", required=data_required, help=data_help)
+    p.add_argument("--format", default="auto", help="fer2013-csv | fer2013-folder | ferplus | folder (default: auto)")
+    p.add_argument("--split", default=None, help=split_help)
+    p.add_argument("--classes", help=classes_help)
+    p.add_argument("--tta", default="none", help=tta_help)
+    p.add_argument("--limit", type=int, help="a stratified subset of N images (seed 0), for quick checks")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--device", default="auto", help=device_help)
+    p.add_argument("--label-mode", default="majority", help="FER+ labels: majority | plurality | probability")
