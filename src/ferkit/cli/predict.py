@@ -136,7 +136,8 @@ def make_recognizer(a: argparse.Namespace, device: str) -> Any:
     from ferkit.infer import Recognizer
 
     return Recognizer(a.model, a.detector, device=device, align=a.align, landmarks=a.landmarks, margin=a.margin,
-                      min_size=a.min_size, max_faces=getattr(a, "max_faces", None), batch_size=a.batch_size)
+                      min_size=a.min_size, max_faces=getattr(a, "max_faces", None), batch_size=a.batch_size,
+                      backend=a.backend)
 
 
 def run(a: argparse.Namespace) -> int:
@@ -235,6 +236,9 @@ def add_common(pr: argparse.ArgumentParser) -> None:
     pr.add_argument("--align", action="store_true", help="rotate faces so that the eyes are level before classifying")
     pr.add_argument("--landmarks", type=int, choices=(5, 68), help="compute and report dlib landmarks")
     pr.add_argument("--batch-size", type=int, default=64, help="faces per classifier forward pass (default: %(default)s)")
+    pr.add_argument("--backend", choices=("torch", "onnx"), default="torch",
+                    help="classifier runtime: torch, or onnx (ONNX Runtime, CPU; a model name is exported to the cache "
+                    "on first use, or give --model FILE.onnx from `ferkit export`) (default: %(default)s)")
 
 
 def add_parser(sub) -> None:

@@ -13,6 +13,7 @@ from torch import nn
 
 from ferkit.detect import DEFAULT_DETECTOR, FaceDetector, Faces, crop_face, get_detector, landmarks
 from ferkit.errors import FerkitError
+from ferkit.infer._backends import load_classifier, probabilities
 from ferkit.infer._io import to_rgb_array
 from ferkit.infer._sources import VideoSource, open_source
 from ferkit.infer._tracker import IoUTracker
@@ -57,6 +58,10 @@ class Recognizer:
         max_faces: keep at most this many faces per image (highest detector scores).
         batch_size: faces per forward pass of the classifier.
         detector_options: extra detector keyword options (``upsample``, ``threshold``, ``scale_factor``...).
+        backend: ``"torch"`` (default) or ``"onnx"``: ONNX Runtime on the CPU, with ``model`` an exported
+            ``.onnx``/``.json`` pair, or a name/path/pair exported on first use into the cache
+            (``ferkit.infer._backends``). Probabilities match PyTorch within 1e-4.
+        threads: ONNX Runtime intra-op threads (None: ``torch.get_num_threads()``).
 
     Preprocessing comes only from the model's metadata (``ferkit.data.transforms.eval_transform``).
     Load once, call many times; nothing is printed.
@@ -75,17 +80,14 @@ class Recognizer:
         max_faces: int | None = None,
         batch_size: int = 64,
         detector_options: dict[str, Any] | None = None,
+        backend: str = "torch",
+        threads: int | None = None,
     ):
         from ferkit.data.transforms import eval_transform
 
-        if isinstance(model, tuple):
-            net, meta = model
-        else:
-            from ferkit.models import load_model
-
-            net, meta = load_model(model, device=device)
+        self.classifier, meta = load_classifier(model, backend, device=device, threads=threads)
         self.device = torch.device(device)
-        self.model = net.to(self.device).eval()
+        self.model: nn.Module | None = getattr(self.classifier, "model", None)  # the torch module (torch backend)
         self.meta = dict(meta)
         self.classes: list[str] = list(meta["classes"])
         self.transform = eval_transform(meta["input"])
@@ -130,13 +132,13 @@ class Recognizer:
     @torch.inference_mode()
     def classify(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         """Class probabilities ``(len(crops), len(classes))`` float64 (rows sum to 1) for face crops
-        (RGB uint8 arrays of any size), in batches of ``batch_size``."""
+        (RGB uint8 arrays of any size), in batches of ``batch_size``; softmax of the logits divided by
+        the model's stored ``temperature`` (from ``ferkit calibrate``; none: 1), for either backend."""
         out = np.zeros((len(crops), len(self.classes)), np.float64)
         for start in range(0, len(crops), self.batch_size):
             chunk = crops[start : start + self.batch_size]
-            x = torch.stack([self.transform(c) for c in chunk]).to(self.device)
-            p = torch.softmax(self.model(x).float(), dim=1).cpu().double().numpy()
-            out[start : start + len(chunk)] = p / p.sum(axis=1, keepdims=True)
+            x = torch.stack([self.transform(c) for c in chunk])
+            out[start : start + len(chunk)] = probabilities(self.classifier(x), self.meta.get("temperature"))
         return out
 
     def _faces(self, pending: _Pending, probs: np.ndarray, track_ids: Sequence[int] | None = None) -> list[FaceResult]:

@@ -1,0 +1,70 @@
+"""Promote a training run's best model to a model shipped inside the package (developers' tool).
+
+    python scripts/ship_model.py RUN_DIR --stem fer2013_vgg_fer --names default,vgg_fer [--tta flip]
+
+1. fits the temperature on FER2013 PublicTest (the validation split; never PrivateTest),
+2. evaluates on PublicTest (full split, without and with the chosen TTA) and on the fixed
+   1,000-image stratified subset that tests/test_shipped.py re-checks,
+3. writes src/ferkit/weights/<stem>.safetensors + .json (with a ``card`` section holding those
+   figures and the training time from the run's metrics.csv) and maps the names in index.json.
+Prints the figures for MODEL_CARD.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+from ferkit.evaluate import calibrate, evaluate
+from ferkit.models import load_model, save_model
+from ferkit.models._shipped import WEIGHTS_DIR
+from ferkit.train.callbacks import read_epoch_metrics
+
+REPO = Path(__file__).resolve().parents[1]
+FER = REPO.parent / "shared" / "data" / "fer2013"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("run_dir", type=Path)
+    ap.add_argument("--stem", required=True)
+    ap.add_argument("--names", default="default")
+    ap.add_argument("--tta", default="flip", help="TTA the card's headline figure uses")
+    ap.add_argument("--data", type=Path, default=FER)
+    a = ap.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cal = calibrate(a.run_dir, a.data, "fer2013-folder", "PublicTest", tta=a.tta, out=Path(tmp) / "cal")
+        model, meta = load_model(Path(tmp) / "cal")
+    full = {t: evaluate((model, meta), a.data, "fer2013-folder", "PublicTest", tta=t) for t in ("none", a.tta)}
+    sub = evaluate((model, meta), a.data, "fer2013-folder", "PublicTest", tta=a.tta, limit=1000)
+    rows = read_epoch_metrics(a.run_dir / "metrics.csv")
+    head = full[a.tta]
+    card = {
+        "tta": a.tta,
+        "publictest_accuracy": round(full["none"]["accuracy"], 4),
+        f"publictest_accuracy_{a.tta}": round(head["accuracy"], 4),
+        "publictest_macro_f1": round(head["macro_f1"], 4),
+        "publictest_limit1000_accuracy": round(sub["accuracy"], 4),
+        "recall": {c: round(v["recall"], 4) for c, v in head["per_class"].items()},
+        "temperature": cal["temperature"], "ece_before": cal["ece_before"], "ece_after": cal["ece_after"],
+        "epochs": len(rows), "train_minutes": round(sum(r["epoch_time_s"] for r in rows) / 60, 1),
+        "machine": "2-core x86_64 CPU, no GPU",
+    }
+    for key in ("format", "ferkit_version", "arch", "num_classes", "dtype", "num_params", "sha256"):
+        meta.pop(key, None)
+    meta.update(name=a.stem, card=card)
+    meta.pop("status", None)
+    meta["train"]["run_dir"] = a.run_dir.name
+    save_model(model, WEIGHTS_DIR / a.stem, meta)
+    index_path = WEIGHTS_DIR / "index.json"
+    index = json.loads(index_path.read_text()) if index_path.exists() else {}
+    index.update({n: a.stem for n in a.names.split(",")})
+    index_path.write_text(json.dumps(index, indent=2) + "\n")
+    print(json.dumps(card, indent=2))
+    print("confusion (rows true, PublicTest, TTA):", json.dumps(head["confusion"]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""`ferkit serve`: the models over HTTP (FastAPI + uvicorn) and a live-camera page at ``/``.
+
+Binds 127.0.0.1 unless ``--host`` says otherwise. Endpoints: ``POST /v1/predict`` (multipart field
+``file`` or a raw ``image/*`` body; ``?annotate=true`` for a JPEG), ``WebSocket /v1/ws``, ``GET
+/health``, ``GET /v1/models``, the OpenAPI document at ``/openapi.json`` (``/docs``). Bad uploads get
+a 4xx ``{"detail": "..."}``. Every option is also an environment variable ``FERKIT_SERVE_<OPTION>``.
+
+    ferkit serve --port 8000
+    curl -F file=@photo.jpg http://127.0.0.1:8000/v1/predict
+"""
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import sys
+
+from ferkit.errors import FerkitError
+
+
+def settings_from_args(a: argparse.Namespace):
+    """The server Settings for parsed ``ferkit serve`` arguments (unset options keep their defaults)."""
+    from pydantic import ValidationError
+
+    from ferkit.serve.settings import Settings
+
+    given = {k: getattr(a, k) for k in ("host", "port", "model", "detector", "backend", "device", "min_size", "workers",
+                                        "max_upload_mb", "max_megapixels", "max_batch", "batch_wait_ms")}
+    try:
+        return Settings(**{k: v for k, v in given.items() if v is not None})
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise FerkitError(f"serve: --{str(err['loc'][0]).replace('_', '-')}: {err['msg']}") from None
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def run(a: argparse.Namespace) -> int:
+    import uvicorn
+
+    from ferkit.detect import list_detectors
+    from ferkit.models._shipped import resolve_model_path
+    from ferkit.serve.settings import ENV_PREFIX
+
+    s = settings_from_args(a)
+    resolve_model_path(s.model)  # a wrong --model fails here in one line, not in the server's startup
+    if s.detector is not None and s.detector not in list_detectors():
+        raise FerkitError(f"serve: unknown detector {s.detector!r} (known: {', '.join(list_detectors())})")
+    if not _is_loopback(s.host):
+        print(f"ferkit serve: listening on {s.host}: reachable from other machines, with no authentication",
+              file=sys.stderr)
+    shown = f"[{s.host}]" if ":" in s.host else s.host
+    print(f"ferkit serve: http://{shown}:{s.port}/  (model {s.model}, {s.workers} worker"
+          f"{'s' * (s.workers != 1)}; Ctrl+C to stop)", file=sys.stderr)
+    log_level = "debug" if a.verbose else "info"
+    if s.workers == 1:
+        from ferkit.serve import create_app
+
+        uvicorn.run(create_app(s), host=s.host, port=s.port, log_level=log_level)
+    else:  # each worker process builds its app (and loads its model) from the environment
+        for key, value in s.model_dump().items():
+            if value is not None:
+                os.environ[ENV_PREFIX + key.upper()] = str(value)
+        uvicorn.run("ferkit.serve.app:create_app_from_env", factory=True, host=s.host, port=s.port,
+                    workers=s.workers, log_level=log_level)
+    return 0
+
+
+def add_parser(sub) -> None:
+    from ferkit.detect import list_detectors
+
+    p = sub.add_parser("serve", help="serve the models over HTTP, with a live-camera page",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--host", help="address to bind (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, help="TCP port (default: 8000)")
+    p.add_argument("--model", help="shipped model name or saved model path (default: default)")
+    p.add_argument("--detector", choices=list_detectors(), help="face detector (default: dlib-hog)")
+    p.add_argument("--backend", choices=("torch", "onnx"), help="inference backend (default: torch)")
+    p.add_argument("--device", help="torch device for the classifier (default: cpu)")
+    p.add_argument("--min-size", type=int, help="smallest face side in pixels (default: the detector's; 80 makes "
+                   "dlib-hog ~4x faster on webcam-sized faces)")
+    p.add_argument("--workers", type=int, help="worker processes, each loading the model (default: 1)")
+    p.add_argument("--max-upload-mb", type=float, help="largest accepted upload in MB (default: 10)")
+    p.add_argument("--max-megapixels", type=float, help="largest accepted image, checked from its header before "
+                   "decoding (default: 50)")
+    p.add_argument("--max-batch", type=int, help="most faces classified together across concurrent requests (default: 32)")
+    p.add_argument("--batch-wait-ms", type=float, help="wait this long for more faces before a batch (default: 0, "
+                   "batch only what queued while the classifier was busy)")
+    p.set_defaults(func=run)

@@ -1,0 +1,165 @@
+"""Classifier backends: the model part of inference behind one small interface.
+
+A :class:`Classifier` maps a preprocessed batch (float32 ``(N, C, H, W)``, numpy or torch, exactly as
+``ferkit.data.transforms.eval_transform`` makes it) to logits ``(N, classes)`` float32 numpy.
+Probabilities are computed afterwards, in Python, by :func:`probabilities` (``softmax(logits / T)``
+with the model's stored temperature) for every backend alike, so a temperature fitted by
+``ferkit calibrate`` is never baked into an exported graph and both backends share one code path.
+
+- ``torch``: :class:`TorchClassifier`, the ``nn.Module`` on any torch device.
+- ``onnx``: :class:`OnnxClassifier`, an ONNX Runtime session (CPUExecutionProvider) on a file
+  written by :func:`ferkit.export.export_onnx`. A model name or a saved PyTorch model is exported
+  once into the cache (``$FERKIT_CACHE_DIR/onnx``, else ``~/.cache/ferkit/onnx``) and reused.
+
+>>> clf, meta = load_classifier("default", "onnx", threads=2)
+>>> p = probabilities(clf(batch), meta.get("temperature"))
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+from torch import nn
+
+from ferkit.errors import FerkitError, WeightsError
+
+__all__ = ["BACKENDS", "Classifier", "TorchClassifier", "OnnxClassifier", "load_classifier", "probabilities"]
+
+#: backend names, for ``Recognizer(backend=...)`` and ``--backend``
+BACKENDS = ("torch", "onnx")
+
+ModelArg = Any  # str | os.PathLike | tuple[nn.Module, dict]
+
+
+@runtime_checkable
+class Classifier(Protocol):
+    """``classifier(batch) -> logits``: float32 ``(N, C, H, W)`` numpy array or tensor in,
+    ``(N, classes)`` float32 numpy logits out."""
+
+    backend: str
+
+    def __call__(self, batch: np.ndarray | torch.Tensor) -> np.ndarray: ...
+
+
+class TorchClassifier:
+    """A PyTorch module (in eval mode, on ``device``) as a :class:`Classifier`."""
+
+    backend = "torch"
+
+    def __init__(self, model: nn.Module, device: str | torch.device = "cpu"):
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+
+    def __repr__(self) -> str:
+        return f"TorchClassifier({type(self.model).__name__}, device={str(self.device)!r})"
+
+    @torch.inference_mode()
+    def __call__(self, batch: np.ndarray | torch.Tensor) -> np.ndarray:
+        x = torch.as_tensor(batch, dtype=torch.float32).to(self.device)
+        return self.model(x).float().cpu().numpy()
+
+
+class OnnxClassifier:
+    """An exported ONNX model run by ONNX Runtime on the CPU, as a :class:`Classifier`.
+
+    Args:
+        path: the ``.onnx`` file (see :func:`ferkit.export.export_onnx`; its JSON is not read here).
+        threads: intra-op threads; None = ``torch.get_num_threads()``, so one setting
+            (``torch.set_num_threads``) governs both backends. More threads help large batches;
+            on a busy machine one thread is often as fast for single faces.
+
+    Raises WeightsError (one line naming the file) when ONNX Runtime cannot load the file.
+    """
+
+    backend = "onnx"
+
+    def __init__(self, path: str | os.PathLike[str], *, threads: int | None = None):
+        import onnxruntime as ort
+
+        from ferkit.models._pretrained import first_line
+
+        if threads is not None and threads < 1:
+            raise FerkitError(f"OnnxClassifier: threads must be >= 1, not {threads}")
+        self.path = os.fspath(path)
+        self.threads = int(threads or torch.get_num_threads())
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = self.threads
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3  # errors only: ORT warns about unused initialisers on stderr otherwise
+        try:
+            self.session = ort.InferenceSession(self.path, opts, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own pybind11 types (InvalidProtobuf, Fail, NoSuchFile...)
+            raise WeightsError(f"{self.path}: not a readable ONNX model ({first_line(e)})") from e
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1:
+            raise WeightsError(f"{self.path}: expected an ONNX model with one input, found {len(inputs)}")
+        self.input_name: str = inputs[0].name
+        self.input_shape: list[int | str] = list(inputs[0].shape)
+        # a model exported with a fixed batch of 1 is run one face at a time
+        self._fixed_batch = self.input_shape[0] if isinstance(self.input_shape[0], int) else None
+
+    def __repr__(self) -> str:
+        return f"OnnxClassifier({self.path!r}, threads={self.threads})"
+
+    def __call__(self, batch: np.ndarray | torch.Tensor) -> np.ndarray:
+        x = batch.detach().cpu().numpy() if isinstance(batch, torch.Tensor) else batch
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if self._fixed_batch == 1 and len(x) > 1:
+            return np.concatenate([self._run(x[i : i + 1]) for i in range(len(x))])
+        return self._run(x)
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self.session.run(None, {self.input_name: x})[0], dtype=np.float32)
+
+
+def probabilities(logits: np.ndarray, temperature: float | None = None) -> np.ndarray:
+    """``softmax(logits / temperature)`` per row, float64 (rows sum to 1); None means 1."""
+    t = 1.0 if temperature is None else float(temperature)
+    if not t > 0:
+        raise FerkitError(f"temperature must be > 0, not {temperature!r}")
+    z = np.asarray(logits, dtype=np.float64) / t
+    z = z - z.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def load_classifier(
+    model: ModelArg = "default",
+    backend: str = "torch",
+    *,
+    device: str | torch.device = "cpu",
+    threads: int | None = None,
+) -> tuple[Classifier, dict[str, Any]]:
+    """A :class:`Classifier` for ``model`` on ``backend``, and the model's metadata.
+
+    Args:
+        model: a shipped model name (``"default"``), a saved PyTorch model path, a ``(nn.Module,
+            meta)`` pair, or (``onnx`` only) an exported ``.onnx``/``.json`` pair.
+        backend: ``"torch"`` or ``"onnx"``. With ``onnx``, anything but an exported pair is exported
+            on first use into the cache folder and reused afterwards (see ``ferkit.export.onnx_model``).
+        device: torch device (``torch`` only; ``onnx`` runs on the CPU).
+        threads: ONNX Runtime intra-op threads (``onnx`` only; None = ``torch.get_num_threads()``).
+
+    The metadata of an ONNX model carries ``"backend": "onnx"``; ``meta["input"]`` is what
+    ``eval_transform`` needs for either backend.
+    """
+    if backend not in BACKENDS:
+        raise FerkitError(f"unknown backend {backend!r} (known: {', '.join(BACKENDS)})")
+    from ferkit.export import is_onnx_export, onnx_model
+
+    if backend == "torch":
+        if not isinstance(model, tuple) and is_onnx_export(model):
+            raise WeightsError(f"{os.fspath(model)}: an ONNX export; run it with backend='onnx' (--backend onnx)")
+        if isinstance(model, tuple):
+            net, meta = model
+        else:
+            from ferkit.models import load_model
+
+            net, meta = load_model(model, device=device)
+        return TorchClassifier(net, device), dict(meta)
+    if torch.device(device).type != "cpu":
+        raise FerkitError(f"backend 'onnx' runs on the CPU (CPUExecutionProvider), not on {device!r}")
+    path, meta = onnx_model(model)
+    return OnnxClassifier(path, threads=threads), meta

@@ -1,0 +1,88 @@
+"""``create_app(settings)``: the FastAPI application. The model is loaded by the lifespan (not at
+import), on a worker thread, before the server accepts connections."""
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ferkit import __version__
+from ferkit.serve.engine import Engine
+from ferkit.serve.errors import InputError
+from ferkit.serve.routers import meta, predict, stream
+from ferkit.serve.settings import Settings, get_settings
+
+__all__ = ["create_app", "create_app_from_env"]
+
+log = logging.getLogger("ferkit.serve")
+
+DESCRIPTION = """Facial expression recognition over HTTP.
+
+* `POST /v1/predict`: an image (multipart field `file`, or the raw body with an `image/*` Content-Type) ->
+  every face with its box `[x, y, w, h]`, emotion, confidence and probabilities; `?annotate=true` -> JPEG.
+* `WebSocket /v1/ws`: binary image frames in, one JSON answer per frame out (used by the page at `/`).
+* Every error is `{"detail": "..."}` with a 4xx status.
+"""
+
+
+def _validation_detail(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(x) for x in err.get("loc", ()) if x not in ("query", "body", "path", "header"))
+        parts.append(f"{where}: {err.get('msg', 'invalid')}" if where else str(err.get("msg", "invalid")))
+    return "invalid request: " + "; ".join(parts)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The application for ``settings`` (default: from the environment, ``FERKIT_SERVE_*``)."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = await anyio.to_thread.run_sync(Engine, settings)
+        await engine.start()
+        app.state.engine = engine
+        try:
+            yield
+        finally:
+            await engine.close()
+
+    app = FastAPI(title="ferkit", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    app.dependency_overrides[get_settings] = lambda: settings
+
+    @app.exception_handler(InputError)
+    async def _input_error(request: Request, exc: InputError) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _validation_detail(exc)}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse({"detail": f"internal error ({type(exc).__name__}); the server keeps running"},
+                            status_code=500)
+
+    app.include_router(predict.router)
+    app.include_router(stream.router)
+    app.include_router(meta.router)
+    app.mount("/static", StaticFiles(directory=meta.STATIC_DIR), name="static")
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory`` (``ferkit serve --workers N``): settings from ``FERKIT_SERVE_*``."""
+    return create_app(Settings())

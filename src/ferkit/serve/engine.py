@@ -1,0 +1,127 @@
+"""The inference side of the service: one Recognizer, one detection thread, one MicroBatcher.
+
+A request is decoded, its faces detected and cropped on the detection thread, then its crops are
+classified by the batcher (with other requests' crops) on the classifier thread, so detection of one
+request overlaps classification of another. dlib's detector holds the GIL, so more detection
+threads would not run faster; ``--workers N`` (processes) is the way to use more cores.
+"""
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ferkit.serve.batcher import MicroBatcher
+from ferkit.serve.images import decode_image
+from ferkit.serve.settings import Settings
+from ferkit.types import FaceResult, ImageResult
+
+__all__ = ["Engine", "Prediction", "build_recognizer"]
+
+log = logging.getLogger("ferkit.serve")
+
+
+def build_recognizer(settings: Settings) -> Any:
+    """The Recognizer for ``settings``; options left unset (None) keep the Recognizer's defaults."""
+    from ferkit.infer import Recognizer
+
+    kwargs: dict[str, Any] = {"device": settings.device}
+    if settings.detector is not None:
+        kwargs["detector"] = settings.detector
+    if settings.min_size is not None:
+        kwargs["min_size"] = settings.min_size
+    if settings.backend is not None:
+        kwargs["backend"] = settings.backend
+    return Recognizer(settings.model, **kwargs)
+
+
+@dataclass
+class Prediction:
+    result: ImageResult
+    timing: dict[str, float | int]
+    image: np.ndarray | None = field(default=None, repr=False)  # the decoded RGB image, when asked for
+
+
+class Engine:
+    """Loads the model (slow: call it off the event loop) and predicts uploaded images asynchronously."""
+
+    def __init__(self, settings: Settings):
+        t = time.perf_counter()
+        self.settings = settings
+        self.recognizer = build_recognizer(settings)
+        self.classes: list[str] = list(self.recognizer.classes)
+        self.batcher = MicroBatcher(self.recognizer.classify, max_faces=settings.max_batch,
+                                    max_wait_s=settings.batch_wait_ms / 1e3)
+        self._detect_pool = ThreadPoolExecutor(1, thread_name_prefix="ferkit-detect")
+        self.started = time.time()
+        self.load_s = time.perf_counter() - t
+        log.info("loaded %r in %.1f s", self.recognizer, self.load_s)
+
+    async def start(self) -> None:
+        await self.batcher.start()
+
+    async def close(self) -> None:
+        await self.batcher.close()
+        self._detect_pool.shutdown(wait=True)
+
+    async def run_cpu(self, fn: Any, *args: Any) -> Any:
+        """Run CPU work (decoding, detection, drawing, encoding) on the detection thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._detect_pool, fn, *args)
+
+    def _prepare(self, data: bytes) -> tuple[np.ndarray, Any, Any, list[np.ndarray], float, float]:
+        t0 = time.perf_counter()
+        rgb = decode_image(data, max_pixels=self.settings.max_pixels)
+        t1 = time.perf_counter()
+        rec = self.recognizer
+        faces, points = rec.detect(rgb)
+        crops = rec.crop(rgb, faces, points)
+        return rgb, faces, points, crops, (t1 - t0) * 1e3, (time.perf_counter() - t1) * 1e3
+
+    async def predict(self, data: bytes, *, path: str | None = None, keep_image: bool = False) -> Prediction:
+        """Every face in the encoded image ``data``. Raises InputError for bad images."""
+        t0 = time.perf_counter()
+        rgb, faces, points, crops, decode_ms, detect_ms = await self.run_cpu(self._prepare, data)
+        timing: dict[str, float | int] = {"decode_ms": decode_ms, "detect_ms": detect_ms}
+        if crops:
+            c = await self.batcher.classify(crops)
+            probs = c.probs
+            timing.update(queue_ms=c.wait_ms, classify_ms=c.run_ms, batch_faces=c.batch_faces)
+        else:
+            probs = np.zeros((0, len(self.classes)))
+            timing.update(queue_ms=0.0, classify_ms=0.0, batch_faces=0)
+        timing["total_ms"] = (time.perf_counter() - t0) * 1e3
+        timing = {k: (round(v, 2) if isinstance(v, float) else v) for k, v in timing.items()}
+        result = ImageResult(path, self._faces(faces, points, probs), int(rgb.shape[1]), int(rgb.shape[0]))
+        return Prediction(result, timing, rgb if keep_image else None)
+
+    def _faces(self, faces: Any, points: np.ndarray | None, probs: np.ndarray) -> list[FaceResult]:
+        out = []
+        for i, (box, score) in enumerate(faces):
+            p = probs[i]
+            k = int(np.argmax(p))
+            out.append(FaceResult(
+                box=tuple(int(v) for v in box),
+                emotion=self.classes[k],
+                confidence=float(p[k]),
+                probabilities={c: float(v) for c, v in zip(self.classes, p)},
+                landmarks=None if points is None else points[i],
+                detection_score=float(score),
+            ))
+        return out
+
+    def annotated_jpeg(self, prediction: Prediction, quality: int = 90) -> bytes:
+        """The decoded image with boxes, labels and probability bars (``ferkit.viz.annotate``), as JPEG."""
+        from PIL import Image
+
+        from ferkit.viz import annotate
+
+        assert prediction.image is not None, "predict(keep_image=True) first"
+        buf = io.BytesIO()
+        Image.fromarray(annotate(prediction.image, prediction.result)).save(buf, "JPEG", quality=quality)
+        return buf.getvalue()

@@ -1,0 +1,49 @@
+"""``GET /health``, ``GET /v1/models`` and the page (``GET /``; its files under ``/static``)."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse
+
+from ferkit import __version__
+from ferkit.serve.deps import EngineDep, SettingsDep
+from ferkit.serve.schemas import HealthResponse, ModelsResponse
+
+__all__ = ["STATIC_DIR", "router"]
+
+STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
+
+router = APIRouter()
+
+
+@router.get("/health", response_model=HealthResponse, tags=["meta"], summary="Liveness, with batching counters")
+async def health(settings: SettingsDep, engine: EngineDep) -> dict:
+    return {"status": "ok", "version": __version__, "model": settings.model,
+            "uptime_s": round(time.time() - engine.started, 1), "batching": engine.batcher.stats.as_dict()}
+
+
+@router.get("/v1/models", response_model=ModelsResponse, tags=["meta"], summary="The loaded model and the others available")
+async def models(settings: SettingsDep, engine: EngineDep) -> dict:
+    from ferkit.models import list_models, shipped_models
+
+    rec = engine.recognizer
+    meta = rec.meta
+    inp = meta.get("input") or {}
+    backend = getattr(getattr(rec, "classifier", None), "backend", None) or settings.backend or "torch"
+    return {
+        "loaded": {
+            "name": settings.model, "weights": meta.get("name"), "arch": meta.get("arch"), "classes": engine.classes,
+            "input_size": inp.get("size"), "input_channels": inp.get("channels"), "num_params": meta.get("num_params"),
+            "status": meta.get("status"), "detector": rec.detector.name, "backend": str(backend),
+            "device": str(rec.device),
+        },
+        "shipped": sorted(shipped_models()),
+        "architectures": list_models(),
+    }
+
+
+@router.get("/", include_in_schema=False)
+async def page() -> FileResponse:
+    return FileResponse(STATIC_DIR / "index.html", media_type="text/html")

@@ -1,0 +1,48 @@
+"""Server settings: one pydantic-settings object, read from ``FERKIT_SERVE_*`` environment variables
+and overridden by explicit values (``ferkit serve`` passes its options). Routes get it with
+``Depends(get_settings)``; ``create_app(settings)`` overrides that dependency with its own object."""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["ENV_PREFIX", "Settings", "get_settings"]
+
+ENV_PREFIX = "FERKIT_SERVE_"
+
+
+class Settings(BaseSettings):
+    """Everything ``ferkit serve`` can be told; each field is also ``FERKIT_SERVE_<NAME>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    host: str = Field("127.0.0.1", description="address to bind; loopback unless asked otherwise")
+    port: int = Field(8000, ge=0, le=65535)
+    model: str = Field("default", description="shipped model name or saved model path")
+    detector: str | None = Field(None, description="face detector name (None: the Recognizer's default, dlib-hog)")
+    backend: Literal["torch", "onnx"] | None = Field(None, description="inference backend (None: the Recognizer's default)")
+    device: str = Field("cpu", description="torch device for the classifier")
+    min_size: int | None = Field(None, ge=1, description="smallest face side in pixels (None: the detector's default)")
+    workers: int = Field(1, ge=1, description="uvicorn worker processes, each with its own model")
+    max_upload_mb: float = Field(10.0, gt=0, description="largest accepted upload (image bytes), in MB (10**6 bytes)")
+    max_megapixels: float = Field(50.0, gt=0, description="largest accepted image, from its header, before decoding")
+    max_batch: int = Field(32, ge=1, description="most faces classified together across concurrent requests")
+    batch_wait_ms: float = Field(0.0, ge=0, le=1000, description="how long a batch waits for more faces (0: it takes "
+                                 "only what queued up while the classifier was busy, adding no latency)")
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1_000_000)
+
+    @property
+    def max_pixels(self) -> int:
+        return int(self.max_megapixels * 1_000_000)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The settings from the environment (cached); ``create_app`` overrides this dependency."""
+    return Settings()

@@ -1,0 +1,457 @@
+"""`ferkit serve` as a real server: started with the CLI in a subprocess on 127.0.0.1 (a free port),
+driven with real HTTP and WebSocket requests; every endpoint, every bad input of issue 7 (each
+followed by a normal request on the same connection), the OpenAPI document, the micro-batcher."""
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from ferkit.cli import main as ferkit_main
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO.parent / "shared" / "data" / "samples"
+OBAMA, TWO, DOGS = (SAMPLES / f"{n}.jpg" for n in ("obama", "two_people", "dogs"))
+LIMIT_MB = 1  # the server under test takes at most 1 MB uploads (the default, 10 MB, is tested on Settings)
+FACE_KEYS = {"box", "emotion", "confidence", "probabilities"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """``python -m ferkit serve ARGS`` on a free loopback port, until stop()."""
+
+    def __init__(self, tmp: Path, *args: str, env: dict[str, str] | None = None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = tmp / f"server-{self.port}.log"
+        self._log = self.log.open("wb")
+        self.proc = subprocess.Popen([sys.executable, "-m", "ferkit", "serve", "--port", str(self.port), *args],
+                                     stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+        deadline = time.monotonic() + 120
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log.read_text()}")
+            try:
+                if httpx.get(self.url + "/health", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"server did not start in 120 s:\n{self.log.read_text()}")
+            time.sleep(0.3)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._log.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Iterator[Server]:
+    srv = Server(tmp_path_factory.mktemp("serve"), "--max-upload-mb", str(LIMIT_MB))
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def client(server: Server) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=60) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def small_face() -> bytes:
+    """obama.jpg at 400 px wide: one face, quick to detect."""
+    im = Image.open(OBAMA)
+    im = im.resize((400, round(400 * im.height / im.width)))
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+def bomb_png(width: int = 50_000, height: int = 50_000) -> bytes:
+    """A 300-byte PNG whose header claims ``width x height`` RGB pixels (7.5 GB decoded)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 65536, 9))
+            + chunk(b"IEND", b""))
+
+
+def assert_one_face(r: httpx.Response) -> dict:
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert len(body["faces"]) == 1
+    return body
+
+
+# --------------------------------------------------------------------------------------- endpoints
+def test_health(client: httpx.Client) -> None:
+    r = client.get("/health")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["status"] == "ok" and body["model"] == "default"
+    assert set(body["batching"]) == {"requests", "batches", "faces", "largest_batch", "mean_batch"}
+
+
+def test_models(client: httpx.Client) -> None:
+    body = client.get("/v1/models").json()
+    loaded = body["loaded"]
+    assert loaded["name"] == "default" and loaded["backend"] == "torch" and loaded["device"] == "cpu"
+    assert loaded["detector"] == "dlib-hog"
+    assert loaded["classes"] == ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+    assert "default" in body["shipped"] and "vgg_fer" in body["architectures"]
+
+
+def test_predict_matches_cli_json(client: httpx.Client, capsys) -> None:
+    """Multipart upload: the faces are those of `ferkit predict --format json` (same keys, boxes, classes)."""
+    with OBAMA.open("rb") as f:
+        r = client.post("/v1/predict", files={"file": ("obama.jpg", f, "image/jpeg")})
+    body = assert_one_face(r)
+    assert body["path"] == "obama.jpg" and (body["width"], body["height"]) == (910, 1137)
+    assert body["model"] == "default"
+    t = body["timing"]
+    assert t["batch_faces"] >= 1 and t["total_ms"] >= t["detect_ms"] > 0
+
+    assert ferkit_main(["predict", str(OBAMA), "--format", "json"]) == 0
+    cli = json.loads(capsys.readouterr().out)[0]
+    for got, want in zip(body["faces"], cli["faces"], strict=True):
+        assert set(got) == set(want) and FACE_KEYS <= set(got)
+        assert got["box"] == want["box"] and got["emotion"] == want["emotion"]
+        assert list(got["probabilities"]) == list(want["probabilities"])
+        assert got["probabilities"] == pytest.approx(want["probabilities"], abs=1e-5)
+        assert got["confidence"] == got["probabilities"][got["emotion"]]
+
+
+def test_predict_raw_body(client: httpx.Client) -> None:
+    r = client.post("/v1/predict", content=TWO.read_bytes(), headers={"Content-Type": "image/jpeg"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert "path" not in body and len(body["faces"]) == 2
+    assert body["faces"][0]["box"][0] < body["faces"][1]["box"][0]  # reading order
+    for face in body["faces"]:
+        assert sum(face["probabilities"].values()) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_predict_no_face(client: httpx.Client) -> None:
+    r = client.post("/v1/predict", content=DOGS.read_bytes(), headers={"Content-Type": "image/jpeg"})
+    assert r.status_code == 200 and r.json()["faces"] == []
+    assert r.json()["timing"]["batch_faces"] == 0
+
+
+def test_predict_annotated_jpeg(client: httpx.Client) -> None:
+    with OBAMA.open("rb") as f:
+        r = client.post("/v1/predict", params={"annotate": "true"}, files={"file": ("obama.jpg", f, "image/jpeg")})
+    assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg" and r.headers["x-faces"] == "1"
+    annotated = np.asarray(Image.open(io.BytesIO(r.content)).convert("RGB"), np.int16)
+    original = np.asarray(Image.open(OBAMA).convert("RGB"), np.int16)
+    assert annotated.shape == original.shape
+    assert np.abs(annotated - original).max() > 100  # something was drawn
+
+
+def test_page_and_static_files(client: httpx.Client) -> None:
+    r = client.get("/")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert "/static/app.js" in r.text and "http" not in r.text.replace("http-equiv", "")  # no CDN
+    for name, kind in (("app.js", "javascript"), ("style.css", "text/css")):
+        r = client.get(f"/static/{name}")
+        assert r.status_code == 200 and kind in r.headers["content-type"]
+    assert "/v1/ws" in client.get("/static/app.js").text
+
+
+def test_websocket(server: Server, small_face: bytes) -> None:
+    from websockets.sync.client import connect
+
+    with connect(server.url.replace("http", "ws") + "/v1/ws", max_size=None) as ws:
+        ws.send(small_face)
+        first = json.loads(ws.recv(timeout=60))
+        assert first["frame"] == 0 and len(first["faces"]) == 1 and FACE_KEYS <= set(first["faces"][0])
+        ws.send(b"not an image")
+        err = json.loads(ws.recv(timeout=60))
+        assert err["status"] == 422 and err["frame"] == 1 and "not an image" in err["detail"]
+        ws.send("text")
+        assert json.loads(ws.recv(timeout=60))["status"] == 415
+        ws.send(small_face)  # the connection survived the bad frames
+        assert len(json.loads(ws.recv(timeout=60))["faces"]) == 1
+    with connect(server.url.replace("http", "ws") + "/v1/ws", origin=server.url) as ws:  # the page's own origin
+        ws.send(small_face)
+        assert len(json.loads(ws.recv(timeout=60))["faces"]) == 1
+
+
+def test_websocket_refuses_other_origins(server: Server) -> None:
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    with pytest.raises(InvalidStatus) as e:
+        connect(server.url.replace("http", "ws") + "/v1/ws", origin="http://evil.example")
+    assert e.value.response.status_code == 403
+
+
+# --------------------------------------------------------------------------------------- bad input
+def _bad_requests(small_face: bytes) -> dict[str, tuple[dict, int, str]]:
+    big = b"\xff\xd8" + os.urandom(LIMIT_MB * 1_000_000 + 1000)
+    truncated = OBAMA.read_bytes()[: OBAMA.stat().st_size // 3]
+
+    def chunks():
+        for i in range(0, len(big), 65536):
+            yield big[i:i + 65536]
+
+    jpeg = {"Content-Type": "image/jpeg"}
+    return {
+        # name: (request kwargs, status, words in the detail)
+        "oversized raw body": ({"content": big, "headers": jpeg}, 413, "upload too large"),
+        "oversized multipart": ({"files": {"file": ("big.jpg", big, "image/jpeg")}}, 413, "upload too large"),
+        "oversized chunked body": ({"content": chunks(), "headers": jpeg}, 413, "upload too large"),
+        "not an image": ({"content": b"hello, I am text\n" * 20, "headers": jpeg}, 422, "not an image"),
+        "not an image (multipart)": ({"files": {"file": ("notes.jpg", b"hello\n" * 50, "image/jpeg")}}, 422, "not an image"),
+        "truncated jpeg": ({"content": truncated, "headers": jpeg}, 422, "truncated"),
+        "truncated jpeg (multipart)": ({"files": {"file": ("t.jpg", truncated, "image/jpeg")}}, 422, "truncated"),
+        "50000x50000 header": ({"content": bomb_png(), "headers": {"Content-Type": "image/png"}}, 413, "megapixels"),
+        "10000x8000 header": ({"content": bomb_png(10_000, 8_000), "headers": {"Content-Type": "image/png"}}, 413,
+                              "10000x8000"),
+        "empty body": ({"content": b"", "headers": jpeg}, 400, "empty body"),
+        "empty body, no content type": ({}, 400, "empty body"),
+        "empty file": ({"files": {"file": ("empty.jpg", b"", "image/jpeg")}}, 400, "empty file"),
+        "wrong content type": ({"content": small_face, "headers": {"Content-Type": "text/plain"}}, 415, "text/plain"),
+        "json content type": ({"content": b'{"image": 1}', "headers": {"Content-Type": "application/json"}}, 415,
+                              "application/json"),
+        "no content type": ({"content": small_face, "headers": {"Content-Type": ""}}, 415, "no Content-Type"),
+        "wrong file type (multipart)": ({"files": {"file": ("a.pdf", small_face, "application/pdf")}}, 415,
+                                        "application/pdf"),
+        "no file field": ({"files": {"photo": ("a.jpg", small_face, "image/jpeg")}}, 400, "no field 'file'"),
+        "file field is text": ({"data": {"file": "obama.jpg"}, "files": {"x": ("x.jpg", b"x", "image/jpeg")}}, 400,
+                               "must be a file"),
+        "broken multipart": ({"content": b"--x\r\nnonsense", "headers": {"Content-Type": "multipart/form-data"}}, 400,
+                             "boundary"),
+    }
+
+
+BAD_NAMES = list(_bad_requests(b"").keys())
+
+
+@pytest.mark.parametrize("name", BAD_NAMES)
+def test_bad_input_then_normal_request(client: httpx.Client, server: Server, small_face: bytes, name: str) -> None:
+    kwargs, status, words = _bad_requests(small_face)[name]
+    r = client.post("/v1/predict", **kwargs)
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == "application/json"
+    detail = r.json()["detail"]
+    assert isinstance(detail, str) and words.lower() in detail.lower(), detail
+    # the next request on the same client is served normally
+    assert_one_face(client.post("/v1/predict", content=small_face, headers={"Content-Type": "image/jpeg"}))
+    assert server.proc.poll() is None
+
+
+def test_bad_query_parameter_is_a_json_string_error(client: httpx.Client, small_face: bytes) -> None:
+    r = client.post("/v1/predict", params={"annotate": "maybe"}, content=small_face, headers={"Content-Type": "image/jpeg"})
+    assert r.status_code == 422 and "annotate" in r.json()["detail"]
+    assert client.get("/v1/nothing").json() == {"detail": "Not Found"}
+    assert client.get("/v1/predict").status_code == 405
+
+
+# --------------------------------------------------------------------------------------- OpenAPI
+def test_openapi_document(client: httpx.Client, small_face: bytes) -> None:
+    from ferkit.serve.schemas import HealthResponse, ModelsResponse, PredictResponse
+
+    doc = client.get("/openapi.json").json()
+    assert {"/v1/predict", "/health", "/v1/models"} <= set(doc["paths"])
+    assert "/" not in doc["paths"]
+    schemas = doc["components"]["schemas"]
+
+    def ref(response: dict, media: str = "application/json") -> str:
+        return response["content"][media]["schema"]["$ref"].rsplit("/", 1)[1]
+
+    post = doc["paths"]["/v1/predict"]["post"]
+    assert ref(post["responses"]["200"]) == "PredictResponse"
+    assert "image/jpeg" in post["responses"]["200"]["content"]
+    for code in ("400", "413", "415", "422"):
+        assert ref(post["responses"][code]) == "ErrorResponse", code
+    assert "HTTPValidationError" not in schemas  # every error really is {"detail": str}
+    body = post["requestBody"]["content"]
+    assert body["multipart/form-data"]["schema"]["required"] == ["file"]
+    assert {"image/jpeg", "image/png"} <= set(body)
+    assert [p["name"] for p in post["parameters"]] == ["annotate"]
+    assert ref(doc["paths"]["/health"]["get"]["responses"]["200"]) == "HealthResponse"
+    assert ref(doc["paths"]["/v1/models"]["get"]["responses"]["200"]) == "ModelsResponse"
+
+    face = schemas["Face"]
+    assert set(face["required"]) == FACE_KEYS
+    assert face["properties"]["box"]["minItems"] == face["properties"]["box"]["maxItems"] == 4
+    assert schemas["ErrorResponse"]["required"] == ["detail"]
+    assert set(schemas["PredictResponse"]["required"]) == {"faces", "width", "height", "model", "timing"}
+
+    # the real answers validate against the documented models, with no undocumented keys
+    r = client.post("/v1/predict", content=small_face, headers={"Content-Type": "image/jpeg"}).json()
+    PredictResponse.model_validate(r)
+    assert set(r) <= set(schemas["PredictResponse"]["properties"])
+    assert set(r["faces"][0]) <= set(face["properties"])
+    assert set(r["timing"]) == set(schemas["Timing"]["properties"])
+    HealthResponse.model_validate(client.get("/health").json())
+    ModelsResponse.model_validate(client.get("/v1/models").json())
+    assert client.get("/docs").status_code == 200
+
+
+# --------------------------------------------------------------------------------------- batching
+def test_concurrent_requests(client: httpx.Client, server: Server, small_face: bytes) -> None:
+    before = client.get("/health").json()["batching"]
+    results: list[httpx.Response] = []
+
+    def post() -> None:
+        with httpx.Client(base_url=server.url, timeout=120) as c:
+            results.append(c.post("/v1/predict", content=small_face, headers={"Content-Type": "image/jpeg"}))
+
+    threads = [threading.Thread(target=post) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [r.status_code for r in results] == [200] * 6
+    after = client.get("/health").json()["batching"]
+    assert after["requests"] - before["requests"] == 6 and after["faces"] - before["faces"] == 6
+
+
+def test_micro_batcher_merges_waiting_requests() -> None:
+    """While the classifier is busy, crops from other requests queue up and go in one batch."""
+    from ferkit.serve.batcher import MicroBatcher
+
+    calls: list[int] = []
+
+    def classify(crops):
+        calls.append(len(crops))
+        time.sleep(0.2)
+        return np.array([[float(c[0, 0, 0])] for c in crops])
+
+    def crops(*values):
+        return [np.full((2, 2, 3), v, np.uint8) for v in values]
+
+    async def scenario():
+        b = MicroBatcher(classify, max_faces=8)
+        await b.start()
+        first = asyncio.create_task(b.classify(crops(1)))
+        await asyncio.sleep(0.05)  # the classifier is now busy with the first request
+        rest = [asyncio.create_task(b.classify(crops(10 * i, 10 * i + 1))) for i in range(1, 4)]
+        out = await asyncio.gather(first, *rest)
+        await b.close()
+        return out, b.stats
+
+    out, stats = asyncio.run(scenario())
+    assert calls == [1, 6]  # one lone request, then three requests (six faces) together
+    assert out[0].probs.ravel().tolist() == [1] and out[0].batch_faces == 1
+    for i, res in enumerate(out[1:], 1):  # each request gets back its own rows
+        assert res.probs.ravel().tolist() == [10 * i, 10 * i + 1] and res.batch_faces == 6
+    assert stats.as_dict() == {"requests": 4, "batches": 2, "faces": 7, "largest_batch": 6, "mean_batch": 3.5}
+
+
+def test_micro_batcher_respects_max_faces_and_errors() -> None:
+    from ferkit.serve.batcher import MicroBatcher
+
+    calls: list[int] = []
+
+    def classify(crops):
+        calls.append(len(crops))
+        time.sleep(0.1)
+        if any(c[0, 0, 0] == 99 for c in crops):
+            raise RuntimeError("boom")
+        return np.zeros((len(crops), 1))
+
+    one = [np.zeros((2, 2, 3), np.uint8)]
+
+    async def scenario():
+        b = MicroBatcher(classify, max_faces=2)
+        await b.start()
+        tasks = [asyncio.create_task(b.classify(one)) for _ in range(5)]
+        await asyncio.gather(*tasks)
+        with pytest.raises(RuntimeError, match="boom"):
+            await b.classify([np.full((2, 2, 3), 99, np.uint8)])
+        await b.classify(one)  # still running after a failed batch
+        await b.close()
+
+    asyncio.run(scenario())
+    assert max(calls) <= 2 and sum(calls) == 7
+
+
+# --------------------------------------------------------------------------------------- settings, CLI
+def test_settings_defaults_and_environment(monkeypatch) -> None:
+    from ferkit.serve.settings import Settings
+
+    for key in [k for k in os.environ if k.startswith("FERKIT_SERVE_")]:
+        monkeypatch.delenv(key)
+    s = Settings()
+    assert (s.host, s.port, s.model, s.max_upload_mb, s.max_megapixels) == ("127.0.0.1", 8000, "default", 10.0, 50.0)
+    assert s.max_upload_bytes == 10_000_000 and s.backend is None and s.workers == 1
+    monkeypatch.setenv("FERKIT_SERVE_MAX_UPLOAD_MB", "2.5")
+    monkeypatch.setenv("FERKIT_SERVE_BACKEND", "onnx")
+    s = Settings()
+    assert s.max_upload_bytes == 2_500_000 and s.backend == "onnx"
+
+
+def test_cli_options_become_settings(monkeypatch) -> None:
+    from ferkit.cli import build_parser
+    from ferkit.cli.serve import settings_from_args
+
+    for key in [k for k in os.environ if k.startswith("FERKIT_SERVE_")]:
+        monkeypatch.delenv(key)
+    a = build_parser().parse_args(["serve", "--backend", "onnx", "--max-upload-mb", "3", "--workers", "2",
+                                   "--detector", "haar"])
+    s = settings_from_args(a)
+    assert (s.backend, s.max_upload_mb, s.workers, s.detector, s.host) == ("onnx", 3.0, 2, "haar", "127.0.0.1")
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "--backend", "tensorflow"])
+    a = build_parser().parse_args(["serve", "--max-upload-mb", "-1"])
+    from ferkit.errors import FerkitError
+    with pytest.raises(FerkitError, match="max-upload-mb"):
+        settings_from_args(a)
+
+
+def test_onnx_backend(tmp_path: Path, small_face: bytes, client: httpx.Client) -> None:
+    """``ferkit serve --backend onnx`` serves the same answers as the torch backend."""
+    import inspect
+
+    from ferkit.infer import Recognizer
+
+    if "backend" not in inspect.signature(Recognizer).parameters:
+        pytest.skip("this Recognizer has no backend= option yet")
+    pytest.importorskip("onnxruntime")
+    srv = Server(tmp_path, "--backend", "onnx", env={"FERKIT_CACHE_DIR": str(tmp_path / "cache")})
+    try:
+        with httpx.Client(base_url=srv.url, timeout=60) as c:
+            assert c.get("/v1/models").json()["loaded"]["backend"] == "onnx"
+            got = assert_one_face(c.post("/v1/predict", content=small_face, headers={"Content-Type": "image/jpeg"}))
+    finally:
+        srv.stop()
+    want = assert_one_face(client.post("/v1/predict", content=small_face, headers={"Content-Type": "image/jpeg"}))
+    g, w = got["faces"][0], want["faces"][0]
+    assert g["box"] == w["box"] and g["emotion"] == w["emotion"]
+    assert g["probabilities"] == pytest.approx(w["probabilities"], abs=1e-4)
+
+
+def test_cli_rejects_unknown_model_in_one_line(capsys) -> None:
+    assert ferkit_main(["serve", "--model", "no-such-model", "--port", str(free_port())]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("ferkit: error:") and "no-such-model" in err[-1]
