@@ -62,12 +62,13 @@ def test_no_face_is_an_empty_result(rec: Recognizer) -> None:
 
 
 def test_preprocessing_is_the_models_own(rec: Recognizer) -> None:
-    """classify() == softmax(model(eval_transform(meta["input"])(crop))): nothing restated."""
+    """classify() == softmax(model(eval_transform(meta["input"])(crop)) / T): nothing restated."""
     img = load_image(OBAMA)
     faces, points = rec.detect(img)
     crop = rec.crop(img, faces, points)[0]
     with torch.inference_mode():
-        expected = torch.softmax(rec.model(eval_transform(rec.meta["input"])(crop)[None]), 1)[0].double().numpy()
+        logits = rec.model(eval_transform(rec.meta["input"])(crop)[None]) / rec.meta.get("temperature", 1.0)
+        expected = torch.softmax(logits, 1)[0].double().numpy()
     assert np.allclose(rec.classify([crop])[0], expected, atol=1e-6)
 
 

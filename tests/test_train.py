@@ -37,9 +37,10 @@ def _ferkit(*args: str, timeout: float = 600, **kw) -> subprocess.CompletedProce
 @pytest.mark.slow
 @pytest.mark.parametrize("arch", ["resnet18", "mobilenet_v2"])
 def test_short_run_beats_majority_class(arch, tmp_path):
-    run = train(REPO / "configs" / f"quick_{arch}.yaml", _overrides(tmp_path))
+    config = REPO / "configs" / f"quick_{arch}.yaml"
+    run = train(config, _overrides(tmp_path))
     rows = read_epoch_metrics(run / "metrics.csv")
-    assert [r["epoch"] for r in rows] == [0, 1, 2, 3]
+    assert [r["epoch"] for r in rows] == list(range(TrainConfig.load(config).trainer.max_epochs))
     best = max(r["val_acc"] for r in rows)
     # majority class (happy) of the stratified 1000-image PublicTest subset: 895/3589 = 24.9%
     assert best > 0.249 + 0.08, rows
