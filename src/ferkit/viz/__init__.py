@@ -8,6 +8,7 @@ from ferkit.viz.annotate import (
     draw_fps,
     emotion_color,
 )
+from ferkit.viz.cam import draw_heatmaps, heatmap_to_rgb
 from ferkit.viz.plots import plot_track_emotions, plot_training_curves
 from ferkit.viz.report_plots import (
     plot_accuracy_vs_latency,
@@ -18,6 +19,8 @@ from ferkit.viz.report_plots import (
 )
 
 __all__ = [
+    "draw_heatmaps",
+    "heatmap_to_rgb",
     "plot_training_curves",
     "plot_track_emotions",
     "annotate",
