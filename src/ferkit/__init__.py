@@ -1,6 +1,8 @@
 """ferkit: facial expression recognition toolkit.
 
 `import ferkit` is cheap: heavy submodules (torch, lightning) are imported on first use.
+Training and evaluation live in their subpackages: ``from ferkit.train import train``,
+``from ferkit.evaluate import evaluate``.
 """
 from __future__ import annotations
 
@@ -16,8 +18,11 @@ _LAZY = {
     "save_model": "ferkit.models",
     "load_dataset": "ferkit.data",
     "FaceSet": "ferkit.data",
-    "train": "ferkit.train",
     "TrainConfig": "ferkit.train",
+    "Recognizer": "ferkit.infer",
+    "load_image": "ferkit.infer",
+    "detect_faces": "ferkit.detect",
+    "export_onnx": "ferkit.export",
 }
 
 __all__ = ["__version__", *_LAZY]
