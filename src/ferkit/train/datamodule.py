@@ -24,7 +24,7 @@ from ferkit.train.config import TrainConfig
 log = logging.getLogger("ferkit")
 
 
-def _mix_seed(*parts: int) -> int:
+def mix_seed(*parts: int) -> int:
     """A 63-bit seed from integers (splitmix-style), stable across processes and runs."""
     h = 0x9E3779B97F4A7C15
     for p in parts:
@@ -97,7 +97,7 @@ class EpochSampler(Sampler):
 
     def __iter__(self):
         epoch = self._current_epoch()
-        g = torch.Generator().manual_seed(_mix_seed(self.seed, epoch))
+        g = torch.Generator().manual_seed(mix_seed(self.seed, epoch))
         if self.weights is not None:
             order = torch.multinomial(torch.as_tensor(self.weights, dtype=torch.double), self.n, True, generator=g)
         elif self.shuffle:
@@ -108,7 +108,7 @@ class EpochSampler(Sampler):
         total = self.per_rank * self.world_size
         order += order[: total - len(order)]  # pad so every rank gets the same count
         for i in order[self.rank:total:self.world_size]:
-            yield (i, _mix_seed(self.seed, epoch, i)) if self.augment_seeds else i
+            yield (i, mix_seed(self.seed, epoch, i)) if self.augment_seeds else i
 
 
 class FERDataModule(L.LightningDataModule):

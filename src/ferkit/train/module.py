@@ -16,7 +16,9 @@ import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from ferkit.models import create_model
+from ferkit.errors import ConfigError
 from ferkit.train.config import PhaseConfig, TrainConfig
+from ferkit.train.datamodule import mix_seed
 
 
 def phase_lr_factor(cfg: TrainConfig, phase: PhaseConfig, step_in_phase: int, steps_in_phase: int, steps_per_epoch: int) -> float:
@@ -71,7 +73,6 @@ class FERLitModule(L.LightningModule):
         unmatched = [pre for prefs in self._phase_prefixes if prefs for pre in prefs
                      if not any(name.startswith(pre) for name, _ in self.net.named_parameters())]
         if unmatched:
-            from ferkit.errors import ConfigError
             raise ConfigError(f"phases: trainable {', '.join(sorted(set(unmatched)))} matches no parameter of {c.model.name}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -100,8 +101,7 @@ class FERLitModule(L.LightningModule):
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         # dropout / mixup randomness fixed by (seed, step): resumed runs replay it exactly
-        from ferkit.train.datamodule import _mix_seed
-        torch.manual_seed(_mix_seed(self.cfg.seed, 7919, self.global_step))
+        torch.manual_seed(mix_seed(self.cfg.seed, 7919, self.global_step))
 
     # ------------------------------------------------------------------ steps
     def _mix(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
