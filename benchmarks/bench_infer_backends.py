@@ -29,17 +29,11 @@ import torch
 
 from ferkit.infer import Recognizer, load_image, open_source
 
+from bench_data import timed  # the script's own folder is on sys.path
+
 SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "samples"
 THREADS = (1, 2)
 
-
-def best_time(fn, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def face_batch(rec: Recognizer, n: int = 64) -> tuple[list[np.ndarray], np.ndarray]:
@@ -58,8 +52,8 @@ def classifier_speed(recs: dict[str, Recognizer], batch: np.ndarray, repeat: int
         clf = rec.classifier
         torch.set_num_threads(int(label.split("x")[-1]))
         clf(batch[:2])  # warm-up
-        t1 = best_time(lambda clf=clf: [clf(batch[i : i + 1]) for i in range(n1)], repeat) / n1
-        t64 = best_time(lambda clf=clf: clf(batch), repeat) / len(batch)
+        t1 = timed(lambda clf=clf: [clf(batch[i : i + 1]) for i in range(n1)], repeat)[0] / n1
+        t64 = timed(lambda clf=clf: clf(batch), repeat)[0] / len(batch)
         print(f"  {label:<8} batch 1: {1 / t1:7.0f} faces/s ({1000 * t1:6.3f} ms/face)   "
               f"batch 64: {1 / t64:7.0f} faces/s ({1000 * t64:6.3f} ms/face)")
 
@@ -113,7 +107,7 @@ def main() -> None:
         crops, batch = face_batch(base)
         diff = np.abs(recs["torch x1"].classify(crops) - recs["onnx x1"].classify(crops)).max()
         torch.set_num_threads(1)
-        t_pre = best_time(lambda: [base.transform(c) for c in crops], a.repeat) / len(crops)
+        t_pre = timed(lambda: [base.transform(c) for c in crops], a.repeat)[0] / len(crops)
         print(f"\nclassifier (forward pass only; {len(batch)} sample-photo faces, max probability difference "
               f"{diff:.1e}; preprocessing adds {1000 * t_pre:.3f} ms/face for either backend):")
         classifier_speed(recs, batch, a.repeat)

@@ -28,6 +28,8 @@ from ferkit.detect import crop_face, landmarks
 from ferkit.infer import Recognizer, VideoWriter, load_image, open_source
 from ferkit.viz import annotate
 
+from bench_data import timed  # the script's own folder is on sys.path
+
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SAMPLES = DATA / "samples"
 
@@ -47,14 +49,6 @@ def pan_clip(path: Path, frames: int = 150, size: tuple[int, int] = (640, 360)) 
     return path
 
 
-def timed(fn, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
 
 def classifier_speed(rec: Recognizer, repeat: int) -> None:
     crops = []
@@ -64,9 +58,9 @@ def classifier_speed(rec: Recognizer, repeat: int) -> None:
         crops += rec.crop(img, faces, points)
     crops = (crops * (64 // len(crops) + 1))[:64]
     rec.classify(crops[:2])  # warm-up
-    t1 = timed(lambda: [rec.classify(crops[i : i + 1]) for i in range(16)], repeat) / 16
-    t64 = timed(lambda: rec.classify(crops), repeat) / 64
-    t_pre = timed(lambda: [rec.transform(c) for c in crops], repeat) / 64
+    t1 = timed(lambda: [rec.classify(crops[i : i + 1]) for i in range(16)], repeat)[0] / 16
+    t64 = timed(lambda: rec.classify(crops), repeat)[0] / 64
+    t_pre = timed(lambda: [rec.transform(c) for c in crops], repeat)[0] / 64
     print(f"classifier: batch 1 {1 / t1:7.0f} faces/s ({1000 * t1:.2f} ms/face), batch 64 {1 / t64:7.0f} faces/s "
           f"({1000 * t64:.2f} ms/face; preprocessing {1000 * t_pre:.2f} ms/face of it)")
 

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from ferkit.errors import FerkitError, WeightsError
+from ferkit.models._io import model_paths
 
 __all__ = [
     "ONNX_FORMAT",
@@ -48,7 +49,7 @@ ONNX_FORMAT = "ferkit-onnx/1"
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
 #: largest max-abs probability difference between ONNX Runtime and PyTorch that an export may have
 TOLERANCE = 1e-4
-_DIR_STEM = "model"
+
 #: keys that export_onnx adds to (or replaces in) the model's metadata
 _ONNX_KEYS = ("format", "backend", "file", "sha256", "source_sha256", "dtype", "opset", "input_name", "input_shape",
               "output_name", "dynamic_batch", "exporter", "check", "ferkit_version")
@@ -61,12 +62,7 @@ class ExportError(FerkitError):
 def onnx_paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
     """``(onnx, json)`` paths for ``path``: a stem (``out/model``), either file of the pair, or a
     directory (existing, or written with a trailing slash) holding ``model.onnx`` + ``model.json``."""
-    p = Path(path).expanduser()
-    if p.is_dir() or os.fspath(path).endswith(("/", os.sep)):
-        p = p / _DIR_STEM
-    elif p.suffix in (".onnx", ".json"):
-        p = p.with_suffix("")
-    return p.with_name(p.name + ".onnx"), p.with_name(p.name + ".json")
+    return model_paths(path, weights_suffix=".onnx")
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

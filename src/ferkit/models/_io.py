@@ -32,15 +32,15 @@ _DIR_STEM = "model"
 _RESERVED_KWARGS = ("num_classes", "in_chans", "pretrained")
 
 
-def model_paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
+def model_paths(path: str | os.PathLike[str], *, weights_suffix: str = ".safetensors") -> tuple[Path, Path]:
     """``(weights, json)`` paths for ``path``: a stem (``runs/x/model``), either file of the pair, or a
-    directory (existing, or written with a trailing slash) holding ``model.safetensors`` + ``model.json``."""
+    directory (existing, or written with a trailing slash) holding ``model<weights_suffix>`` + ``model.json``."""
     p = Path(path).expanduser()
     if p.is_dir() or os.fspath(path).endswith(("/", os.sep)):
         p = p / _DIR_STEM
-    elif p.suffix in (".safetensors", ".json"):
+    elif p.suffix in (weights_suffix, ".json"):
         p = p.with_suffix("")
-    return p.with_name(p.name + ".safetensors"), p.with_name(p.name + ".json")
+    return p.with_name(p.name + weights_suffix), p.with_name(p.name + ".json")
 
 
 def _meta_problem(meta: Mapping[str, Any]) -> str | None:
