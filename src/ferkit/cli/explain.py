@@ -10,10 +10,10 @@ Needs the torch backend (gradients).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
+from ferkit._fileio import atomic_write_image
 from ferkit.errors import FerkitError
 
 
@@ -27,19 +27,6 @@ def gradcam_path(src: str, out_dir: Path, taken: set[Path], inputs: set[Path]) -
             taken.add(r)
             return c
     raise FerkitError(f"{out_dir}: cannot find a free file name for {stem}")  # pragma: no cover
-
-
-def write_jpeg(rgb, dest: Path) -> None:
-    """Write an RGB uint8 image as JPEG atomically (temporary file next to it, then rename)."""
-    import cv2
-
-    tmp = dest.with_name(f".{dest.stem}.{os.getpid()}.tmp.jpg")
-    try:
-        if not cv2.imwrite(str(tmp), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92]):
-            raise FerkitError(f"{dest}: cannot write the image")
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def run(a: argparse.Namespace) -> int:
@@ -73,7 +60,10 @@ def run(a: argparse.Namespace) -> int:
         img = draw_heatmaps(rgb, pairs, alpha=a.alpha, label_suffix=suffix)
         out_dir.mkdir(parents=True, exist_ok=True)
         dest = gradcam_path(path, out_dir, taken, inputs)
-        write_jpeg(img, dest)
+        try:
+            atomic_write_image(img, dest, jpeg_quality=92)
+        except OSError as e:
+            raise FerkitError(str(e)) from None
         print(dest, flush=True)
     return 2 if failed else 0
 

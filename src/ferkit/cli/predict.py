@@ -16,11 +16,11 @@ import csv
 import glob
 import io
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
+from ferkit._fileio import atomic_write_image, atomic_write_text
 from ferkit.errors import FerkitError
 
 DEFAULT_SAMPLE = "../shared/data/samples/two_people.jpg"
@@ -50,19 +50,6 @@ def expand_paths(args: list[str], recursive: bool = False) -> tuple[list[str], l
         else:
             out.append(arg)
     return list(dict.fromkeys(out)), problems
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
-    """Write ``text`` to a temporary file next to ``path``, then rename it onto ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 def to_json(results: list[Any]) -> str:
@@ -117,19 +104,13 @@ def annotated_path(src: str, out_dir: Path, taken: set[Path], inputs: set[Path])
 
 
 def write_annotated(path: str, result: Any, dest: Path, landmarks: bool) -> None:
-    import cv2
-
     from ferkit.infer import load_image
     from ferkit.viz import annotate
 
-    img = annotate(load_image(path), result, landmarks=landmarks)
-    tmp = dest.with_name(f".{dest.stem}.{os.getpid()}.tmp{dest.suffix}")
     try:
-        if not cv2.imwrite(str(tmp), cv2.cvtColor(img, cv2.COLOR_RGB2BGR)):
-            raise FerkitError(f"{dest}: cannot write the annotated image")
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
+        atomic_write_image(annotate(load_image(path), result, landmarks=landmarks), dest)
+    except OSError as e:
+        raise FerkitError(str(e)) from None
 
 
 def make_recognizer(a: argparse.Namespace, device: str) -> Any:
@@ -142,7 +123,13 @@ def make_recognizer(a: argparse.Namespace, device: str) -> Any:
 
 def run(a: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     args = a.paths
     if not args:

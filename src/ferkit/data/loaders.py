@@ -21,16 +21,20 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
-import tempfile
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from ferkit._fileio import atomic_path
 from ferkit.data.faceset import FaceSet, resolve_root
 from ferkit.data.labels import (
-    ALL_CLASSES, FER2013_CLASSES, FERPLUS_CLASSES, normalize_class_name, parse_class_list,
+    ALL_CLASSES,
+    FER2013_CLASSES,
+    FERPLUS_CLASSES,
+    normalize_class_name,
+    parse_class_list,
 )
 from ferkit.data.splits import subject_ids
 from ferkit.errors import DataError
@@ -320,25 +324,17 @@ def _read_cache(cache: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None
 
 
 def _write_cache(cache: Path, arrays: tuple[np.ndarray, np.ndarray, np.ndarray]) -> str | None:
-    """Write atomically (temp file + os.replace), drop older versions of the same CSV's cache.
+    """Write atomically, drop older versions of the same CSV's cache.
     Returns an error text instead of raising: a cache that cannot be written only costs time."""
     images, labels, usage = arrays
-    tmp = None
     try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cache.parent, prefix=".tmp-", suffix=".npz")
-        with os.fdopen(fd, "wb") as f:
+        with atomic_path(cache) as tmp, open(tmp, "wb") as f:
             np.savez(f, images=images, labels=labels, usage=usage)
-        os.replace(tmp, cache)
-        tmp = None
         for old in cache.parent.glob(cache.name.rsplit("-", 1)[0] + "-*.npz"):
             if old != cache:
                 old.unlink(missing_ok=True)
     except OSError as e:
         return f"{cache.parent}: {e.strerror or e}"
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
     return None
 
 

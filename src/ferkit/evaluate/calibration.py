@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from ferkit._fileio import atomic_write_text
 from ferkit.errors import ConfigError, FerkitError, WeightsError
 
 __all__ = ["fit_temperature", "nll_at_temperature", "calibrate", "TEMPERATURE_BOUNDS", "VALIDATION_SPLITS"]
@@ -60,19 +61,6 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     return best
 
 
-def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with tmp.open("w", encoding="utf-8") as f:
-            f.write(json.dumps(data, indent=2) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        shutil.copymode(path, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def calibrate(
     model: str | os.PathLike[str], data: str | os.PathLike[str], format: str = "auto", split: str | None = None,
     classes: str | Sequence[str] | None = None, *, tta: str = "none", limit: int | None = None,
@@ -93,9 +81,9 @@ def calibrate(
     Returns ``{"temperature", "nll_before", "nll_after", "ece_before", "ece_after", "n_images",
     "split", "model_json"}`` (before = T 1, after = the fitted T, both on the fitting data).
     """
+    from ferkit.evaluate.inference import combine_views
     from ferkit.evaluate.metrics import expected_calibration_error
     from ferkit.evaluate.runner import run_evaluation
-    from ferkit.evaluate.inference import combine_views
     from ferkit.models._io import model_paths
     from ferkit.models._shipped import WEIGHTS_DIR, resolve_model_path
 
@@ -138,7 +126,7 @@ def calibrate(
             shutil.rmtree(tmp, ignore_errors=True)
         target_json = dest / "model.json"
     else:
-        _write_json_atomic(meta_json, raw)
+        atomic_write_text(meta_json, json.dumps(raw, indent=2) + "\n", keep_mode=True)
         target_json = meta_json
     return {
         "temperature": raw["temperature"], "nll_before": before, "nll_after": after, "ece_before": ece_before,

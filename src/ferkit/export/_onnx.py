@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ferkit._fileio import atomic_path, atomic_write_text
 from ferkit.errors import FerkitError, WeightsError
 from ferkit.models._io import model_paths
 
@@ -189,7 +190,6 @@ def export_onnx(
     from ferkit import __version__
     from ferkit.data.transforms import eval_transform
     from ferkit.models._io import FORMAT as TORCH_FORMAT
-    from ferkit.models._io import _atomic_target
     from ferkit.models._pretrained import first_line
 
     net, meta = _resolve(model)
@@ -212,9 +212,8 @@ def export_onnx(
     input_shape: list[int | str] = ["batch" if dynamic_batch else 1, int(c), int(h), int(w)]
     name = meta.get("name") or meta.get("arch") or type(net).__name__
 
-    onnx_path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with _atomic_target(onnx_path) as tmp:
+        with atomic_path(onnx_path) as tmp:
             try:
                 with warnings.catch_warnings(), torch.no_grad():
                     warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer warnings
@@ -264,8 +263,7 @@ def export_onnx(
         text = json.dumps(out, indent=2) + "\n"
     except (TypeError, ValueError) as e:
         raise ExportError(f"export: the model's meta is not JSON-serialisable ({e})") from e
-    with _atomic_target(meta_path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+    atomic_write_text(meta_path, text)
     return onnx_path
 
 

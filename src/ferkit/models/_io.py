@@ -12,15 +12,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import secrets
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from ferkit._fileio import atomic_path, atomic_write_text
 from ferkit.errors import FerkitError, WeightsError
 from ferkit.models._factory import count_parameters, create_model, head_prefix
 from ferkit.models._pretrained import first_line, load_safetensors
@@ -71,20 +70,6 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-@contextmanager
-def _atomic_target(final: Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``final``; move it onto ``final`` if the block succeeds."""
-    tmp = final.with_name(f".{final.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        yield tmp
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # safetensors creates 0600 files; give saved models normal permissions
-        os.replace(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _dtype_name(dtype: torch.dtype) -> str:
@@ -151,12 +136,10 @@ def save_model(
     from safetensors.torch import save_file
 
     weights_path, meta_path = model_paths(path)
-    weights_path.parent.mkdir(parents=True, exist_ok=True)
-    with _atomic_target(weights_path) as tmp:
+    with atomic_path(weights_path) as tmp:
         save_file(state, tmp, metadata={"format": "pt"})
         out["sha256"] = _sha256(tmp)
-    with _atomic_target(meta_path) as tmp:
-        tmp.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+    atomic_write_text(meta_path, json.dumps(out, indent=2) + "\n")
     return weights_path
 
 

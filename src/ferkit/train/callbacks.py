@@ -14,15 +14,11 @@ import lightning as L
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from ferkit._fileio import atomic_path, atomic_write_text
+
 log = logging.getLogger("ferkit")
 
 EPOCH_COLUMNS = ["epoch", "phase", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "val_macro_f1", "epoch_time_s"]
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def read_epoch_metrics(path: str | Path) -> list[dict[str, Any]]:
@@ -44,16 +40,12 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     """Checkpoints are written to a temporary file and renamed, so `kill -9` never leaves half a file."""
 
     def save_checkpoint(self, checkpoint: dict, path: str | Path, storage_options: Any = None) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
         buf = io.BytesIO()
         torch.save(checkpoint, buf)
-        with open(tmp, "wb") as f:
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
             f.write(buf.getvalue())
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
 
 
 class RunFolderWriter(L.Callback):

@@ -13,12 +13,18 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar, TQDMProgressBar
+from lightning.pytorch.callbacks import (
+    EarlyStopping,
+    ModelCheckpoint,
+    RichProgressBar,
+    TQDMProgressBar,
+)
 from lightning.pytorch.loggers import CSVLogger
 
 from ferkit import __version__
+from ferkit._fileio import atomic_write_text
 from ferkit.errors import ConfigError
-from ferkit.train.callbacks import AtomicCheckpointIO, RunFolderWriter, atomic_write_text
+from ferkit.train.callbacks import AtomicCheckpointIO, RunFolderWriter
 from ferkit.train.config import TrainConfig
 from ferkit.train.datamodule import FERDataModule
 from ferkit.train.module import FERLitModule

@@ -1,9 +1,10 @@
 """Matplotlib figures (Agg backend, files only)."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
+
+from ferkit._fileio import atomic_path
 
 
 def _pyplot():
@@ -15,12 +16,11 @@ def _pyplot():
     return plt
 
 
-def _save(fig: Any, path: str | Path) -> Path:
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    os.replace(tmp, path)
-    return path
+def save_figure(fig: Any, path: str | Path) -> Path:
+    """Save a matplotlib figure atomically (the format follows the extension)."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    return Path(path)
 
 
 def plot_training_curves(rows: Sequence[dict[str, Any]], path: str | Path, title: str = "") -> Path:
@@ -41,7 +41,7 @@ def plot_training_curves(rows: Sequence[dict[str, Any]], path: str | Path, title
     if title:
         fig.suptitle(title)
     try:
-        return _save(fig, path)
+        return save_figure(fig, path)
     finally:
         plt.close(fig)
 
@@ -101,6 +101,6 @@ def plot_track_emotions(
         bottom = 0.45 / fig.get_figheight()
     fig.tight_layout(rect=(0, bottom, 1, 1))
     try:
-        return _save(fig, path)
+        return save_figure(fig, path)
     finally:
         plt.close(fig)

@@ -5,12 +5,13 @@ returns its path; none runs a model or computes a metric.
 """
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ferkit.viz.plots import save_figure
 
 __all__ = [
     "plot_confusion_matrix", "plot_roc_curves", "plot_reliability_diagram", "plot_prediction_grid",
@@ -29,15 +30,10 @@ def _pyplot() -> Any:
 
 def _finish(plt: Any, fig: Any, path: str | Path) -> Path:
     """Save ``fig`` as ``path`` atomically (temporary file beside it, then rename) and close it."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
     try:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
-        os.replace(tmp, path)
-        return path
+        return save_figure(fig, path)
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
 
 
 def plot_confusion_matrix(
