@@ -18,36 +18,24 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import re
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+from ferkit._fileio import atomic_path
 from ferkit.cli.predict import add_common, make_recognizer
 from ferkit.errors import FerkitError
 
 
-class AtomicFile:
+@contextmanager
+def atomic_text_file(path: Path) -> Iterator[IO[str]]:
     """A text file written to a temporary name and renamed onto ``path`` when the block succeeds."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        self.f: IO[str] | None = None
-
-    def __enter__(self) -> IO[str]:
-        self.f = self.tmp.open("w", encoding="utf-8", newline="")
-        return self.f
-
-    def __exit__(self, exc_type: Any, *exc: Any) -> None:
-        assert self.f is not None
-        self.f.close()
-        if exc_type is None:
-            os.replace(self.tmp, self.path)
-        else:
-            self.tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8", newline="") as f:
+        yield f
 
 
 def source_stem(name: str) -> str:
@@ -100,8 +88,8 @@ def run(a: argparse.Namespace) -> int:
                             disable=not sys.stderr.isatty())
         meter, n_frames, n_processed, n_faces, interrupted = FpsMeter(), 0, 0, 0, False
         t0 = time.perf_counter()
-        with VideoWriter(mp4, src.fps, (src.width, src.height)) as vw, AtomicFile(csv_path) as fc, \
-                AtomicFile(json_path) as fj, progress:
+        with VideoWriter(mp4, src.fps, (src.width, src.height)) as vw, atomic_text_file(csv_path) as fc, \
+                atomic_text_file(json_path) as fj, progress:
             task = progress.add_task("video", total=total, fps=0.0)
             w = csv.writer(fc, lineterminator="\n")
             w.writerow(["frame", "time_s", "track_id", "x", "y", "w", "h", "emotion", "confidence", *classes])
