@@ -46,8 +46,8 @@ CONTRACT_KEYS = {"accuracy", "macro_f1", "weighted_f1", "mean_auc", "n_images", 
 SCHEMA_KEYS = [
     "schema", "ferkit_version", "created", "model", "dataset", "classes", "class_restriction", "tta", "tta_views",
     "temperature", "n_images", "accuracy", "macro_precision", "macro_recall", "macro_f1", "weighted_precision",
-    "weighted_recall", "weighted_f1", "mean_auc", "ece", "nll", "per_class", "confusion", "reliability", "timing",
-    "output_dir",
+    "weighted_recall", "weighted_f1", "mean_auc", "ece", "nll", "per_class", "confusion", "reliability", "ci95",
+    "detector", "n_no_face", "no_face_files", "timing", "output_dir",
 ]
 FIGURES = ("confusion_matrix.png", "roc_curves.png", "reliability_diagram.png", "prediction_grid.png")
 

@@ -92,8 +92,9 @@ class FaceDetector(Protocol):
 
     name: str
     min_size: int
-    #: margin (fraction of the box on each side) that makes this detector's boxes frame a face like
-    #: the FER training crops (forehead to chin); the default of ``Recognizer(margin=None)``
+    #: margin (fraction of the box on each side) that makes this detector's crops frame a face like
+    #: the FER2013 training crops (forehead to chin), measured by ``benchmarks/crop_geometry.py``;
+    #: the default of ``Recognizer(margin=None)``
     crop_margin: float
 
     def detect(self, image: np.ndarray) -> Faces: ...

@@ -10,7 +10,10 @@ API:
 
 - ``evaluate(model, data, format="auto", split=None, classes=None, tta="none", batch_size=128,
   device="auto", out=None, *, limit=None, label_mode="majority", temperature=None, grid=32,
-  progress=None) -> dict`` (the metrics.json dict; writes the report folder when ``out`` is given)
+  progress=None, detect=None, groups=None, n_boot=1000) -> dict`` (the metrics.json dict; writes the
+  report folder when ``out`` is given; ``detect="dlib-hog"`` classifies uncropped photos as
+  ``ferkit predict`` does; ``groups`` resamples groups of images in the bootstrap)
+- ``bootstrap_ci(y_true, y_pred, classes, *, groups=None, n_boot=1000, seed=0) -> dict``
 - ``run_evaluation(...) -> Evaluation`` (same inputs, no files; metrics plus predictions)
 - ``compute_metrics(y_true, probs, classes) -> dict``, ``expected_calibration_error(y_true, probs)``
 - ``compare(models, data=None, format="auto", split=None, classes=None, *, tta, limit, batch_size,
@@ -66,6 +69,14 @@ per_class                    object          class -> {precision, recall, f1 (fl
 confusion                    list[list[int]] counts, rows = true class, columns = predicted
 reliability                  object          n_bins, edges (n_bins + 1), confidence, accuracy
                                              (per bin, null if empty), count (per bin)
+ci95                         object | null   95 % percentile-bootstrap intervals: method, n_boot,
+                                             seed, resample ("images" or "groups"),
+                                             groups_regex, n_groups, accuracy [lo, hi], macro_f1
+                                             [lo, hi], recall {class: [lo, hi] | null}; null
+                                             when n_boot is 0
+detector                     str | null      face detector of ``detect`` (null: crops)
+n_no_face                    int | null      images without a face (wrong); null without detect
+no_face_files                list | null     their ids; null without detect
 timing                       object          seconds (inference), images_per_s, device, batch_size
 output_dir                   str | null      report folder, null when none was written
 ===========================  ==============  =====================================================
@@ -85,6 +96,7 @@ _LAZY = {
     "Evaluation": "ferkit.evaluate.runner",
     "SCHEMA": "ferkit.evaluate.runner",
     "compute_metrics": "ferkit.evaluate.metrics",
+    "bootstrap_ci": "ferkit.evaluate.bootstrap",
     "expected_calibration_error": "ferkit.evaluate.metrics",
     "reliability_bins": "ferkit.evaluate.metrics",
     "roc_curves": "ferkit.evaluate.metrics",
@@ -105,8 +117,8 @@ _LAZY = {
 METRICS_KEYS: tuple[str, ...] = (
     "schema", "ferkit_version", "created", "model", "dataset", "classes", "class_restriction", "tta", "tta_views",
     "temperature", "n_images", "accuracy", "macro_precision", "macro_recall", "macro_f1", "weighted_precision",
-    "weighted_recall", "weighted_f1", "mean_auc", "ece", "nll", "per_class", "confusion", "reliability", "timing",
-    "output_dir",
+    "weighted_recall", "weighted_f1", "mean_auc", "ece", "nll", "per_class", "confusion", "reliability", "ci95",
+    "detector", "n_no_face", "no_face_files", "timing", "output_dir",
 )
 
 __all__ = ["METRICS_KEYS", *_LAZY]

@@ -3,13 +3,16 @@
 Layout of a folder written by :func:`write_eval_folder`::
 
     metrics.json             the metrics (schema in ferkit.evaluate and docs/metrics_schema.md)
-    report.md                summary, class restriction, per-class table, classification report,
-                             confusion matrix (counts and % of true class), calibration, figures
+    report.md                summary (with 95 % bootstrap intervals), class restriction, per-class
+                             table, classification report, confusion matrix (counts and % of true
+                             class), calibration, figures; with --detect the images without a face
     confusion_matrix.png     heat map normalised by true class
     roc_curves.png           one-vs-rest ROC curve per class
     reliability_diagram.png  accuracy per confidence bin vs. the diagonal (ECE in the title)
     prediction_grid.png      N faces with true label, predicted label and confidence; misclassified in red
+                             (with --detect: the detector's crops, "no face" on the whole photo)
     predictions.csv          file, true, predicted, confidence, one probability column per class
+                             (with --detect an image without a face has empty cells after "true")
 
 Everything is written into a hidden temporary folder beside the target, which is renamed onto
 the target at the end: readers never see a half-written folder, and a failure leaves nothing. An
@@ -31,7 +34,7 @@ import numpy as np
 
 from ferkit.errors import FerkitError
 
-__all__ = ["write_eval_folder", "render_report", "atomic_folder", "grid_indices", "markdown_table"]
+__all__ = ["atomic_folder", "grid_indices", "markdown_table", "render_report", "with_ci", "write_eval_folder"]
 
 FILES = ("metrics.json", "report.md", "confusion_matrix.png", "roc_curves.png", "reliability_diagram.png",
          "prediction_grid.png", "predictions.csv")
@@ -89,16 +92,36 @@ def grid_indices(y_true: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
     return np.array(out, dtype=np.int64)
 
 
+def with_ci(value: float | None, interval: Sequence[float] | None) -> str:
+    """``0.6662 [0.651, 0.682]``: a metric with its 95 % interval (just the value when there is none)."""
+    if value is None:
+        return "n/a"
+    return f"{value:.4f}" + (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
+
+
+def _ci_text(ci: Mapping[str, Any]) -> str:
+    unit = (f"groups (`--groups {ci['groups_regex']}`: {ci['n_groups']} groups; images of one group are not "
+            "independent, so whole groups are drawn)" if ci["resample"] == "groups" else "images")
+    return (f"Intervals in brackets are 95 % {ci['method']} intervals: {ci['n_boot']} resamples of the {unit} "
+            f"with replacement (seed {ci['seed']}), the 2.5th and 97.5th percentiles of the recomputed metric.")
+
+
 def render_report(metrics: Mapping[str, Any], classification_report: str = "") -> str:
     """report.md text from a metrics.json dict (and scikit-learn's classification report text)."""
     m = metrics
     model, data, cls = m["model"], m["dataset"], m["classes"]
     r = m["class_restriction"]
     t = m["timing"]
+    ci = m.get("ci95") or {}
     out = [f"# Evaluation of `{model['name']}` on `{data['path']}` ({data['format']}, split {data['split']})", ""]
+    if m.get("detector"):
+        out += [(f"Detect-then-classify: each image went through the `{m['detector']}` face detector and its "
+                 f"largest face was classified as `ferkit predict` does; {m['n_no_face']} of {m['n_images']} images "
+                 "had no face and count as wrong (see [Images without a face](#images-without-a-face))."), ""]
     out.append(markdown_table(
         ["metric", "value"],
-        [["images", m["n_images"]], ["accuracy", m["accuracy"]], ["macro F1", m["macro_f1"]],
+        [["images", m["n_images"]], ["accuracy", with_ci(m["accuracy"], ci.get("accuracy"))],
+         ["macro F1", with_ci(m["macro_f1"], ci.get("macro_f1"))],
          ["weighted F1", m["weighted_f1"]], ["macro precision", m["macro_precision"]],
          ["macro recall", m["macro_recall"]], ["mean ROC AUC (one vs. rest)", m["mean_auc"]],
          ["expected calibration error (ECE)", m["ece"]], ["negative log-likelihood", m["nll"]],
@@ -106,9 +129,12 @@ def render_report(metrics: Mapping[str, Any], classification_report: str = "") -
          ["temperature", m["temperature"]],
          ["time", f"{t['seconds']:.1f} s ({t['images_per_s']:.0f} images/s on {t['device']})"]],
         align="lr"))
-    out += ["", f"Model: `{model['name']}` (arch {model['arch']}, {model['num_params'] or 'n/a'} parameters, "
-            f"input {model['input']['channels']}x{model['input']['size']}x{model['input']['size']}, "
-            f"sha256 of the weights {str(model['sha256'])[:12]}...). ferkit {m['ferkit_version']}, {m['created']}.", ""]
+    if ci:
+        out += ["", _ci_text(ci)]
+    out += ["", (f"Model: `{model['name']}` (arch {model['arch']}, {model['num_params'] or 'n/a'} parameters, "
+                 f"input {model['input']['channels']}x{model['input']['size']}x{model['input']['size']}, "
+                 f"sha256 of the weights {str(model['sha256'])[:12]}...). ferkit {m['ferkit_version']}, "
+                 f"{m['created']}."), ""]
     out += ["## Classes", ""]
     if r["restricted"]:
         why = ("selected with `--classes`" if r["reason"] == "--classes"
@@ -124,15 +150,21 @@ def render_report(metrics: Mapping[str, Any], classification_report: str = "") -
     if data["notes"]:
         out += ["", "Notes:", ""] + [f"- {n}" for n in data["notes"]]
     out += ["", "## Per-class results", ""]
-    rows = [[c, p["precision"], p["recall"], p["f1"], p["support"], p["auc"]] for c, p in m["per_class"].items()]
-    rows.append(["**macro avg**", m["macro_precision"], m["macro_recall"], m["macro_f1"], m["n_images"], m["mean_auc"]])
+    rec_ci = ci.get("recall") or {}
+    rows = [[c, p["precision"], with_ci(p["recall"], rec_ci.get(c)) if ci else p["recall"], p["f1"], p["support"],
+             p["auc"]] for c, p in m["per_class"].items()]
+    rows.append(["**macro avg**", m["macro_precision"], m["macro_recall"],
+                 with_ci(m["macro_f1"], ci.get("macro_f1")) if ci else m["macro_f1"], m["n_images"], m["mean_auc"]])
     rows.append(["**weighted avg**", m["weighted_precision"], m["weighted_recall"], m["weighted_f1"], m["n_images"],
                  None])
-    out.append(markdown_table(["class", "precision", "recall", "F1", "support", "ROC AUC"], rows))
+    out.append(markdown_table(["class", "precision", "recall" + (" [95 % CI]" if ci else ""), "F1", "support",
+                               "ROC AUC"], rows))
     if classification_report:
         out += ["", "Classification report (scikit-learn):", "", "```", classification_report.rstrip(), "```"]
     conf = np.asarray(m["confusion"])
-    out += ["", "## Confusion matrix", "", "Rows: true class; columns: predicted class. Counts:", ""]
+    out += ["", "## Confusion matrix", "", "Rows: true class; columns: predicted class"
+            + (" (images without a face are in no column: the rows sum to the faces found)" if m.get("detector")
+               else "") + ". Counts:", ""]
     out.append(markdown_table(["true \\ predicted", *cls], [[c, *map(int, row)] for c, row in zip(cls, conf)]))
     rows_sum = conf.sum(axis=1, keepdims=True)
     pct = np.divide(100.0 * conf, rows_sum, out=np.zeros(conf.shape), where=rows_sum > 0)
@@ -149,7 +181,16 @@ def render_report(metrics: Mapping[str, Any], classification_report: str = "") -
                   "No temperature scaling (`ferkit calibrate` fits one on a validation split)."))
     out += ["", "![reliability diagram](reliability_diagram.png)", "", "## Predictions", "",
             "![prediction grid](prediction_grid.png)", "",
-            "Every prediction with its probabilities: [predictions.csv](predictions.csv).", ""]
+            "Every prediction with its probabilities: [predictions.csv](predictions.csv)"
+            + (" (an image without a face has an empty prediction)." if m.get("detector") else "."), ""]
+    if m.get("detector"):
+        files = m["no_face_files"]
+        out += ["## Images without a face", "",
+                f"The `{m['detector']}` detector found no face in {len(files)} of {m['n_images']} images"
+                + (":" if files else "."), ""]
+        out += [f"- `{f}`" for f in files]
+        if files:
+            out.append("")
     return "\n".join(out)
 
 
@@ -166,6 +207,8 @@ def write_eval_folder(ev: Any, target: str | os.PathLike[str], *, grid: int = 32
     report_text = classification_report(ev.y_true, y_pred, labels=labels, target_names=classes, digits=4,
                                         zero_division=0)
     title = f"{ev.label} on {Path(str(m['dataset']['path']).rstrip('/')).name} {m['dataset']['split']}"
+    if m.get("detector"):
+        title += f", {m['detector']} faces"
     m["output_dir"] = str(target)
     try:
         _write_files(ev, target, m, classes, y_pred, report_text, title, grid)
@@ -177,28 +220,36 @@ def write_eval_folder(ev: Any, target: str | os.PathLike[str], *, grid: int = 32
 
 def _write_files(ev: Any, target: Path, m: dict[str, Any], classes: list[str], y_pred: np.ndarray, report_text: str,
                  title: str, grid: int) -> None:
-    from ferkit.viz import report_plots as viz
     from ferkit.evaluate.metrics import roc_curves
+    from ferkit.viz import report_plots as viz
 
+    # detect-then-classify: curves over the images where a face was found; predictions -1 = no face
+    found = np.ones(len(y_pred), bool) if getattr(ev, "found", None) is None else ev.found
+    thumbs = getattr(ev, "thumbs", None)
+    no_face = "no face"
     with atomic_folder(target) as tmp:
         (tmp / "metrics.json").write_text(json.dumps(m, indent=2) + "\n", encoding="utf-8")
         (tmp / "report.md").write_text(render_report(m, report_text), encoding="utf-8")
         viz.plot_confusion_matrix(m["confusion"], classes, tmp / "confusion_matrix.png",
                                   title=f"Confusion matrix, % of true class: {title}")
-        viz.plot_roc_curves(roc_curves(ev.y_true, ev.probs, classes), tmp / "roc_curves.png",
+        viz.plot_roc_curves(roc_curves(ev.y_true[found], ev.probs[found], classes), tmp / "roc_curves.png",
                             title=f"ROC curves (one vs. rest): {title}")
         rel = m["reliability"]
         viz.plot_reliability_diagram(rel["confidence"], rel["accuracy"], rel["count"], tmp / "reliability_diagram.png",
                                      ece=m["ece"], title=f"Reliability: {title}")
         idx = grid_indices(ev.y_true, max(1, grid))
-        conf = ev.probs.max(axis=1)
+        conf = np.where(found, np.nan_to_num(ev.probs, nan=0.0).max(axis=1), 0.0)
         viz.plot_prediction_grid(
-            [ev.faces.load_image(int(i)) for i in idx], [classes[ev.y_true[i]] for i in idx],
-            [classes[y_pred[i]] for i in idx], [float(conf[i]) for i in idx], tmp / "prediction_grid.png",
+            [thumbs[i] if thumbs is not None else ev.faces.load_image(int(i)) for i in idx],
+            [classes[ev.y_true[i]] for i in idx], [classes[y_pred[i]] if found[i] else no_face for i in idx],
+            [float(conf[i]) for i in idx], tmp / "prediction_grid.png",
             title=f"{title}: predicted label and confidence, true label (red: misclassified)")
         with (tmp / "predictions.csv").open("w", newline="", encoding="utf-8") as f:
             w = csv.writer(f)
             w.writerow(["file", "true", "predicted", "confidence", *(f"p_{c}" for c in classes)])
             for i in range(len(y_pred)):
+                if not found[i]:
+                    w.writerow([ev.faces.ids[i], classes[ev.y_true[i]], "", "", *([""] * len(classes))])
+                    continue
                 w.writerow([ev.faces.ids[i], classes[ev.y_true[i]], classes[y_pred[i]], f"{conf[i]:.6f}",
                             *(f"{p:.6f}" for p in ev.probs[i])])

@@ -1,8 +1,13 @@
 """`evaluate()`: run a model over a dataset split and measure it; optionally write the report folder.
 
 The work is split so that bad inputs fail fast and cheaply: the TTA mode, the format, the output
-folder, the dataset, the split and the class list are all checked before the model is loaded
-(torch is imported only then).
+folder, the dataset, the split, the class list, the detector, ``n_boot`` and the group regex (on
+every file name) are all checked before the model is loaded (torch is imported only then).
+
+Two ways to classify: the images are face crops (the data set's own, default), or ``detect``
+names a face detector and each uncropped photo is classified as ``ferkit predict`` would
+(:mod:`ferkit.evaluate.detect_eval`). Either way ``ci95`` holds bootstrap intervals
+(:mod:`ferkit.evaluate.bootstrap`), over images or, with ``groups``, over groups of images.
 """
 from __future__ import annotations
 
@@ -10,8 +15,8 @@ import os
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +27,7 @@ from ferkit.data.labels import parse_class_list
 from ferkit.errors import ConfigError, DataError, FerkitError
 from ferkit.evaluate.tta import TTA_MODES, tta_views
 
-__all__ = ["evaluate", "run_evaluation", "Evaluation", "load_eval_data", "default_split", "SCHEMA", "DEFAULT_SPLITS"]
+__all__ = ["DEFAULT_SPLITS", "SCHEMA", "Evaluation", "default_split", "evaluate", "load_eval_data", "run_evaluation"]
 
 #: value of the ``schema`` key of metrics.json; bumped when a key is renamed or removed
 SCHEMA = "ferkit-metrics/1"
@@ -36,22 +41,33 @@ Progress = Callable[[int, int], None]
 
 @dataclass
 class Evaluation:
-    """Everything one evaluation produced; ``metrics`` is the metrics.json dict."""
+    """Everything one evaluation produced; ``metrics`` is the metrics.json dict.
+
+    With ``detect`` (detect-then-classify), ``found`` marks the images where a face was found;
+    the other rows of ``probs`` and ``logits`` are NaN and their ``y_pred`` is -1 (wrong), so
+    always read predictions from ``y_pred``, never from ``probs.argmax``.
+    """
 
     metrics: dict[str, Any]
     classes: list[str]
     y_true: np.ndarray            # (K,) index into classes
     probs: np.ndarray             # (K, C) probabilities over classes (restricted, temperature applied)
     logits: np.ndarray            # (K, V, C_model) raw logits of every TTA view, all model classes
+                                  # (detect: log-probabilities of the one view ``ferkit predict`` classifies)
     columns: list[int]            # model output column of each class in ``classes``
     faces: FaceSet                # the evaluated images (K rows, labels indexed into ``classes``)
     model: Any = None             # the nn.Module (eval mode)
     meta: dict[str, Any] = field(default_factory=dict)
     label: str = "model"          # short model name for folder names and titles
+    found: np.ndarray | None = None          # (K,) bool, detect only: a face was found
+    thumbs: list[np.ndarray] | None = None   # detect only: what was classified (the crop), for the report
 
     @property
     def y_pred(self) -> np.ndarray:
-        return self.probs.argmax(axis=1)
+        """(K,) predicted class index; -1 where no face was found (``detect``)."""
+        if self.found is None:
+            return self.probs.argmax(axis=1)
+        return np.where(self.found, np.nan_to_num(self.probs, nan=-1.0).argmax(axis=1), -1)
 
 
 def default_split(fmt: str) -> str:
@@ -61,6 +77,50 @@ def default_split(fmt: str) -> str:
 def _check_tta(tta: str) -> None:
     if tta not in TTA_MODES:
         raise ConfigError(f"unknown test-time augmentation {tta!r} (known: {', '.join(TTA_MODES)})")
+
+
+def _check_ci_and_detect(detect: str | None, tta: str, n_boot: int) -> None:
+    """Bad ``n_boot``, unknown detector, TTA with detect -> ConfigError/DetectorError, before any loading."""
+    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 0:
+        raise ConfigError(f"--n-boot must be a non-negative integer (0: no confidence intervals), not {n_boot!r}")
+    if detect is not None:
+        from ferkit.detect import DetectorError, list_detectors
+
+        if detect not in list_detectors():
+            raise DetectorError(f"unknown face detector {detect!r} (choose from: {', '.join(list_detectors())})")
+        if tta != "none":
+            raise ConfigError(f"--tta {tta} applies to crop classification; --detect classifies the largest face "
+                              "as `ferkit predict` does, without test-time augmentation")
+
+
+def _with_groups(faces: FaceSet, regex: str | None) -> FaceSet:
+    """``faces`` with ``groups`` read from each file name by ``regex`` (see
+    :func:`ferkit.data.splits.subject_ids`); a name that does not match is a DataError naming it."""
+    if regex is None:
+        return faces
+    from ferkit.data.splits import subject_ids
+
+    names = faces.paths if faces.paths is not None else faces.ids
+    groups = subject_ids(names, regex)
+    if len(np.unique(groups)) < 2:
+        raise DataError(f"group regex {regex!r}: all {len(groups)} images fall in one group ({groups[0]}); "
+                        "the bootstrap needs at least two groups to resample")
+    return replace(faces, groups=groups, notes=list(faces.notes))
+
+
+def _ci95(faces: FaceSet, y_pred: np.ndarray, classes: Sequence[str], groups: str | None,
+          n_boot: int) -> dict[str, Any] | None:
+    """The ``ci95`` block of metrics.json (None when ``n_boot`` is 0)."""
+    if n_boot == 0:
+        return None
+    from ferkit.evaluate.bootstrap import DEFAULT_SEED, bootstrap_ci
+
+    ci = bootstrap_ci(faces.labels, y_pred, classes, groups=faces.groups if groups else None, n_boot=n_boot,
+                      seed=DEFAULT_SEED)
+    out = {k: ci[k] for k in ("method", "n_boot", "seed", "resample")}
+    out.update(groups_regex=groups, n_groups=ci["n_groups"], accuracy=ci["accuracy"], macro_f1=ci["macro_f1"],
+               recall=ci["recall"])
+    return out
 
 
 def load_eval_data(
@@ -173,43 +233,41 @@ def run_evaluation(
     classes: str | Sequence[str] | None = None, tta: str = "none", batch_size: int = 128, device: str = "auto",
     *, limit: int | None = None, label_mode: str = "majority", temperature: float | None = None,
     progress: Progress | None = None, faces_info: tuple[FaceSet, dict[str, Any]] | None = None,
+    detect: str | None = None, groups: str | None = None, n_boot: int = 1000,
 ) -> Evaluation:
     """Like :func:`evaluate` without writing anything; returns an :class:`Evaluation` with the
     predictions as well as the metrics. ``faces_info`` reuses an earlier :func:`load_eval_data`."""
     _check_tta(tta)
+    _check_ci_and_detect(detect, tta, n_boot)
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"batch size must be a positive integer, not {batch_size!r}")
     if temperature is not None and not temperature > 0:
         raise ConfigError(f"temperature must be positive, not {temperature!r}")
     faces, info = faces_info or load_eval_data(data, format, split, classes, limit=limit, label_mode=label_mode)
+    faces = _with_groups(faces, groups)  # a file name the regex misses fails here, before the model loads
 
     from ferkit import __version__
-    from ferkit.evaluate.inference import combine_views, predict_logits, resolve_device
-    from ferkit.evaluate.metrics import compute_metrics
+    from ferkit.evaluate.inference import resolve_device
 
     dev = resolve_device(device)
     net, meta, ident, label = _load_model(model, dev)
     faces, eval_classes, restriction = _align_classes(faces, list(meta["classes"]), info["classes_requested"],
                                                       ident["name"])
-    notes: list[str] = []
-    t0 = time.perf_counter()
-    logits, kept = predict_logits(net, meta["input"], faces, tta=tta, batch_size=batch_size, device=dev,
-                                  progress=progress)
-    seconds = time.perf_counter() - t0
-    if len(kept) < len(faces):
-        bad = np.setdiff1d(np.arange(len(faces)), kept)
-        notes.append(f"{len(bad)} images could not be decoded and were skipped: "
-                     + ", ".join(str(faces.ids[i]) for i in bad[:5]) + (" ..." if len(bad) > 5 else ""))
-        faces = faces.select(kept)
     columns = [list(meta["classes"]).index(c) for c in eval_classes]
     temp = float(temperature if temperature is not None else meta.get("temperature") or 1.0)
-    probs = combine_views(logits, columns, temp)
-    m = compute_metrics(faces.labels, probs, eval_classes)
+    if detect is None:
+        faces, probs, logits, m, notes, seconds, extra = _classify_crops(
+            net, meta, faces, eval_classes, columns, temp, tta, batch_size, dev, progress)
+    else:
+        faces, probs, logits, m, notes, seconds, extra = _detect_then_classify(
+            net, meta, faces, eval_classes, columns, temp, detect, batch_size, dev, progress)
+    ev = Evaluation(metrics={}, classes=list(eval_classes), y_true=faces.labels.copy(), probs=probs, logits=logits,
+                    columns=columns, faces=faces, model=net, meta=meta, label=label, **extra)
     info = dict(info, classes=list(eval_classes), notes=info["notes"] + notes)
-    metrics = {
+    ev.metrics = {
         "schema": SCHEMA,
         "ferkit_version": __version__,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "model": ident,
         "dataset": info,
         "classes": list(eval_classes),
@@ -231,12 +289,79 @@ def run_evaluation(
         "per_class": m["per_class"],
         "confusion": m["confusion"],
         "reliability": m["reliability"],
-        "timing": {"seconds": round(seconds, 3), "images_per_s": round(len(kept) / max(seconds, 1e-9), 1),
+        "ci95": _ci95(faces, ev.y_pred, eval_classes, groups, n_boot),
+        "detector": detect,
+        "n_no_face": None if ev.found is None else int((~ev.found).sum()),
+        "no_face_files": None if ev.found is None else [str(f) for f in faces.ids[~ev.found]],
+        "timing": {"seconds": round(seconds, 3), "images_per_s": round(len(faces) / max(seconds, 1e-9), 1),
                    "device": str(dev), "batch_size": batch_size},
         "output_dir": None,
     }
-    return Evaluation(metrics=metrics, classes=list(eval_classes), y_true=faces.labels.copy(), probs=probs,
-                      logits=logits, columns=columns, faces=faces, model=net, meta=meta, label=label)
+    return ev
+
+
+def _classify_crops(
+    net: Any, meta: dict[str, Any], faces: FaceSet, classes: list[str], columns: list[int], temp: float, tta: str,
+    batch_size: int, dev: Any, progress: Progress | None,
+) -> tuple[FaceSet, np.ndarray, np.ndarray, dict[str, Any], list[str], float, dict[str, Any]]:
+    """Classify every image as a face crop (the data set's own crops), with ``tta`` views."""
+    from ferkit.evaluate.inference import combine_views, predict_logits
+    from ferkit.evaluate.metrics import compute_metrics
+
+    notes: list[str] = []
+    t0 = time.perf_counter()
+    logits, kept = predict_logits(net, meta["input"], faces, tta=tta, batch_size=batch_size, device=dev,
+                                  progress=progress)
+    seconds = time.perf_counter() - t0
+    if len(kept) < len(faces):
+        bad = np.setdiff1d(np.arange(len(faces)), kept)
+        notes.append(f"{len(bad)} images could not be decoded and were skipped: "
+                     + ", ".join(str(faces.ids[i]) for i in bad[:5]) + (" ..." if len(bad) > 5 else ""))
+        faces = faces.select(kept)
+    probs = combine_views(logits, columns, temp)
+    return faces, probs, logits, compute_metrics(faces.labels, probs, classes), notes, seconds, {}
+
+
+def _detect_then_classify(
+    net: Any, meta: dict[str, Any], faces: FaceSet, classes: list[str], columns: list[int], temp: float,
+    detector: str, batch_size: int, dev: Any, progress: Progress | None,
+) -> tuple[FaceSet, np.ndarray, np.ndarray, dict[str, Any], list[str], float, dict[str, Any]]:
+    """Detect faces in every (uncropped) image and classify the largest as ``ferkit predict`` does."""
+    from ferkit.evaluate.detect_eval import compute_detect_metrics, detect_and_classify
+    from ferkit.infer import Recognizer
+
+    # the Recognizer `ferkit predict --detector NAME` builds, on the already loaded module; the
+    # temperature it applies is the one reported (the model's stored one unless overridden)
+    rec = Recognizer((net, dict(meta, temperature=temp)), detector, device=dev, batch_size=batch_size)
+    t0 = time.perf_counter()
+    out = detect_and_classify(rec, faces, progress=progress)
+    seconds = time.perf_counter() - t0
+    notes: list[str] = []
+    if out.unreadable:
+        notes.append(f"{len(out.unreadable)} files could not be read and were skipped: "
+                     + "; ".join(out.unreadable[:5]) + (" ..." if len(out.unreadable) > 5 else ""))
+    if len(out.kept) == 0:
+        raise DataError(f"{faces.root or faces.name}: none of the {len(faces)} images could be read")
+    faces = faces.select(out.kept)
+    n_found = int(out.found.sum())
+    if n_found == 0:
+        raise DataError(f"{faces.root or faces.name}: detector {detector} found no face in any of the "
+                        f"{len(faces)} images")
+    p = out.probs[:, columns]
+    probs = p / p.sum(axis=1, keepdims=True)          # restricted argmax: renormalised over kept classes (NaN stays)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logits = np.log(np.maximum(out.probs, 1e-300))[:, None, :]
+    m = compute_detect_metrics(faces.labels, probs, out.found, classes)
+    n_multi = int((out.n_faces > 1).sum())
+    notes.append(f"detect-then-classify with {detector} (crop margin {rec.margin:g}): the largest face of each image "
+                 f"is classified as `ferkit predict` does; {len(faces) - n_found} of {len(faces)} images without a "
+                 "face count as wrong (listed in no_face_files)")
+    if n_multi:
+        notes.append(f"{n_multi} images had more than one face; the largest was classified")
+    if n_found < len(faces):
+        notes.append(f"mean AUC, per-class AUC, ECE, NLL and the reliability bins are over the {n_found} images "
+                     "where a face was found; accuracy, precision, recall and F1 over all images")
+    return faces, probs, logits, m, notes, seconds, {"found": out.found, "thumbs": out.thumbs}
 
 
 def _slug(text: str) -> str:
@@ -263,7 +388,8 @@ def evaluate(
     model: Any, data: str | os.PathLike[str], format: str = "auto", split: str | None = None,
     classes: str | Sequence[str] | None = None, tta: str = "none", batch_size: int = 128, device: str = "auto",
     out: str | os.PathLike[str] | bool | None = None, *, limit: int | None = None, label_mode: str = "majority",
-    temperature: float | None = None, grid: int = 32, progress: Progress | None = None,
+    temperature: float | None = None, grid: int = 32, progress: Progress | None = None, detect: str | None = None,
+    groups: str | None = None, n_boot: int = 1000,
 ) -> dict[str, Any]:
     """Evaluate ``model`` on ``split`` of the dataset at ``data``; return the metrics.json dict.
 
@@ -289,7 +415,22 @@ def evaluate(
         temperature: divide logits by this before the softmax; None uses the model's stored
             ``temperature`` (from ``ferkit calibrate``) or 1. The argmax does not change.
         grid: number of faces in the prediction-grid figure.
-        progress: ``progress(done, total)`` after each batch.
+        progress: ``progress(done, total)`` after each batch (each image with ``detect``).
+        detect: a face detector name (``"dlib-hog"``, ``"haar"``, ``"dlib-cnn"``) to evaluate
+            uncropped photos (one labelled person per image) as ``ferkit predict`` sees them: the
+            largest face the detector finds is cropped and classified through the same
+            :class:`ferkit.infer.Recognizer` methods (reader, detector, crop margin, preprocessing,
+            stored temperature). An image without a face counts as wrong and is listed in
+            ``no_face_files``; an unreadable file is logged (one WARNING line naming it) and
+            skipped. AUC, ECE and NLL are over the found faces. No TTA. None (default): the
+            images are face crops, classified directly.
+        groups: a regular expression searched in each file name (the base name of the image id);
+            its first capture group (or the whole match) is the group id, e.g. ``r"S(\\d+)_"``
+            for CK+ subjects. The bootstrap then resamples groups, not images (images of one
+            subject are not independent). A file name it does not match is a DataError naming
+            the file; fewer than two groups is a DataError.
+        n_boot: bootstrap resamples for the ``ci95`` intervals (percentile bootstrap, seed 0);
+            0 leaves ``ci95`` null.
 
     Raises:
         DataError / ConfigError / WeightsError (one-line messages) for bad inputs; FerkitError when
@@ -301,9 +442,11 @@ def evaluate(
         if target.exists():
             raise FerkitError(f"{target}: already exists; give another --out (an existing folder is never overwritten)")
     _check_tta(tta)
+    _check_ci_and_detect(detect, tta, n_boot)
     faces_info = load_eval_data(data, format, split, classes, limit=limit, label_mode=label_mode)
     ev = run_evaluation(model, data, format, split, classes, tta, batch_size, device, limit=limit,
-                        label_mode=label_mode, temperature=temperature, progress=progress, faces_info=faces_info)
+                        label_mode=label_mode, temperature=temperature, progress=progress, faces_info=faces_info,
+                        detect=detect, groups=groups, n_boot=n_boot)
     if out in (None, False):
         return ev.metrics
     if target is None:

@@ -172,7 +172,8 @@ def load_model(path: str | os.PathLike[str], *, device: str | torch.device = "cp
     """Rebuild a model written by :func:`save_model`; return ``(model in eval mode on device, meta)``.
 
     ``path`` is a saved model (see :func:`model_paths`) or the name of a model shipped with ferkit
-    (``"default"``, see ``ferkit.models._shipped``).
+    (``"default"``, see ``ferkit.models._shipped``). A saved ensemble (``ferkit ensemble build``) loads
+    the same way and returns a ``ferkit.ensemble.Ensemble``.
 
     The architecture is rebuilt with ``create_model(meta["arch"], num_classes=len(meta["classes"]),
     in_chans=meta["input"]["channels"], **meta["model_kwargs"])`` and the weights, after their sha256
@@ -182,6 +183,10 @@ def load_model(path: str | os.PathLike[str], *, device: str | torch.device = "cp
     from ferkit.models._shipped import resolve_model_path
 
     weights_path, meta_path = model_paths(resolve_model_path(path))
+    from ferkit.ensemble._io import is_ensemble_json, load_ensemble
+
+    if is_ensemble_json(meta_path):
+        return load_ensemble(meta_path, device=device)
     meta = _read_meta(meta_path)
     if not weights_path.is_file():
         raise WeightsError(f"{weights_path}: weights file not found (named in {meta_path.name})")

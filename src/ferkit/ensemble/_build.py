@@ -1,0 +1,130 @@
+"""Building an ensemble from trained models: member probabilities on a validation split, fitted
+weights or stacking coefficients, and the metadata that records how they were obtained."""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from ferkit.data.faceset import FaceSet
+from ferkit.ensemble._io import ensemble_meta
+from ferkit.ensemble._module import Ensemble
+from ferkit.ensemble.voting import fit_stacking, fit_weights, log_loss, stack_logits
+from ferkit.errors import ConfigError, DataError
+
+__all__ = ["build_ensemble", "load_members", "member_probabilities", "labelled_faces", "labels_in"]
+
+Progress = Callable[[int, int], None]
+
+
+def load_members(models: Sequence[Any], device: str | torch.device = "cpu") -> list[tuple[torch.nn.Module, dict[str, Any]]]:
+    """``(module, meta)`` for each model given by name, path or as a pair; each meta gets a ``name``."""
+    from ferkit.evaluate.runner import _load_model
+
+    out = []
+    for model in models:
+        net, meta, _, label = _load_model(model, device)
+        if meta.get("format") == "ferkit-ensemble/1":
+            raise ConfigError(f"{label}: an ensemble cannot be a member of another ensemble; give its members")
+        out.append((net, {**meta, "name": meta.get("name") or label}))
+    return out
+
+
+def member_probabilities(ens: Ensemble, faces: FaceSet, *, tta: str = "none", batch_size: int = 128,
+                         progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Every member's probabilities on ``faces`` through the ensemble's own input path:
+    ``(probs (M, K, C) float64 in the ensemble's class order, kept (K,) row indices of the decodable
+    images)``. With ``tta`` each member's probabilities are averaged over the views."""
+    from ferkit.evaluate.tta import make_views, tta_transform, tta_views
+
+    transform, size = tta_transform(ens.input_cfg, tta)
+    n_views = tta_views(tta)
+    device = next(ens.parameters()).device
+    out, kept = [], []
+    with torch.inference_mode():
+        for start in range(0, len(faces), batch_size):
+            batch = []
+            for i in range(start, min(start + batch_size, len(faces))):
+                try:
+                    batch.append(transform(faces.load_image(i)))
+                except DataError:
+                    continue
+                kept.append(i)
+            if batch:
+                x = make_views(torch.stack(batch).to(device), tta, size)
+                p = ens.member_probs(x).double().reshape(len(ens.members), len(batch), n_views, -1).mean(2)
+                out.append(p.cpu().numpy())
+            if progress is not None:
+                progress(min(start + batch_size, len(faces)), len(faces))
+    if not out:
+        raise DataError(f"{faces.root or faces.name}: none of the {len(faces)} images could be decoded")
+    return np.concatenate(out, axis=1), np.asarray(kept, dtype=np.int64)
+
+
+def labelled_faces(data: str | os.PathLike[str], format: str, split: str, classes: Sequence[str], *,
+                   limit: int | None = None) -> tuple[FaceSet, dict[str, Any]]:
+    """``split`` of ``data`` restricted to the ensemble's ``classes`` (a data set's extra classes,
+    such as FER+'s contempt, are left out), and the ``dataset`` info block."""
+    from ferkit.evaluate.runner import load_eval_data
+
+    faces, info = load_eval_data(data, format, split, limit=limit)
+    shared = [c for c in faces.classes if c in classes]
+    if not shared:
+        raise DataError(f"{data}: no class in common with the ensemble ({', '.join(classes)})")
+    if len(shared) < len(faces.classes):
+        faces = faces.with_classes(shared)
+    return faces, info
+
+
+def labels_in(faces: FaceSet, kept: np.ndarray, classes: Sequence[str]) -> np.ndarray:
+    """The labels of ``faces`` rows ``kept`` as indices into ``classes``."""
+    return np.asarray([list(classes).index(faces.classes[k]) for k in faces.labels[kept]], dtype=np.int64)
+
+
+def build_ensemble(
+    models: Sequence[Any], method: str = "soft", *, fit: str = "accuracy", weights: Sequence[float] | None = None,
+    data: str | os.PathLike[str] | None = None, format: str = "auto", split: str = "PublicTest",
+    limit: int | None = None, tta: str = "none", name: str | None = None, device: str = "cpu",
+    progress: Progress | None = None,
+) -> tuple[Ensemble, dict[str, Any]]:
+    """Combine ``models`` (names, paths or ``(module, meta)`` pairs) into an :class:`Ensemble`.
+
+    ``soft`` voting uses ``weights`` when given, else weights fitted on ``split`` of ``data`` for
+    ``fit`` (``accuracy``, ``logloss``; ``equal`` needs no data). ``stack`` fits a logistic
+    regression on that split. ``vote`` and ``regions`` need no fitting. Returns ``(ensemble,
+    meta)``; ``meta["fit"]`` records the data, split and the fitting split's accuracy and log-loss
+    with equal and with fitted weights.
+    """
+    if len(models) < 2:
+        raise ConfigError(f"an ensemble needs at least 2 models, got {len(models)}")
+    members = load_members(models, device)
+    ens = Ensemble(members, method, weights)
+    fit_info: dict[str, Any] = {}
+    needs_data = (method == "soft" and weights is None and fit != "equal") or method == "stack"
+    if needs_data:
+        if data is None:
+            raise ConfigError(f"ensemble method {method!r} with fit {fit!r} needs validation data (--data, --split)")
+        faces, info = labelled_faces(data, format, split, ens.classes, limit=limit)
+        probs, kept = member_probabilities(ens, faces, tta=tta, progress=progress)
+        y = labels_in(faces, kept, ens.classes)
+        eq = probs.mean(0)
+        fit_info = {"data": str(data), "format": info["format"], "split": info["split"], "n_images": int(len(y)),
+                    "tta": tta, "objective": fit if method == "soft" else "logloss (logistic regression)",
+                    "accuracy_equal": float((eq.argmax(1) == y).mean()), "logloss_equal": log_loss(eq, y)}
+        if method == "soft":
+            w = fit_weights(probs, y, fit)
+            ens.weights = [float(v) for v in w]
+            mixed = np.einsum("m,mnc->nc", w, probs)
+        else:
+            coef, intercept = fit_stacking(probs, y)
+            ens.stack = {"coef": coef, "intercept": intercept}
+            mixed = torch.softmax(stack_logits(probs, coef, intercept), 1).numpy()
+        fit_info.update(accuracy_fitted=float((mixed.argmax(1) == y).mean()), logloss_fitted=log_loss(mixed, y))
+    elif method == "soft":
+        fit_info = {"objective": "given" if weights is not None else "equal"}
+        if weights is None:
+            ens.weights = [1.0 / len(members)] * len(members)
+    return ens, ensemble_meta(ens, name=name, fit=fit_info)

@@ -1,0 +1,152 @@
+"""`Ensemble`: several trained models behind the interface of one model.
+
+An ensemble is an ``nn.Module`` mapping ``(N, C, H, W)`` to ``(N, classes)`` logits, with metadata
+like a single model's, so every command that takes a model takes an ensemble (predict, video,
+webcam, evaluate, compare, calibrate, serve). Its logits are the log of the combined probabilities
+(softmax gives them back), except for stacking, whose logistic regression yields logits.
+
+Each member keeps its own preprocessing. The ensemble's input is the face at the largest member
+input size, in [0, 1] (``mean 0, std 1``), RGB if any member is RGB else grey; each member then
+converts channels (grey -> RGB by copying, RGB -> grey with ITU-R 601 luma, as ``eval_transform``
+does), resizes to its own size (bilinear, antialiased) when it differs, normalises with its own
+mean/std and applies its own calibrated temperature before the probabilities are combined. With
+members of one input size this is exactly each member's ``eval_transform``.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from ferkit.ensemble.regions import REGIONS, crop_landmarks, region_boxes
+from ferkit.ensemble.voting import METHODS, majority_vote, soft_vote, stack_logits
+from ferkit.errors import ConfigError
+
+__all__ = ["Ensemble", "ensemble_input"]
+
+_LUMA = (0.299, 0.587, 0.114)
+
+
+def ensemble_input(member_inputs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The ensemble's ``input`` block: largest member size, 3 channels if any member has 3, no normalisation."""
+    size = max(int(i["size"]) for i in member_inputs)
+    channels = 3 if any(int(i["channels"]) == 3 for i in member_inputs) else 1
+    return {"size": size, "channels": channels, "mean": [0.0] * channels, "std": [1.0] * channels}
+
+
+class _Member(nn.Module):
+    """One member: ensemble input in [0, 1] -> the member's own preprocessing -> probabilities."""
+
+    def __init__(self, net: nn.Module, meta: dict[str, Any]):
+        super().__init__()
+        inp = meta["input"]
+        self.net = net
+        self.size = int(inp["size"])
+        self.channels = int(inp["channels"])
+        self.register_buffer("mean", torch.tensor(inp["mean"], dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(inp["std"], dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("luma", torch.tensor(_LUMA).view(1, 3, 1, 1), persistent=False)
+        self.temperature = float(meta.get("temperature") or 1.0)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.shape[1] != self.channels:
+            x = x.expand(-1, 3, -1, -1) if self.channels == 3 else (x * self.luma).sum(1, keepdim=True)
+        if x.shape[-2:] != (self.size, self.size):
+            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True, align_corners=False)
+        logits = self.net((x - self.mean) / self.std).float()
+        return torch.softmax(logits / self.temperature, dim=1)
+
+
+class Ensemble(nn.Module):
+    """Members combined by ``method``: ``soft`` (weighted average of probabilities), ``vote`` (hard
+    majority, ties by summed probabilities), ``stack`` (logistic regression on log-probabilities) or
+    ``regions`` (majority over members x the face and its five dlib regions; see
+    :mod:`ferkit.ensemble.regions`).
+
+    Args:
+        members: ``(nn.Module, meta)`` pairs as ``ferkit.models.load_model`` returns them; they must
+            share their class names (the order may differ: members are re-ordered to the first's).
+        method: one of ``METHODS``.
+        weights: soft-voting weights (M,), normalised; None = equal.
+        stack: ``{"coef": (C, M*C), "intercept": (C,)}`` for ``method="stack"``.
+
+    ``region_stats`` counts, for ``regions``, the faces seen and those where dlib found no face on the
+    upscaled crop and the whole crop was used (the fallback).
+    """
+
+    ferkit_arch = "ensemble"
+
+    def __init__(self, members: Sequence[tuple[nn.Module, dict[str, Any]]], method: str = "soft",
+                 weights: Sequence[float] | None = None, stack: dict[str, Any] | None = None):
+        super().__init__()
+        if method not in METHODS:
+            raise ConfigError(f"unknown ensemble method {method!r} (known: {', '.join(METHODS)})")
+        if not members:
+            raise ConfigError("an ensemble needs at least one member")
+        self.classes = list(members[0][1]["classes"])
+        orders = []
+        for i, (_, meta) in enumerate(members):
+            if sorted(meta["classes"]) != sorted(self.classes):
+                name = meta.get("name") or meta.get("arch") or f"member {i}"
+                raise ConfigError(f"ensemble member {i} ({name}) has classes {', '.join(meta['classes'])}; "
+                                  f"the first member has {', '.join(self.classes)}")
+            orders.append([list(meta["classes"]).index(c) for c in self.classes])
+        self.members = nn.ModuleList(_Member(net, meta) for net, meta in members)
+        self.member_metas = [dict(meta) for _, meta in members]
+        self._orders = orders
+        self.method = method
+        if weights is not None and len(weights) != len(members):
+            raise ConfigError(f"ensemble: {len(weights)} weights for {len(members)} members")
+        self.weights = None if weights is None else [float(w) for w in weights]
+        self.stack = stack
+        self.input_cfg = ensemble_input([m["input"] for _, m in members])
+        self.region_stats = {"faces": 0, "fallback": 0}
+
+    def member_probs(self, x: Tensor) -> Tensor:
+        """``(M, N, C)`` probabilities of every member for ensemble-input images ``x``."""
+        return torch.stack([m(x)[:, order] for m, order in zip(self.members, self._orders)])
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.method == "regions":
+            return self._regions(x).clamp_min(1e-12).log()
+        probs = self.member_probs(x).double()
+        if self.method == "stack":
+            if not self.stack:
+                raise ConfigError("ensemble method 'stack' needs fitted coefficients (ferkit ensemble build --method stack)")
+            return stack_logits(probs, self.stack["coef"], self.stack["intercept"]).float()
+        p = soft_vote(probs, self.weights) if self.method == "soft" else majority_vote(probs)
+        return p.clamp_min(1e-12).log().float()
+
+    def region_views(self, x: Tensor) -> Tensor:
+        """``(R, N, C, H, W)``: each face and its regions (``REGIONS`` order), each resized to the input size."""
+        from torchvision.ops import roi_align
+
+        n, _, h, w = x.shape
+        imgs = (x.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        points, found = crop_landmarks([im[..., 0] if im.shape[2] == 1 else im for im in imgs])
+        self.region_stats["faces"] += n
+        self.region_stats["fallback"] += int((~found).sum())
+        boxes = [region_boxes(p, w, h) for p in points]
+        views = [x]
+        for name in REGIONS[1:-1]:
+            b = torch.tensor(np.stack([bx[name] for bx in boxes]), dtype=x.dtype, device=x.device)
+            rois = torch.cat([torch.arange(n, dtype=x.dtype, device=x.device)[:, None], b], 1)
+            views.append(roi_align(x, rois, output_size=(h, w), spatial_scale=1.0, sampling_ratio=2, aligned=True))
+        rest = x.clone()
+        for i, bx in enumerate(boxes):
+            for name in REGIONS[1:-1]:
+                x0, y0, x1, y1 = (int(round(v)) for v in bx[name])
+                rest[i, :, y0:y1, x0:x1] = 0.5
+        views.append(rest)
+        return torch.stack(views)
+
+    def _regions(self, x: Tensor) -> Tensor:
+        views = self.region_views(x)                            # (R, N, C, H, W)
+        r, n = views.shape[:2]
+        probs = self.member_probs(views.flatten(0, 1))          # (M, R*N, C)
+        probs = probs.reshape(len(self.members) * r, n, -1).double()
+        return majority_vote(probs).float()

@@ -1,0 +1,258 @@
+"""Ensembles: voting logic on hand-made probabilities, weights fitted on real predictions, region
+crops on a real face, save/load round trips, and ensembles used as models by the commands.
+
+Members are the two models shipped with ferkit (``vgg_fer_w15`` and ``vgg_fer``: different widths
+and training runs), on a stratified subset of FER2013 PublicTest.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ferkit.data.transforms import eval_transform
+from ferkit.ensemble import (
+    Ensemble,
+    build_ensemble,
+    crop_landmarks,
+    fit_weights,
+    load_members,
+    majority_vote,
+    member_probabilities,
+    region_boxes,
+    save_ensemble,
+    soft_vote,
+)
+from ferkit.ensemble._build import labelled_faces, labels_in
+from ferkit.ensemble.regions import REGION_POINTS, REGIONS
+from ferkit.ensemble.voting import accuracy, log_loss
+from ferkit.errors import ConfigError, WeightsError
+from ferkit.infer import Recognizer, load_image
+from ferkit.models import load_model
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("FERKIT_DATA") or REPO.parent / "shared" / "data")
+FER = DATA / "fer2013"
+SAMPLES = DATA / "samples"
+MEMBERS = ("vgg_fer_w15", "vgg_fer")
+
+
+# ------------------------------------------------------------------ voting on hand-made probabilities
+def test_majority_vote_unanimous_tie_and_all_different():
+    # unanimous: all three members say class 1
+    p = np.array([[[0.2, 0.7, 0.1]], [[0.1, 0.5, 0.4]], [[0.3, 0.6, 0.1]]])
+    assert majority_vote(p).argmax(1).tolist() == [1]
+    # 2 votes beat 1 even when the lone voter is far more confident
+    p = np.array([[[0.0, 1.0, 0.0]], [[0.45, 0.4, 0.15]], [[0.5, 0.3, 0.2]]])
+    assert majority_vote(p).argmax(1).tolist() == [0]
+    # a 1-1 tie between two members: the summed probabilities decide (class 2: 0.4+0.55 > class 0: 0.6+0.1)
+    p = np.array([[[0.6, 0.0, 0.4]], [[0.1, 0.35, 0.55]]])
+    assert majority_vote(p).argmax(1).tolist() == [2]
+    # all different (three members, three classes): the highest summed probability wins
+    p = np.array([[[0.5, 0.3, 0.2]], [[0.05, 0.5, 0.45]], [[0.3, 0.3, 0.4]]])
+    assert majority_vote(p).argmax(1).tolist() == [1]  # sums 0.85, 1.10, 1.05
+    out = majority_vote(p).numpy()
+    assert np.allclose(out.sum(1), 1.0)
+
+
+def test_soft_vote_weights_and_bad_weights():
+    p = np.array([[[0.9, 0.1]], [[0.2, 0.8]]])
+    assert soft_vote(p).argmax(1).tolist() == [0]                       # 0.55 vs 0.45
+    assert soft_vote(p, [1, 3]).argmax(1).tolist() == [1]               # 0.375 vs 0.625
+    assert np.allclose(soft_vote(p, [2, 2]).numpy(), soft_vote(p).numpy())
+    with pytest.raises(ConfigError, match="weights"):
+        soft_vote(p, [1.0])
+    with pytest.raises(ConfigError, match="weights"):
+        soft_vote(p, [-1.0, 2.0])
+
+
+# ------------------------------------------------------------------ real members
+@pytest.fixture(scope="module")
+def members(one_thread):
+    return load_members(MEMBERS)
+
+
+@pytest.fixture(scope="module")
+def val(members):
+    """Both members' probabilities on 700 PublicTest faces, and the labels."""
+    ens = Ensemble(members, "soft")
+    faces, _ = labelled_faces(FER, "fer2013-folder", "PublicTest", ens.classes, limit=700)
+    probs, kept = member_probabilities(ens, faces)
+    return probs, labels_in(faces, kept, ens.classes), faces
+
+
+def test_member_probabilities_match_each_models_own_preprocessing(members, val):
+    """With one input size, the ensemble's input path is exactly each member's eval_transform."""
+    probs, y, faces = val
+    for i, (net, meta) in enumerate(members):
+        t = eval_transform(meta["input"])
+        x = torch.stack([t(faces.load_image(k)) for k in range(20)])
+        with torch.inference_mode():
+            own = torch.softmax(net(x) / float(meta.get("temperature") or 1.0), 1).numpy()
+        assert np.abs(own - probs[i, :20]).max() < 1e-4
+
+
+def test_fitted_weights_beat_or_equal_equal_weights_on_their_split(val):
+    probs, y, _ = val
+    equal = probs.mean(0)
+    w_acc = fit_weights(probs, y, "accuracy")
+    w_ll = fit_weights(probs, y, "logloss")
+    assert np.isclose(w_acc.sum(), 1) and np.isclose(w_ll.sum(), 1) and (w_acc >= 0).all()
+    assert accuracy(np.einsum("m,mnc->nc", w_acc, probs), y) >= accuracy(equal, y)
+    assert log_loss(np.einsum("m,mnc->nc", w_ll, probs), y) <= log_loss(equal, y) + 1e-9
+    # the members are different models, so the fitted weights are not simply equal
+    assert not np.allclose(w_ll, 0.5, atol=1e-3)
+
+
+# ------------------------------------------------------------------ regions
+def test_region_crops_land_on_their_landmarks_for_a_real_face():
+    image = load_image(SAMPLES / "obama.jpg")
+    from ferkit.detect import crop_face, detect_faces
+
+    face = crop_face(image, detect_faces(image).boxes[0], margin=0.1)
+    points, found = crop_landmarks([face])
+    assert found.all()
+    h, w = face.shape[:2]
+    boxes = region_boxes(points[0], w, h)
+    for name, idx in REGION_POINTS.items():
+        x0, y0, x1, y1 = boxes[name]
+        pts = points[0][idx]
+        assert (pts[:, 0] >= x0).all() and (pts[:, 0] <= x1).all() and (pts[:, 1] >= y0).all() and (pts[:, 1] <= y1).all()
+        assert (x1 - x0) < 0.7 * w  # a part of the face, not the whole crop
+    centre = {k: ((b[0] + b[2]) / 2, (b[1] + b[3]) / 2) for k, b in boxes.items()}
+    assert centre["left_eye"][0] > centre["right_eye"][0]          # the person's left eye is on the image's right
+    assert max(centre["left_eye"][1], centre["right_eye"][1]) < centre["nose"][1] < centre["mouth"][1]
+    # the region crops are made from those boxes: the mouth view is the mouth box resized
+    ens = Ensemble([(torch.nn.Identity(), {"classes": ["a"], "input": {"size": 96, "channels": 3, "mean": [0] * 3,
+                                                                          "std": [1] * 3}})], "soft")
+    import cv2
+
+    x = torch.from_numpy(cv2.resize(face, (96, 96))).permute(2, 0, 1)[None].float() / 255
+    views = ens.region_views(x)
+    assert views.shape == (len(REGIONS), 1, 3, 96, 96)
+    pts96, _ = crop_landmarks([cv2.resize(face, (96, 96))])
+    mx0, my0, mx1, my1 = (int(round(v)) for v in region_boxes(pts96[0], 96, 96)["mouth"])
+    mouth = torch.nn.functional.interpolate(x[:, :, my0:my1, mx0:mx1], size=(96, 96), mode="bilinear")
+    assert (views[REGIONS.index("mouth")] - mouth).abs().mean() < 0.05
+    assert (views[REGIONS.index("rest")][0, :, my0 + 2:my1 - 2, mx0 + 2:mx1 - 2] == 0.5).all()  # greyed out
+
+
+def test_region_landmarks_fall_back_to_the_whole_crop():
+    flat = np.full((48, 48), 128, np.uint8)  # no face for dlib to find
+    points, found = crop_landmarks([flat])
+    assert not found[0] and points.shape == (1, 68, 2)
+    assert (points[0] >= -10).all() and (points[0] <= 58).all()   # still landmarks, inside the crop
+
+
+# ------------------------------------------------------------------ artifacts
+@pytest.mark.parametrize("method", ["soft", "vote", "stack", "regions"])
+def test_ensemble_round_trips_through_save_and_load(tmp_path, method, one_thread):
+    fit = {"data": FER, "format": "fer2013-folder", "split": "PublicTest", "limit": 120} if method in ("soft", "stack") else {}
+    ens, meta = build_ensemble(MEMBERS, method, fit="logloss", **fit)
+    path = save_ensemble(ens, meta, f"{tmp_path}/ens/")
+    loaded, meta2 = load_model(tmp_path / "ens")
+    assert isinstance(loaded, Ensemble) and meta2["method"] == method and meta2["classes"] == meta["classes"]
+    faces, _ = labelled_faces(FER, "fer2013-folder", "PrivateTest", ens.classes, limit=24)
+    t = eval_transform(meta["input"])
+    x = torch.stack([t(faces.load_image(k)) for k in range(len(faces))])
+    with torch.inference_mode():
+        assert torch.equal(ens.eval()(x), loaded(x))
+    if method == "soft":
+        assert meta2["weights"] == meta["weights"] and meta2["fit"]["logloss_fitted"] <= meta2["fit"]["logloss_equal"]
+    # a member changed after the build is refused, naming the file
+    member_json = sorted(path.parent.glob("member0-*.json"))[0]
+    raw = json.loads(member_json.read_text())
+    raw["sha256"] = "0" * 64
+    member_json.write_text(json.dumps(raw))
+    with pytest.raises(WeightsError, match="member0"):
+        load_model(tmp_path / "ens")
+
+
+def test_linked_ensemble_refers_to_member_files(tmp_path, one_thread):
+    from ferkit.models._shipped import WEIGHTS_DIR, shipped_models
+
+    stems = [WEIGHTS_DIR / shipped_models()[m] for m in MEMBERS]
+    ens, meta = build_ensemble(MEMBERS, "vote")
+    path = save_ensemble(ens, meta, tmp_path / "linked", link=stems)
+    written = json.loads(path.read_text())
+    assert [m["path"] for m in written["members"]] == [os.path.relpath(s, tmp_path) for s in stems]
+    assert not list(tmp_path.glob("*.safetensors"))   # nothing copied
+    loaded, _ = load_model(tmp_path / "linked")
+    assert isinstance(loaded, Ensemble) and len(loaded.members) == 2
+
+
+def test_members_with_different_classes_are_refused(members):
+    net, meta = members[0]
+    other = (net, {**meta, "classes": [*meta["classes"][:-1], "contempt"]})
+    with pytest.raises(ConfigError, match="member 1"):
+        Ensemble([members[0], other])
+
+
+def test_mixed_input_sizes_and_channels_each_keep_their_preprocessing(members, one_thread):
+    """A grey 48 px member next to an RGB 64 px one: the ensemble input is RGB 64 px; the grey member
+    sees luma of that input resized to 48, which matches its own eval_transform closely."""
+    from ferkit.models import create_model
+
+    grey_net, grey_meta = members[1]
+    rgb_net = create_model("vgg_fer", num_classes=7, in_chans=3).eval()
+    rgb_meta = {"classes": grey_meta["classes"], "input": {"size": 64, "channels": 3, "mean": [0.5] * 3, "std": [0.25] * 3}}
+    ens = Ensemble([(grey_net, grey_meta), (rgb_net, rgb_meta)], "soft").eval()
+    assert ens.input_cfg == {"size": 64, "channels": 3, "mean": [0.0] * 3, "std": [1.0] * 3}
+    image = load_image(SAMPLES / "obama.jpg")
+    from ferkit.detect import crop_face, detect_faces
+
+    face = crop_face(image, detect_faces(image).boxes[0], margin=0.1)
+    x = eval_transform(ens.input_cfg)(face)[None]
+    with torch.inference_mode():
+        probs = ens.member_probs(x)
+        own_grey = torch.softmax(grey_net(eval_transform(grey_meta["input"])(face)[None]) / grey_meta["temperature"], 1)
+        own_rgb = torch.softmax(rgb_net(eval_transform(rgb_meta["input"])(face)[None]), 1)
+    assert (probs[0] - own_grey).abs().max() < 0.03
+    assert (probs[1] - own_rgb).abs().max() < 1e-4
+
+
+# ------------------------------------------------------------------ ensembles as models in the commands
+@pytest.fixture(scope="module")
+def saved_soft(tmp_path_factory, one_thread):
+    out = tmp_path_factory.mktemp("ens") / "soft_ens"
+    r = subprocess.run([sys.executable, "-m", "ferkit", "ensemble", "build", *MEMBERS, "--method", "soft",
+                        "--fit", "accuracy", "--data", str(FER), "--format", "fer2013-folder", "--split", "PublicTest",
+                        "--limit", "300", "--out", f"{out}/"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "accuracy" in r.stdout and (out / "model.json").is_file()
+    return out
+
+
+def test_ensemble_works_in_predict_and_evaluate(saved_soft):
+    rec = Recognizer(str(saved_soft))
+    result = rec.predict(SAMPLES / "two_people.jpg")
+    assert len(result.faces) == 2
+    assert all(abs(sum(f.probabilities.values()) - 1) < 1e-6 for f in result.faces)
+    r = subprocess.run([sys.executable, "-m", "ferkit", "evaluate", "--model", str(saved_soft), "--data", str(FER),
+                        "--format", "fer2013-folder", "--split", "PrivateTest", "--limit", "200", "--json",
+                        "--no-progress", "--out", str(saved_soft.parent / "eval")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    m = json.loads(r.stdout)
+    assert m["model"]["arch"] == "ensemble" and m["n_images"] == 200 and m["accuracy"] > 0.45
+
+
+def test_build_refuses_bad_input(tmp_path):
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "ferkit", "ensemble", "build", *args], capture_output=True,
+                              text=True, timeout=120)
+
+    r = cli("vgg_fer", "--out", str(tmp_path / "a"))
+    assert r.returncode == 2 and "at least 2 models" in r.stderr
+    r = cli("vgg_fer", "no_such_model", "--method", "vote", "--out", str(tmp_path / "b"))
+    assert r.returncode == 2 and "no_such_model" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = cli(*MEMBERS, "--method", "soft", "--fit", "accuracy", "--out", str(tmp_path / "c"))
+    assert r.returncode == 2 and "needs validation data" in r.stderr
+    r = cli(*MEMBERS, "--method", "median", "--out", str(tmp_path / "d"))
+    assert r.returncode == 2 and "unknown ensemble method" in r.stderr
