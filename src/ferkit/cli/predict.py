@@ -219,7 +219,7 @@ def add_common(pr: argparse.ArgumentParser) -> None:
     pr.add_argument("--min-size", type=int, help="smallest face side in pixels (default: the detector's, ~36 for dlib-hog, 30 for "
                     "haar; webcam: 80, which skips dlib's upsampling: ~4x faster)")
     pr.add_argument("--margin", type=float, help="context around each face box before classifying, fraction per side "
-                    "(default: the detector's, 0 for haar, 0.1 for dlib)")
+                    "(default: the detector's, 0.05 for haar and dlib-hog, 0.1 for dlib-cnn)")
     pr.add_argument("--align", action="store_true", help="rotate faces so that the eyes are level before classifying")
     pr.add_argument("--landmarks", type=int, choices=(5, 68), help="compute and report dlib landmarks")
     pr.add_argument("--batch-size", type=int, default=64, help="faces per classifier forward pass (default: %(default)s)")

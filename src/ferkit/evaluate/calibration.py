@@ -113,7 +113,11 @@ def calibrate(
     if raw.get("sha256") != ev.meta.get("sha256"):
         raise WeightsError(f"{meta_json}: changed while calibrating; not rewritten")
     raw["temperature"] = round(temperature, 6)
-    if out is not None:
+    from ferkit.ensemble import Ensemble, save_ensemble
+
+    if out is not None and isinstance(ev.model, Ensemble):
+        target_json = save_ensemble(ev.model, raw, f"{out}/")   # members copied next to it
+    elif out is not None:
         dest = Path(out)
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}-{secrets.token_hex(3)}")

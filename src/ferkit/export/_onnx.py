@@ -193,6 +193,9 @@ def export_onnx(
     from ferkit.models._pretrained import first_line
 
     net, meta = _resolve(model)
+    if meta.get("method") == "regions":
+        raise ExportError("export: a region-voting ensemble runs dlib's landmarks inside its forward pass and "
+                          "cannot be exported to ONNX; export its members, or a soft/vote/stack ensemble")
     for key in ("classes", "input"):
         if key not in meta:
             raise ExportError(f"export: the model's meta lacks {key!r}")

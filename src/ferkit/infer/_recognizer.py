@@ -52,7 +52,7 @@ class Recognizer:
         landmarks: 5 or 68 to compute dlib landmarks and report them per face; None for none
             (unless ``align`` needs them).
         margin: context added around each box before cropping, as a fraction of the box per side;
-            None = the detector's ``crop_margin`` (0 for Haar, 0.1 for dlib), which frames faces like
+            None = the detector's ``crop_margin`` (0.05 for Haar and dlib-hog, 0.1 for dlib-cnn: benchmarks/crop_geometry.py), which frames faces like
             the FER2013 training crops.
         min_size: smallest face side in pixels (None: the detector's default).
         max_faces: keep at most this many faces per image (highest detector scores).
