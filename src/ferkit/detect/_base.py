@@ -78,6 +78,12 @@ class Faces:
         b = self.boxes
         return np.concatenate([b[:, :2], b[:, :2] + b[:, 2:]], axis=1)
 
+    def largest(self) -> int:
+        """Index of the face with the largest box area (the first in reading order on a tie)."""
+        if len(self) == 0:
+            raise ValueError("Faces.largest: no faces")
+        return int(np.argmax(self.boxes[:, 2] * self.boxes[:, 3]))
+
     def sorted(self) -> Faces:
         """Reading order: by x, then y (stable)."""
         order = np.lexsort((self.boxes[:, 1], self.boxes[:, 0]))

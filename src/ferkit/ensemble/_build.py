@@ -15,7 +15,7 @@ from ferkit.ensemble._module import Ensemble
 from ferkit.ensemble.voting import fit_stacking, fit_weights, log_loss, stack_logits
 from ferkit.errors import ConfigError, DataError
 
-__all__ = ["build_ensemble", "load_members", "member_probabilities", "labelled_faces", "labels_in"]
+__all__ = ["build_ensemble", "labelled_faces", "labels_in", "load_members", "member_probabilities"]
 
 Progress = Callable[[int, int], None]
 
@@ -33,35 +33,31 @@ def load_members(models: Sequence[Any], device: str | torch.device = "cpu") -> l
     return out
 
 
+class _AllMembers(torch.nn.Module):
+    """An ensemble's members side by side: ``(N, ...) -> (N, M * C)`` probabilities."""
+
+    def __init__(self, ens: Ensemble):
+        super().__init__()
+        self.ens = ens
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.ens.member_probs(x).permute(1, 0, 2).flatten(1)
+
+
 def member_probabilities(ens: Ensemble, faces: FaceSet, *, tta: str = "none", batch_size: int = 128,
                          progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Every member's probabilities on ``faces`` through the ensemble's own input path:
     ``(probs (M, K, C) float64 in the ensemble's class order, kept (K,) row indices of the decodable
-    images)``. With ``tta`` each member's probabilities are averaged over the views."""
-    from ferkit.evaluate.tta import make_views, tta_transform, tta_views
+    images)``. With ``tta`` each member's probabilities are averaged over the views. Images are read,
+    batched and augmented by :func:`ferkit.evaluate.inference.predict_logits`, as for one model."""
+    from ferkit.evaluate.inference import predict_logits
 
-    transform, size = tta_transform(ens.input_cfg, tta)
-    n_views = tta_views(tta)
     device = next(ens.parameters()).device
-    out, kept = [], []
-    with torch.inference_mode():
-        for start in range(0, len(faces), batch_size):
-            batch = []
-            for i in range(start, min(start + batch_size, len(faces))):
-                try:
-                    batch.append(transform(faces.load_image(i)))
-                except DataError:
-                    continue
-                kept.append(i)
-            if batch:
-                x = make_views(torch.stack(batch).to(device), tta, size)
-                p = ens.member_probs(x).double().reshape(len(ens.members), len(batch), n_views, -1).mean(2)
-                out.append(p.cpu().numpy())
-            if progress is not None:
-                progress(min(start + batch_size, len(faces)), len(faces))
-    if not out:
-        raise DataError(f"{faces.root or faces.name}: none of the {len(faces)} images could be decoded")
-    return np.concatenate(out, axis=1), np.asarray(kept, dtype=np.int64)
+    out, kept = predict_logits(_AllMembers(ens), ens.input_cfg, faces, tta=tta, batch_size=batch_size,
+                               device=device, progress=progress)
+    k, v = out.shape[:2]
+    probs = out.astype(np.float64).reshape(k, v, len(ens.members), -1).mean(1)   # (K, M, C)
+    return probs.transpose(1, 0, 2), kept
 
 
 def labelled_faces(data: str | os.PathLike[str], format: str, split: str, classes: Sequence[str], *,
@@ -111,7 +107,7 @@ def build_ensemble(
         probs, kept = member_probabilities(ens, faces, tta=tta, progress=progress)
         y = labels_in(faces, kept, ens.classes)
         eq = probs.mean(0)
-        fit_info = {"data": str(data), "format": info["format"], "split": info["split"], "n_images": int(len(y)),
+        fit_info = {"data": str(data), "format": info["format"], "split": info["split"], "n_images": len(y),
                     "tta": tta, "objective": fit if method == "soft" else "logloss (logistic regression)",
                     "accuracy_equal": float((eq.argmax(1) == y).mean()), "logloss_equal": log_loss(eq, y)}
         if method == "soft":

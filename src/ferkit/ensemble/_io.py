@@ -24,7 +24,7 @@ from ferkit.ensemble._module import Ensemble
 from ferkit.ensemble.voting import METHODS
 from ferkit.errors import WeightsError
 
-__all__ = ["ENSEMBLE_FORMAT", "save_ensemble", "load_ensemble", "ensemble_meta"]
+__all__ = ["ENSEMBLE_FORMAT", "ensemble_meta", "load_ensemble", "save_ensemble"]
 
 ENSEMBLE_FORMAT = "ferkit-ensemble/1"
 

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-__all__ = ["REGIONS", "REGION_POINTS", "UPSCALE_TO", "region_boxes", "crop_landmarks"]
+__all__ = ["REGIONS", "REGION_POINTS", "UPSCALE_TO", "crop_landmarks", "region_boxes"]
 
 #: the views region voting classifies, in order; ``face`` is the crop itself
 REGIONS = ("face", "left_eye", "right_eye", "nose", "mouth", "rest")
@@ -72,7 +72,7 @@ def crop_landmarks(crops: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]
         big = cv2.resize(img, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_CUBIC) if scale > 1 else img
         faces = detect_faces(big, "dlib-hog", upsample=0, min_size=big.shape[0] // 4)
         if len(faces):
-            box = faces.boxes[int(np.argmax(faces.boxes[:, 2] * faces.boxes[:, 3]))]
+            box = faces.boxes[faces.largest()]
             found[i] = True
         else:
             box = np.array([0, 0, big.shape[1], big.shape[0]])

@@ -23,9 +23,20 @@ from typing import Any
 import numpy as np
 import torch
 
-from ferkit.ensemble._build import labelled_faces, labels_in, load_members, member_probabilities
+from ferkit.ensemble._build import (
+    labelled_faces,
+    labels_in,
+    load_members,
+    member_probabilities,
+)
 from ferkit.ensemble._module import Ensemble
-from ferkit.ensemble.voting import fit_stacking, fit_weights, majority_vote, soft_vote, stack_logits
+from ferkit.ensemble.voting import (
+    fit_stacking,
+    fit_weights,
+    majority_vote,
+    soft_vote,
+    stack_logits,
+)
 
 __all__ = ["ensemble_report", "report_markdown", "write_report"]
 
@@ -57,6 +68,8 @@ def ensemble_report(
     Each row: ``name``, ``kind`` (member / tta / ensemble), ``tta``, ``weights``, ``fitted``,
     ``ms_per_face`` and ``splits: {split: {accuracy, macro_f1, n_images}}``.
     """
+    from ferkit.evaluate.benchmark import machine_info
+
     say = progress or (lambda _msg: None)
     members = load_members(models, device)
     names = [m["name"] for _, m in members]
@@ -96,21 +109,22 @@ def ensemble_report(
     ]
     rows: list[dict[str, Any]] = []
     member_ms = [_ms_per_face(m, soft.input_cfg) for m in soft.members]
+    module_ms: dict[int, float] = {}   # one timing per module (soft voting serves two rows)
     for i, name in enumerate(names):
         for tta in _TTAS:
             views = {"none": 1, "flip": 2, "ten-crop": 10}[tta]
             rows.append({
                 "name": name, "kind": "member" if tta == "none" else "tta", "tta": tta, "weights": None,
                 "fitted": False, "ms_per_face": round(member_ms[i] * views, 3),
-                "splits": {s: {**_scores(labels[s], probs[s, tta][i], classes), "n_images": int(len(labels[s]))}
+                "splits": {s: {**_scores(labels[s], probs[s, tta][i], classes), "n_images": len(labels[s])}
                            for s in eval_splits},
             })
     for label, tta, fn, weights, fitted, module in combos:
         views = 2 if tta == "flip" else 1
         rows.append({
             "name": label, "kind": "ensemble", "tta": tta, "weights": weights, "fitted": fitted,
-            "ms_per_face": round(_ms_per_face(module, soft.input_cfg) * views, 3),
-            "splits": {s: {**_scores(labels[s], fn(probs[s, tta]), classes), "n_images": int(len(labels[s]))}
+            "ms_per_face": round(module_ms.setdefault(id(module), _ms_per_face(module, soft.input_cfg)) * views, 3),
+            "splits": {s: {**_scores(labels[s], fn(probs[s, tta]), classes), "n_images": len(labels[s])}
                        for s in eval_splits},
         })
     region_stats = None
@@ -123,7 +137,7 @@ def ensemble_report(
             say(f"region voting: {s}")
             logits, kept = predict_logits(reg, reg.input_cfg, faces_of[s], batch_size=64)
             y = labels_in(faces_of[s], kept, classes)
-            split_scores[s] = {**_scores(y, np.exp(logits[:, 0].astype(np.float64)), classes), "n_images": int(len(y))}
+            split_scores[s] = {**_scores(y, np.exp(logits[:, 0].astype(np.float64)), classes), "n_images": len(y)}
         region_stats = dict(reg.region_stats)
         rows.append({"name": "region voting (members x face + 5 dlib regions)", "kind": "ensemble", "tta": "none",
                      "weights": None, "fitted": False, "ms_per_face": _ms_per_face(reg, reg.input_cfg),
@@ -131,22 +145,8 @@ def ensemble_report(
     context = {"models": names, "data": str(data), "format": format, "fit_split": fit_split,
                "eval_splits": list(eval_splits), "limit": limit, "classes": classes,
                "weights_accuracy": [float(v) for v in w_acc], "weights_logloss": [float(v) for v in w_ll],
-               "region_landmarks": region_stats, "cpu_threads": 1, "machine": _machine()}
+               "region_landmarks": region_stats, "cpu_threads": 1, "machine": machine_info()["machine"]}
     return {"rows": rows, "context": context}
-
-
-def _machine() -> str:
-    import platform
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}"
 
 
 def report_markdown(report: dict[str, Any]) -> str:

@@ -21,8 +21,17 @@ from torch import Tensor
 
 from ferkit.errors import ConfigError
 
-__all__ = ["METHODS", "OBJECTIVES", "soft_vote", "majority_vote", "stack_logits", "fit_weights", "fit_stacking",
-           "log_loss", "accuracy"]
+__all__ = [
+    "METHODS",
+    "OBJECTIVES",
+    "accuracy",
+    "fit_stacking",
+    "fit_weights",
+    "log_loss",
+    "majority_vote",
+    "soft_vote",
+    "stack_logits",
+]
 
 #: how an ensemble combines its members (``regions`` = majority over members x facial regions)
 METHODS = ("soft", "vote", "stack", "regions")

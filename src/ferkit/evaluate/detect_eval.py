@@ -47,9 +47,7 @@ class DetectOutput:
 
 def largest_face(faces: Faces) -> int:
     """Index of the face with the largest box area (the first in reading order on a tie)."""
-    if len(faces) == 0:
-        raise ValueError("largest_face: no faces")
-    return int(np.argmax(faces.boxes[:, 2] * faces.boxes[:, 3]))
+    return faces.largest()
 
 
 def _thumbnail(rgb: np.ndarray, size: int = THUMB_SIZE) -> np.ndarray:
