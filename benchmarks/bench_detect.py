@@ -17,11 +17,10 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
+from bench_data import timed  # the script's own folder is on sys.path
 
 from ferkit.detect import detect_faces, get_detector, iou, list_detectors
 from ferkit.infer import load_image
-
-from bench_data import timed  # the script's own folder is on sys.path
 
 SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "samples"
 EXPECTED = {"two_people.jpg": 2, "multi_face.jpg": 6, "obama.jpg": 1, "dogs.jpg": 0}

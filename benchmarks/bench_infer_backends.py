@@ -26,10 +26,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from bench_data import timed  # the script's own folder is on sys.path
 
 from ferkit.infer import Recognizer, load_image, open_source
-
-from bench_data import timed  # the script's own folder is on sys.path
 
 SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "samples"
 THREADS = (1, 2)

@@ -23,12 +23,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from bench_data import timed  # the script's own folder is on sys.path
 
 from ferkit.detect import crop_face, landmarks
 from ferkit.infer import Recognizer, VideoWriter, load_image, open_source
 from ferkit.viz import annotate
-
-from bench_data import timed  # the script's own folder is on sys.path
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SAMPLES = DATA / "samples"

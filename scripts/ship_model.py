@@ -32,6 +32,7 @@ def main() -> None:
     ap.add_argument("--names", default="default")
     ap.add_argument("--tta", default="flip", help="TTA the card's headline figure uses")
     ap.add_argument("--data", type=Path, default=FER)
+    ap.add_argument("--metrics-out", type=Path, help="also write the PublicTest metrics (with --tta) to this JSON file")
     a = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -63,7 +64,23 @@ def main() -> None:
     index.update({n: a.stem for n in a.names.split(",")})
     index_path.write_text(json.dumps(index, indent=2) + "\n")
     print(json.dumps(card, indent=2))
-    print("confusion (rows true, PublicTest, TTA):", json.dumps(head["confusion"]))
+    print(card_tables(head))
+    if a.metrics_out:
+        a.metrics_out.write_text(json.dumps({"card": card, "publictest": head, "publictest_none": full["none"]},
+                                            indent=2, default=str) + "\n")
+
+
+def card_tables(m: dict) -> str:
+    """MODEL_CARD.md's per-class and confusion-matrix tables from a metrics dict (not typed by hand)."""
+    classes = list(m["per_class"])
+    lines = ["| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+    for c, v in m["per_class"].items():
+        lines.append(f"| {c} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |")
+    lines += ["", "| true \\ predicted | " + " | ".join(classes) + " |", "|---" * (len(classes) + 1) + "|"]
+    for c, row in zip(classes, m["confusion"], strict=True):
+        n = max(sum(row), 1)
+        lines.append(f"| {c} | " + " | ".join(f"{100 * x / n:.1f}" for x in row) + " |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

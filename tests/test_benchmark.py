@@ -2,9 +2,7 @@
 ../shared/data, RESULTS.md's table, and the copy into documents between markers (no mocks)."""
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 import pytest
 
@@ -13,8 +11,7 @@ from ferkit.data.composite import build_composites
 from ferkit.evaluate import load_eval_data, run_evaluation
 from ferkit.evaluate.benchmark import MARKER_END, MARKER_START, shipped_model_ids
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("FERKIT_DATA") or REPO.parent / "shared" / "data")
+from _paths import DATA
 
 pytestmark = pytest.mark.skipif(not (DATA / "ferplus").is_dir(), reason=f"data sets not found in {DATA} (set FERKIT_DATA)")
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from _paths import SAMPLES
+
 CHROMIUM = Path("/usr/bin/chromium")
-REPO = Path(__file__).resolve().parents[1]
-SAMPLES = REPO.parent / "shared" / "data" / "samples"
 OBAMA, TWO = SAMPLES / "obama.jpg", SAMPLES / "two_people.jpg"
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium (Debian's chromium package; "

@@ -21,12 +21,9 @@ from sklearn.metrics import accuracy_score, f1_score
 from ferkit.errors import ConfigError, DataError
 from ferkit.evaluate import bootstrap_ci, evaluate, load_eval_data, run_evaluation
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("FERKIT_DATA") or REPO.parent / "shared" / "data")
-FER = DATA / "fer2013"
-if not FER.is_dir():
-    pytest.skip(f"real data sets not found in {DATA} (set FERKIT_DATA to the shared data folder)",
-                allow_module_level=True)
+from _paths import FER, require
+
+require(FER)
 
 N_BOOT = 200
 SUBJECTS, FRAMES = 40, 5

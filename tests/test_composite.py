@@ -3,8 +3,6 @@ the real sample photos in ../shared/data (no mocks)."""
 from __future__ import annotations
 
 import csv
-import os
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -22,9 +20,7 @@ from ferkit.errors import DataError
 from ferkit.evaluate import load_eval_data
 from ferkit.infer import load_image
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("FERKIT_DATA") or REPO.parent / "shared" / "data")
-SAMPLES = DATA / "samples"
+from _paths import DATA, SAMPLES
 
 pytestmark = pytest.mark.skipif(not (DATA / "fer2013").is_dir(), reason=f"FER2013 not found in {DATA} (set FERKIT_DATA)")
 

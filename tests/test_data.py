@@ -19,19 +19,29 @@ import pytest
 from PIL import Image
 
 from ferkit.data import (
-    FER2013_CLASSES, FERPLUS_CLASSES, FORMATS, class_weights, kfold_splits, load_dataset, load_fer2013_csv,
-    load_fer2013_folder, load_ferplus, load_image_folder, stratified_split, stratified_subset, subject_ids,
+    FER2013_CLASSES,
+    FERPLUS_CLASSES,
+    FORMATS,
+    class_weights,
+    kfold_splits,
+    load_dataset,
+    load_fer2013_csv,
+    load_fer2013_folder,
+    load_ferplus,
+    load_image_folder,
+    stratified_split,
+    stratified_subset,
+    subject_ids,
 )
 from ferkit.data.loaders import FERPLUS_SPLITS, detect_format
 from ferkit.errors import DataError
 
-DATA = Path(os.environ.get("FERKIT_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
+from _paths import DATA, FER, FERPLUS
+
 if not (DATA / "fer2013").is_dir() or not (DATA / "ferplus").is_dir():
     pytest.skip(f"real data sets not found in {DATA} (set FERKIT_DATA to the shared data folder)",
                 allow_module_level=True)
 
-FER = DATA / "fer2013"
-FERPLUS = DATA / "ferplus"
 MAKE_CSV = DATA / "fer2013_csv" / "make_fer2013_csv.py"
 README_COUNTS = {  # README table: split -> angry, disgust, fear, happy, neutral, sad, surprise
     "Training": (3969, 435, 4079, 7186, 4932, 4796, 3161),

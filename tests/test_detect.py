@@ -1,8 +1,6 @@
 """ferkit.detect on the real sample photos: detectors, boxes, landmarks, alignment and face crops."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
@@ -26,7 +24,7 @@ from ferkit.detect import (
 )
 from ferkit.infer import load_image
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "samples"
+from _paths import SAMPLES
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """Ensembles: voting logic on hand-made probabilities, weights fitted on real predictions, region
 crops on a real face, save/load round trips, and ensembles used as models by the commands.
 
-Members are the two models shipped with ferkit (``vgg_fer_w15`` and ``vgg_fer``: different widths
+Members are the two models shipped with ferkit (``vgg_fer`` at width 1.5 and ``vgg_fer_w1``: different widths
 and training runs), on a stratified subset of FER2013 PublicTest.
 """
 from __future__ import annotations
@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -36,11 +35,9 @@ from ferkit.errors import ConfigError, WeightsError
 from ferkit.infer import Recognizer, load_image
 from ferkit.models import load_model
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("FERKIT_DATA") or REPO.parent / "shared" / "data")
-FER = DATA / "fer2013"
-SAMPLES = DATA / "samples"
-MEMBERS = ("vgg_fer_w15", "vgg_fer")
+from _paths import FER, SAMPLES
+
+MEMBERS = ("vgg_fer", "vgg_fer_w1")
 
 
 # ------------------------------------------------------------------ voting on hand-made probabilities
@@ -256,3 +253,43 @@ def test_build_refuses_bad_input(tmp_path):
     assert r.returncode == 2 and "needs validation data" in r.stderr
     r = cli(*MEMBERS, "--method", "median", "--out", str(tmp_path / "d"))
     assert r.returncode == 2 and "unknown ensemble method" in r.stderr
+
+
+# ------------------------------------------------------------------ the one-command report
+def test_report_table_matches_evaluate_and_is_copied_into_docs(tmp_path):
+    from ferkit.evaluate import run_evaluation
+
+    doc = tmp_path / "README.md"
+    doc.write_text("# Doc\n\nbefore\n\n<!-- ferkit-ensemble-report:start -->\nold: 99.9%\n"
+                   "<!-- ferkit-ensemble-report:end -->\n\nafter\n")
+    out = tmp_path / "rep"
+    cmd = [sys.executable, "-m", "ferkit", "ensemble", "report", *MEMBERS, "--data", str(FER), "--format",
+           "fer2013-folder", "--limit", "70", "--out", str(out)]
+    r = subprocess.run([*cmd, "--update-docs", str(doc)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    report = json.loads((out / "report.json").read_text())
+    rows = {(row["name"], row["tta"]): row for row in report["rows"]}
+    names = report["context"]["models"]
+    assert {(n, t) for n in names for t in ("none", "flip", "ten-crop")} <= rows.keys()
+    for key in [("soft voting, equal weights", "none"), ("soft voting, weights fitted for accuracy", "flip"),
+                ("majority voting", "none"), ("stacking (logistic regression)", "none"),
+                ("region voting (members x face + 5 dlib regions)", "none")]:
+        assert key in rows, key
+    # a member's row is what `ferkit evaluate` gives for that model on the same subset
+    ev = run_evaluation(MEMBERS[1], FER, "fer2013-folder", "PrivateTest", tta="flip", limit=70, device="cpu",
+                        n_boot=0)
+    assert rows[names[1], "flip"]["splits"]["PrivateTest"]["accuracy"] == pytest.approx(ev.metrics["accuracy"])
+    assert rows[names[1], "flip"]["splits"]["PrivateTest"]["n_images"] == 70
+    # fitted rows are in-sample on PublicTest: never below equal weights there
+    pub = {k: v["splits"]["PublicTest"]["accuracy"] for k, v in rows.items()}
+    assert pub["soft voting, weights fitted for accuracy", "none"] >= pub["soft voting, equal weights", "none"]
+    # the table went into the doc between the markers; the text around them is kept; one table line per row
+    text = doc.read_text()
+    assert text.startswith("# Doc\n\nbefore\n\n") and text.endswith("\n\nafter\n") and "99.9%" not in text
+    assert sum(line.startswith("| ") for line in text.splitlines()) == len(report["rows"]) + 1
+    assert "ferkit ensemble report" in text and "--limit 70" in text
+    # a doc without the markers is refused in one line before any work is done
+    bare = tmp_path / "bare.md"
+    bare.write_text("no markers\n")
+    r = subprocess.run([*cmd, "--update-docs", str(bare)], capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and str(bare) in r.stderr and len(r.stderr.strip().splitlines()) == 1

@@ -22,24 +22,30 @@ import torch
 from PIL import Image
 from scipy.special import softmax
 from sklearn.metrics import (
-    accuracy_score, confusion_matrix, log_loss, precision_recall_fscore_support, roc_auc_score,
+    accuracy_score,
+    confusion_matrix,
+    log_loss,
+    precision_recall_fscore_support,
+    roc_auc_score,
 )
 
 from ferkit.data import load_dataset, stratified_subset
 from ferkit.data.transforms import eval_transform
 from ferkit.errors import FerkitError, WeightsError
 from ferkit.evaluate import (
-    METRICS_KEYS, calibrate, compute_metrics, evaluate, expected_calibration_error, fit_temperature,
+    METRICS_KEYS,
+    calibrate,
+    compute_metrics,
+    evaluate,
+    expected_calibration_error,
+    fit_temperature,
     nll_at_temperature,
 )
 from ferkit.models import count_parameters, create_model, load_model, save_model
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("FERKIT_DATA") or REPO.parent / "shared" / "data")
-FER = DATA / "fer2013"
-if not FER.is_dir():
-    pytest.skip(f"real data sets not found in {DATA} (set FERKIT_DATA to the shared data folder)",
-                allow_module_level=True)
+from _paths import FER, require
+
+require(FER)
 
 N_SUBSET = 280
 CONTRACT_KEYS = {"accuracy", "macro_f1", "weighted_f1", "mean_auc", "n_images", "per_class", "confusion", "classes"}

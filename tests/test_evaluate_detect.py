@@ -30,13 +30,10 @@ from ferkit.errors import ConfigError
 from ferkit.evaluate import evaluate, load_eval_data, run_evaluation
 from ferkit.infer import load_image
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("FERKIT_DATA") or REPO.parent / "shared" / "data")
-FER = DATA / "fer2013"
-SAMPLES = DATA / "samples"
-if not FER.is_dir() or not (SAMPLES / "dogs.jpg").is_file():
-    pytest.skip(f"real data sets not found in {DATA} (set FERKIT_DATA to the shared data folder)",
-                allow_module_level=True)
+from _paths import FER, SAMPLES, require
+
+require(FER)
+require(SAMPLES / "dogs.jpg")
 
 N_FACES = 28                      # a stratified PublicTest subset (seed 0)
 NO_FACE = ("angry/zz_dogs.jpg", "angry/zz_plain.png")

@@ -12,7 +12,8 @@ from ferkit.cli import main
 from ferkit.explain import explain_image, find_cam_layer, grad_cam
 from ferkit.infer import load_image
 
-SAMPLES = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "samples"
+from _paths import SAMPLES
+
 OBAMA, TWO, DOGS = SAMPLES / "obama.jpg", SAMPLES / "two_people.jpg", SAMPLES / "dogs.jpg"
 pytestmark = pytest.mark.skipif(not OBAMA.is_file(), reason="sample photos not present")
 

@@ -16,11 +16,15 @@ from ferkit.cli import main
 from ferkit.errors import WeightsError
 from ferkit.export import ExportError, export_onnx, onnx_model, read_onnx_meta
 from ferkit.infer import Recognizer, load_image
-from ferkit.infer._backends import OnnxClassifier, TorchClassifier, load_classifier, probabilities
+from ferkit.infer._backends import (
+    OnnxClassifier,
+    TorchClassifier,
+    load_classifier,
+    probabilities,
+)
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data"
-SAMPLES = DATA / "samples"
+from _paths import DATA, REPO, SAMPLES
+
 TWO, MULTI = (str(SAMPLES / f"{n}.jpg") for n in ("two_people", "multi_face"))
 TOL = 1e-4  # the bound on the largest probability difference
 

@@ -16,8 +16,8 @@ from ferkit.data.transforms import eval_transform
 from ferkit.infer import ImageReadError, Recognizer, load_image, to_rgb_array
 from ferkit.types import FaceResult, ImageResult
 
-REPO = Path(__file__).resolve().parents[1]
-SAMPLES = REPO.parent / "shared" / "data" / "samples"
+from _paths import REPO, SAMPLES
+
 TWO, MULTI, OBAMA, DOGS = (str(SAMPLES / f"{n}.jpg") for n in ("two_people", "multi_face", "obama", "dogs"))
 
 

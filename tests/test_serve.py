@@ -24,8 +24,8 @@ from PIL import Image
 
 from ferkit.cli import main as ferkit_main
 
-REPO = Path(__file__).resolve().parents[1]
-SAMPLES = REPO.parent / "shared" / "data" / "samples"
+from _paths import SAMPLES
+
 OBAMA, TWO, DOGS = (SAMPLES / f"{n}.jpg" for n in ("obama", "two_people", "dogs"))
 LIMIT_MB = 1  # the server under test takes at most 1 MB uploads (the default, 10 MB, is tested on Settings)
 FACE_KEYS = {"box", "emotion", "confidence", "probabilities"}

@@ -1,9 +1,7 @@
 """The shipped default model: loads by name with its checksum, and still scores what MODEL_CARD.md says."""
 from __future__ import annotations
 
-import os
 import shutil
-from pathlib import Path
 
 import pytest
 import torch
@@ -12,8 +10,7 @@ from ferkit.errors import WeightsError
 from ferkit.models import load_model, shipped_models
 from ferkit.models._shipped import WEIGHTS_DIR
 
-REPO = Path(__file__).resolve().parents[1]
-FER = Path(os.environ.get("FERKIT_DATA", REPO.parent / "shared" / "data")) / "fer2013"
+from _paths import FER, REPO
 
 
 def test_default_loads_by_name_and_by_architecture():

@@ -17,9 +17,8 @@ from ferkit.errors import ConfigError
 from ferkit.train import TrainConfig, train
 from ferkit.train.callbacks import read_epoch_metrics
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("FERKIT_DATA", REPO.parent / "shared" / "data"))
-FER = DATA / "fer2013"
+from _paths import DATA, FER, REPO
+
 pytestmark = pytest.mark.skipif(not FER.is_dir(), reason=f"FER2013 not found at {FER} (set FERKIT_DATA)")
 
 QUIET = ["trainer.progress_bar=false"]

@@ -11,9 +11,17 @@ import numpy as np
 import pytest
 
 from ferkit.cli import main
-from ferkit.infer import IoUTracker, Recognizer, SourceError, VideoWriter, load_image, open_source
+from ferkit.infer import (
+    IoUTracker,
+    Recognizer,
+    SourceError,
+    VideoWriter,
+    load_image,
+    open_source,
+)
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "samples"
+from _paths import SAMPLES
+
 HAMILTON = SAMPLES / "short_hamilton_clip.mp4"
 PAN_FRAMES = 24
 

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "atomic_write_text", "atomic_write_image"]
+__all__ = ["atomic_path", "atomic_write_image", "atomic_write_text"]
 
 
 @contextmanager
@@ -40,11 +40,10 @@ def atomic_path(final: str | os.PathLike[str], *, keep_mode: bool = False) -> It
 
 def atomic_write_text(path: str | os.PathLike[str], text: str, *, keep_mode: bool = False) -> Path:
     """Write ``text`` (UTF-8) atomically, flushed to disk before the rename."""
-    with atomic_path(path, keep_mode=keep_mode) as tmp:
-        with tmp.open("w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
+    with atomic_path(path, keep_mode=keep_mode) as tmp, tmp.open("w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
     return Path(path)
 
 

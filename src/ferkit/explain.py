@@ -23,7 +23,7 @@ from torch import nn
 from ferkit.errors import FerkitError
 from ferkit.types import FaceResult
 
-__all__ = ["grad_cam", "explain_image", "find_cam_layer"]
+__all__ = ["explain_image", "find_cam_layer", "grad_cam"]
 
 
 def _conv_outputs(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[tuple[str, nn.Module, torch.Tensor]]]:

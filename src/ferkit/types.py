@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["FaceResult", "ImageResult", "FrameResult"]
+__all__ = ["FaceResult", "FrameResult", "ImageResult"]
 
 
 @dataclass

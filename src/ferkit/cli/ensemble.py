@@ -41,16 +41,44 @@ def run_build(a: argparse.Namespace) -> int:
     return 0
 
 
-def run_report(a: argparse.Namespace) -> int:
-    from ferkit.ensemble.report import ensemble_report, report_markdown, write_report
+def _report_command(a: argparse.Namespace) -> str:
+    """The command line that reproduces this report (defaults left out)."""
+    import shlex
 
+    parts = ["ferkit", "ensemble", "report", *map(str, a.models), "--data", str(a.data)]
+    for flag, value, default in (("--format", a.format, "auto"), ("--fit-split", a.fit_split, "PublicTest"),
+                                 ("--splits", a.splits, "PublicTest,PrivateTest"), ("--limit", a.limit, None)):
+        if value != default:
+            parts += [flag, str(value)]
+    parts += (["--no-regions"] if a.no_regions else []) + ["--out", str(a.out)]
+    if a.update_docs is not None:
+        parts += ["--update-docs", *a.update_docs]
+    return shlex.join(parts)
+
+
+def run_report(a: argparse.Namespace) -> int:
+    from ferkit import _docblock
+    from ferkit.ensemble.report import (
+        BLOCK,
+        ensemble_report,
+        report_markdown,
+        write_report,
+    )
+
+    docs = None if a.update_docs is None else (a.update_docs or ["README.md"])
+    if docs:
+        _docblock.check_markers(docs, BLOCK)     # before minutes of work, not after
     report = ensemble_report(a.models, a.data, a.format, fit_split=a.fit_split,
                              eval_splits=[s for s in a.splits.split(",") if s], limit=a.limit,
                              regions=not a.no_regions, device=a.device if a.device != "auto" else "cpu",
                              progress=lambda msg: print(f"ferkit: {msg}", file=sys.stderr))
+    report["context"]["command"] = _report_command(a)
     out = write_report(report, a.out)
     print(json.dumps(report, indent=2) if a.json else report_markdown(report), end="")
     print(f"ferkit: wrote {out}/report.md", file=sys.stderr)
+    if docs:
+        changed = _docblock.copy_block(out / "report.md", docs, BLOCK)
+        print(f"ferkit: copied the table into {', '.join(docs)} ({len(changed)} changed)", file=sys.stderr)
     return 0
 
 
@@ -61,7 +89,7 @@ def add_parser(sub) -> None:
     esub = e.add_subparsers(dest="ensemble_command", metavar="ACTION", required=True)
 
     b = esub.add_parser("build", help="combine models into an ensemble saved at --out",
-                        epilog="example: ferkit ensemble build vgg_fer_w15 vgg_fer --method soft --fit accuracy "
+                        epilog="example: ferkit ensemble build vgg_fer vgg_fer_w1 --method soft --fit accuracy "
                                "--data ../shared/data/fer2013 --format fer2013-folder --split PublicTest --out runs/ens/")
     b.add_argument("models", nargs="+", help="shipped model names, run folders or model files (2 or more)")
     b.add_argument("--method", default="soft", help="soft | vote | stack | regions (default: soft)")
@@ -81,7 +109,7 @@ def add_parser(sub) -> None:
     b.set_defaults(func=run_build)
 
     r = esub.add_parser("report", help="table of members, TTA and every ensemble method on the same data",
-                        epilog="example: ferkit ensemble report vgg_fer_w15 vgg_fer --data ../shared/data/fer2013 "
+                        epilog="example: ferkit ensemble report vgg_fer vgg_fer_w1 --data ../shared/data/fer2013 "
                                "--format fer2013-folder --out reports/ensembles")
     r.add_argument("models", nargs="+", help="shipped model names, run folders or model files (2 or more)")
     r.add_argument("--data", required=True, help="dataset path")
@@ -92,5 +120,8 @@ def add_parser(sub) -> None:
     r.add_argument("--no-regions", action="store_true", help="leave out region voting (dlib landmarks per face)")
     r.add_argument("--out", required=True, help="folder for report.md and report.json")
     r.add_argument("--json", action="store_true", help="print the report as JSON")
+    r.add_argument("--update-docs", nargs="*", metavar="FILE",
+                   help="copy the table between the ferkit-ensemble-report markers of these files "
+                        "(default when given alone: README.md)")
     r.add_argument("--device", default="cpu")
     r.set_defaults(func=run_report)

@@ -5,12 +5,29 @@ from __future__ import annotations
 from ferkit.data.faceset import FaceSet
 from ferkit.data.labels import FER2013_CLASSES, FERPLUS_CLASSES, normalize_class_name
 from ferkit.data.loaders import (
-    FORMATS, load_dataset, load_fer2013_csv, load_fer2013_folder, load_ferplus, load_image_folder,
+    FORMATS,
+    load_dataset,
+    load_fer2013_csv,
+    load_fer2013_folder,
+    load_ferplus,
+    load_image_folder,
 )
 from ferkit.data.splits import class_weights, kfold_splits, stratified_split, stratified_subset, subject_ids
 
 __all__ = [
-    "FaceSet", "load_dataset", "load_fer2013_csv", "load_fer2013_folder", "load_ferplus", "load_image_folder",
-    "stratified_split", "stratified_subset", "kfold_splits", "subject_ids", "class_weights", "FORMATS",
-    "normalize_class_name", "FER2013_CLASSES", "FERPLUS_CLASSES",
+    "FER2013_CLASSES",
+    "FERPLUS_CLASSES",
+    "FORMATS",
+    "FaceSet",
+    "class_weights",
+    "kfold_splits",
+    "load_dataset",
+    "load_fer2013_csv",
+    "load_fer2013_folder",
+    "load_ferplus",
+    "load_image_folder",
+    "normalize_class_name",
+    "stratified_split",
+    "stratified_subset",
+    "subject_ids",
 ]

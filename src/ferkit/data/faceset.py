@@ -60,7 +60,7 @@ class FaceSet:
         counts = np.bincount(self.labels, minlength=len(self.classes))
         return {c: int(k) for c, k in zip(self.classes, counts)}
 
-    def select(self, index: np.ndarray) -> "FaceSet":
+    def select(self, index: np.ndarray) -> FaceSet:
         """A new FaceSet with the rows of ``index`` (a boolean mask or integer indices)."""
         index = np.asarray(index)
         if index.dtype == bool:
@@ -75,7 +75,7 @@ class FaceSet:
             notes=list(self.notes),
         )
 
-    def split(self, name: str) -> "FaceSet":
+    def split(self, name: str) -> FaceSet:
         """The samples of one split; ``"all"`` returns everything. Unknown split -> DataError."""
         if name == "all":
             return self
@@ -84,7 +84,7 @@ class FaceSet:
             raise DataError(f"{self.root or self.name}: no split {name!r}; this dataset has: {', '.join(names) + ', all'}")
         return self.select(self.splits == name)
 
-    def with_classes(self, classes: list[str]) -> "FaceSet":
+    def with_classes(self, classes: list[str]) -> FaceSet:
         """Keep only samples whose label is in ``classes`` and re-index labels to that order.
 
         Soft targets are restricted to those columns and renormalised; rows left without votes are dropped.

@@ -10,13 +10,14 @@ Input to both: a uint8 numpy array, (H, W) grayscale or (H, W, 3) RGB. Output: a
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch
 from torchvision.transforms import v2
 
-__all__ = ["eval_transform", "train_transform", "to_tensor_image"]
+__all__ = ["eval_transform", "to_tensor_image", "train_transform"]
 
 
 def _get(cfg: Any, key: str) -> Any:

@@ -8,7 +8,7 @@ import numpy as np
 
 from ferkit.detect._base import DetectorError, Faces, as_image, expand_boxes
 
-__all__ = ["landmarks", "eye_centers", "eye_angle", "align", "crop_face"]
+__all__ = ["align", "crop_face", "eye_angle", "eye_centers", "landmarks"]
 
 #: indices of the two eyes' points in dlib's 68-point (iBUG 300-W) and 5-point layouts
 _EYES = {68: (slice(36, 42), slice(42, 48)), 5: (slice(0, 2), slice(2, 4))}

@@ -17,15 +17,15 @@ from ferkit.errors import FerkitError
 
 __all__ = [
     "DetectorError",
-    "Faces",
     "FaceDetector",
-    "register_detector",
-    "list_detectors",
-    "get_detector",
+    "Faces",
     "as_image",
     "clip_boxes",
     "expand_boxes",
+    "get_detector",
     "iou",
+    "list_detectors",
+    "register_detector",
 ]
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib.util
 import math
 import threading
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,7 @@ def model_file(key: str) -> Path:
 _lock = threading.Lock()
 
 
-@lru_cache(maxsize=None)
+@cache
 def _shared(key: str) -> Any:
     """dlib models loaded once per process and shared by every detector instance."""
     dlib = dlib_module()

@@ -21,15 +21,20 @@ Progress = Callable[[int, int], None]
 
 
 def load_members(models: Sequence[Any], device: str | torch.device = "cpu") -> list[tuple[torch.nn.Module, dict[str, Any]]]:
-    """``(module, meta)`` for each model given by name, path or as a pair; each meta gets a ``name``."""
+    """``(module, meta)`` for each model given by name, path or as a pair; each meta gets a ``name``
+    (the shipped name when one was given, else the model's own name or its path)."""
     from ferkit.evaluate.runner import _load_model
+    from ferkit.models._shipped import shipped_models
 
+    shipped = shipped_models()
     out = []
     for model in models:
         net, meta, _, label = _load_model(model, device)
         if meta.get("format") == "ferkit-ensemble/1":
             raise ConfigError(f"{label}: an ensemble cannot be a member of another ensemble; give its members")
-        out.append((net, {**meta, "name": meta.get("name") or label}))
+        # a shipped model is named as the user named it (vgg_fer_w1), not by its weights file's stem
+        name = model if isinstance(model, str) and model in shipped else meta.get("name") or label
+        out.append((net, {**meta, "name": name}))
     return out
 
 

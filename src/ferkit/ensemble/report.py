@@ -1,8 +1,8 @@
 """`ensemble_report()`: every member, its test-time augmentation, and every way of combining the
 members, measured on the same data in one table (``ferkit ensemble report``).
 
-Rows: each member with TTA ``none``, ``flip`` and ``ten-crop``; soft voting with equal weights (and
-with flip TTA), soft voting with weights fitted for accuracy and for log-loss, hard majority voting,
+Rows: each member with TTA ``none``, ``flip`` and ``ten-crop``; soft voting with equal weights and
+with weights fitted for accuracy (each also with flip TTA), soft voting with weights fitted for log-loss, hard majority voting,
 stacking, and region voting. Columns: accuracy and macro-F1 on each evaluation split, and the CPU
 cost per face (one thread, batch 64, forward pass on preprocessed tensors; region voting includes
 dlib's landmarks on the upscaled crop). Weights and stacking are fitted on ``fit_split``; on that
@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ferkit import _docblock
 from ferkit.ensemble._build import (
     labelled_faces,
     labels_in,
@@ -38,7 +39,10 @@ from ferkit.ensemble.voting import (
     stack_logits,
 )
 
-__all__ = ["ensemble_report", "report_markdown", "write_report"]
+__all__ = ["BLOCK", "ensemble_report", "report_markdown", "write_report"]
+
+#: name of the report's marked block, which ``ferkit ensemble report --update-docs`` copies into docs
+BLOCK = "ensemble-report"
 
 _TTAS = ("none", "flip", "ten-crop")
 
@@ -101,6 +105,8 @@ def ensemble_report(
         ("soft voting, equal weights", "flip", lambda p: soft_vote(p).numpy(), None, False, soft),
         ("soft voting, weights fitted for accuracy", "none", lambda p: soft_vote(p, w_acc).numpy(),
          [float(v) for v in w_acc], True, soft),
+        ("soft voting, weights fitted for accuracy", "flip", lambda p: soft_vote(p, w_acc).numpy(),
+         [float(v) for v in w_acc], True, soft),
         ("soft voting, weights fitted for log-loss", "none", lambda p: soft_vote(p, w_ll).numpy(),
          [float(v) for v in w_ll], True, soft),
         ("majority voting", "none", lambda p: majority_vote(p).numpy(), None, False, Ensemble(members, "vote")),
@@ -154,9 +160,9 @@ def report_markdown(report: dict[str, Any]) -> str:
     ctx, rows = report["context"], report["rows"]
     splits = ctx["eval_splits"]
     head = ["configuration", "TTA"] + [f"{s} {k}" for s in splits for k in ("acc", "macro-F1")] + ["ms/face (CPU, 1 thread)"]
-    lines = [f"# Ensemble report: {', '.join(ctx['models'])}", "",
-             f"Data: `{ctx['data']}` ({ctx['format']}); weights and stacking fitted on **{ctx['fit_split']}** "
-             f"(rows marked * are in-sample there; other splits are held out). Machine: {ctx['machine']}.", "",
+    lines = [(f"Models: {', '.join(ctx['models'])}. Data: `{ctx['data']}` ({ctx['format']}); weights and stacking "
+             f"fitted on **{ctx['fit_split']}** (rows marked * are in-sample there; other splits are held out). "
+             f"Machine: {ctx['machine']}."), "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r["name"] + (" *" if r["fitted"] else ""), r["tta"]]
@@ -165,13 +171,15 @@ def report_markdown(report: dict[str, Any]) -> str:
             cells += [f"{100 * sc['accuracy']:.2f}%", f"{100 * sc['macro_f1']:.2f}%"]
         cells.append(f"{r['ms_per_face']:.2f}")
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", f"Fitted weights ({', '.join(ctx['models'])}): accuracy {_fmt(ctx['weights_accuracy'])}, "
-              f"log-loss {_fmt(ctx['weights_logloss'])}."]
+    lines += ["", (f"Fitted weights ({', '.join(ctx['models'])}): accuracy {_fmt(ctx['weights_accuracy'])}, "
+              f"log-loss {_fmt(ctx['weights_logloss'])}.")]
     if ctx.get("region_landmarks"):
         st = ctx["region_landmarks"]
         lines.append(f"Region voting: dlib found the face on the upscaled crop for {st['faces'] - st['fallback']} of "
                      f"{st['faces']} faces; the rest used the whole crop as the face box (the fallback).")
-    return "\n".join(lines) + "\n"
+    if ctx.get("command"):
+        lines.append(f"Command: `{ctx['command']}`")
+    return f"# Ensemble report: {', '.join(ctx['models'])}\n\n" + _docblock.wrap("\n".join(lines), BLOCK)
 
 
 def _fmt(w: Sequence[float]) -> str:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import platform
-import re
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -25,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ferkit import _docblock
 from ferkit.errors import ConfigError, FerkitError
 
 __all__ = [
@@ -43,8 +43,8 @@ __all__ = [
     "write_results",
 ]
 
-MARKER_START = "<!-- ferkit-benchmark:start -->"
-MARKER_END = "<!-- ferkit-benchmark:end -->"
+BLOCK = "benchmark"
+MARKER_START, MARKER_END = _docblock.markers(BLOCK)
 #: the shared data folder, relative to the repository root (as the other defaults)
 DATA_ROOT = "../shared/data"
 #: photos in the default uncropped data set (a stratified FER2013 PublicTest subset)
@@ -300,37 +300,16 @@ def write_results(rows: Sequence[BenchmarkRow], out: str | os.PathLike[str] = "R
     text = (f"# ferkit benchmark\n\nWritten by `ferkit benchmark`; do not edit by hand (rerun the command). "
             f"The table between the markers is what `ferkit benchmark --update-docs` copies into README.md and "
             f"MODEL_CARD.md.\n\n- command: `{command}`\n- date: {date}\n- machine: {info['machine']}{load}\n\n"
-            f"{MARKER_START}\n{block}{MARKER_END}\n")
+            f"{_docblock.wrap(block, BLOCK)}")
     return atomic_write_text(out, text)
 
 
-def _marked(text: str, path: str | os.PathLike[str]) -> re.Match[str]:
-    found = list(re.finditer(re.escape(MARKER_START) + r"\n?(.*?)" + re.escape(MARKER_END), text, re.DOTALL))
-    if len(found) != 1:
-        raise FerkitError(f"{path}: expected one {MARKER_START} ... {MARKER_END} pair, found {len(found)}")
-    return found[0]
-
-
 def check_markers(paths: Sequence[str | os.PathLike[str]]) -> None:
-    """FerkitError (one line naming the file) unless each file exists and has one marker pair."""
-    for p in paths:
-        if not Path(p).is_file():
-            raise FerkitError(f"{p}: no such file to copy the benchmark table into")
-        _marked(Path(p).read_text(encoding="utf-8"), p)
+    """FerkitError (one line naming the file) unless each file exists and has one benchmark marker pair."""
+    _docblock.check_markers(paths, BLOCK)
 
 
 def copy_block(results: str | os.PathLike[str], targets: Sequence[str | os.PathLike[str]]) -> list[Path]:
-    """Copy the marked block of ``results`` (RESULTS.md) into each target between its markers (the
+    """Copy the marked table of ``results`` (RESULTS.md) into each target between its markers (the
     text around them kept), atomically; returns the files that changed."""
-    from ferkit._fileio import atomic_write_text
-
-    block = _marked(Path(results).read_text(encoding="utf-8"), results).group(1)
-    changed = []
-    for t in targets:
-        text = Path(t).read_text(encoding="utf-8")
-        m = _marked(text, t)
-        new = text[: m.start()] + MARKER_START + "\n" + block + MARKER_END + text[m.end():]
-        if new != text:
-            atomic_write_text(t, new, keep_mode=True)
-            changed.append(Path(t))
-    return changed
+    return _docblock.copy_block(results, targets, BLOCK)

@@ -24,7 +24,7 @@ import numpy as np
 from ferkit._fileio import atomic_write_text
 from ferkit.errors import ConfigError, FerkitError, WeightsError
 
-__all__ = ["fit_temperature", "nll_at_temperature", "calibrate", "TEMPERATURE_BOUNDS", "VALIDATION_SPLITS"]
+__all__ = ["TEMPERATURE_BOUNDS", "VALIDATION_SPLITS", "calibrate", "fit_temperature", "nll_at_temperature"]
 
 #: search range of the temperature
 TEMPERATURE_BOUNDS = (0.05, 20.0)
@@ -134,6 +134,6 @@ def calibrate(
         target_json = meta_json
     return {
         "temperature": raw["temperature"], "nll_before": before, "nll_after": after, "ece_before": ece_before,
-        "ece_after": ece_after, "n_images": int(len(ev.y_true)), "split": ev.metrics["dataset"]["split"],
+        "ece_after": ece_after, "n_images": len(ev.y_true), "split": ev.metrics["dataset"]["split"],
         "classes": ev.classes, "tta": tta, "model_json": str(target_json),
     }

@@ -26,8 +26,15 @@ import numpy as np
 
 from ferkit.errors import ConfigError
 
-__all__ = ["compare", "compare_markdown", "write_compare_folder", "count_flops", "cpu_speed", "epoch_times",
-           "COMPARE_COLUMNS"]
+__all__ = [
+    "COMPARE_COLUMNS",
+    "compare",
+    "compare_markdown",
+    "count_flops",
+    "cpu_speed",
+    "epoch_times",
+    "write_compare_folder",
+]
 
 #: keys of each compare() row, in table order
 COMPARE_COLUMNS = ("model", "path", "arch", "input", "accuracy", "macro_f1", "mean_auc", "n_images", "params", "flops",
@@ -207,8 +214,8 @@ def write_compare_folder(rows: Sequence[dict[str, Any]], target: str | os.PathLi
                          *, context: dict[str, Any] | None = None, threads: int | None = None) -> Path:
     """Write ``compare.md``, ``compare.json`` and ``accuracy_vs_latency.png`` atomically into
     ``target`` (default ``eval/compare-<time>``; an existing folder is refused)."""
-    from ferkit.viz import report_plots as viz
     from ferkit.evaluate.report import atomic_folder
+    from ferkit.viz import report_plots as viz
 
     if target is None:
         base = Path("eval") / f"compare-{datetime.now().strftime('%Y%m%d-%H%M%S')}"

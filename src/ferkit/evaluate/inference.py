@@ -12,7 +12,7 @@ from ferkit.data.faceset import FaceSet
 from ferkit.errors import ConfigError, DataError
 from ferkit.evaluate.tta import TTA_MODES, make_views, tta_transform, tta_views
 
-__all__ = ["predict_logits", "combine_views", "resolve_device"]
+__all__ = ["combine_views", "predict_logits", "resolve_device"]
 
 Progress = Callable[[int, int], None]
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["compute_metrics", "expected_calibration_error", "reliability_bins", "roc_curves", "DEFAULT_ECE_BINS"]
+__all__ = ["DEFAULT_ECE_BINS", "compute_metrics", "expected_calibration_error", "reliability_bins", "roc_curves"]
 
 #: number of equal-width confidence bins for ECE and the reliability diagram
 DEFAULT_ECE_BINS = 15

@@ -21,7 +21,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["TTA_MODES", "TEN_CROP_RESIZE", "tta_views", "tta_transform", "make_views"]
+__all__ = ["TEN_CROP_RESIZE", "TTA_MODES", "make_views", "tta_transform", "tta_views"]
 
 TTA_MODES: tuple[str, ...] = ("none", "flip", "ten-crop")
 #: ten-crop first resizes to this factor of the model's input size

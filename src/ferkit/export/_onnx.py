@@ -37,11 +37,11 @@ __all__ = [
     "ONNX_FORMAT",
     "ExportError",
     "export_onnx",
-    "read_onnx_meta",
     "is_onnx_export",
-    "onnx_paths",
-    "onnx_model",
     "onnx_cache_dir",
+    "onnx_model",
+    "onnx_paths",
+    "read_onnx_meta",
 ]
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from torch import nn
 
 from ferkit.errors import FerkitError, WeightsError
 
-__all__ = ["BACKENDS", "Classifier", "TorchClassifier", "OnnxClassifier", "load_classifier", "probabilities"]
+__all__ = ["BACKENDS", "Classifier", "OnnxClassifier", "TorchClassifier", "load_classifier", "probabilities"]
 
 #: backend names, for ``Recognizer(backend=...)`` and ``--backend``
 BACKENDS = ("torch", "onnx")

@@ -9,7 +9,7 @@ import numpy as np
 
 from ferkit.errors import FerkitError
 
-__all__ = ["ImageReadError", "load_image", "to_rgb_array", "IMAGE_SUFFIXES"]
+__all__ = ["IMAGE_SUFFIXES", "ImageReadError", "load_image", "to_rgb_array"]
 
 #: file suffixes treated as images when a folder is expanded
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm", ".jfif")

@@ -124,7 +124,7 @@ class VideoSource:
     def __enter__(self) -> VideoSource:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __del__(self) -> None:  # pragma: no cover
@@ -180,5 +180,5 @@ class VideoWriter:
     def __enter__(self) -> VideoWriter:
         return self
 
-    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+    def __exit__(self, exc_type: Any, *exc: object) -> None:
         self.close(commit=exc_type is None)

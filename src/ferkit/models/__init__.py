@@ -24,15 +24,15 @@ from ferkit.models._registry import is_model, list_models, register_model
 from ferkit.models._shipped import shipped_models
 
 __all__ = [
+    "adapt_input_conv",
+    "count_parameters",
     "create_model",
-    "list_models",
+    "head_prefix",
     "is_model",
+    "list_models",
+    "load_model",
+    "read_state_dict",
     "register_model",
     "save_model",
-    "load_model",
-    "count_parameters",
-    "head_prefix",
-    "adapt_input_conv",
-    "read_state_dict",
     "shipped_models",
 ]

@@ -9,7 +9,7 @@ from ferkit.errors import ConfigError, UnknownModelError
 from ferkit.models._pretrained import PretrainedArg, resolve_source
 from ferkit.models._registry import close_names, is_model, list_models, model_entrypoint
 
-__all__ = ["create_model", "count_parameters", "head_prefix"]
+__all__ = ["count_parameters", "create_model", "head_prefix"]
 
 
 def create_model(

@@ -24,7 +24,7 @@ from ferkit.errors import FerkitError, WeightsError
 from ferkit.models._factory import count_parameters, create_model, head_prefix
 from ferkit.models._pretrained import first_line, load_safetensors
 
-__all__ = ["FORMAT", "save_model", "load_model", "model_paths"]
+__all__ = ["FORMAT", "load_model", "model_paths", "save_model"]
 
 FORMAT = "ferkit-model/1"
 _DIR_STEM = "model"

@@ -33,17 +33,17 @@ from torch import Tensor, nn
 from ferkit.errors import WeightsError
 
 __all__ = [
-    "StateDict",
-    "first_line",
     "PretrainedArg",
-    "WeightsSource",
     "PretrainedCfg",
-    "resolve_source",
+    "StateDict",
+    "WeightsSource",
+    "adapt_input_conv",
+    "first_line",
+    "imagenet_state_dict",
+    "load_pretrained",
     "load_safetensors",
     "read_state_dict",
-    "imagenet_state_dict",
-    "adapt_input_conv",
-    "load_pretrained",
+    "resolve_source",
 ]
 
 _log = logging.getLogger("ferkit.models")

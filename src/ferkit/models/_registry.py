@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from torch import nn
 
-__all__ = ["register_model", "list_models", "is_model", "model_entrypoint", "close_names"]
+__all__ = ["close_names", "is_model", "list_models", "model_entrypoint", "register_model"]
 
 EntryPoint = Callable[..., nn.Module]
 _F = TypeVar("_F", bound=EntryPoint)

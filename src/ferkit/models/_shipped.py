@@ -1,7 +1,7 @@
 """Models shipped inside the package (trained here by ferkit), loaded by name.
 
 ``src/ferkit/weights/index.json`` maps names to weight stems in the same folder, e.g.
-``{"default": "fer2013_vgg_fer", "vgg_fer": "fer2013_vgg_fer"}``. Each stem is a
+``{"default": "fer2013_vgg_fer_w15", "vgg_fer": "fer2013_vgg_fer_w15", "vgg_fer_w1": "fer2013_vgg_fer"}``. Each stem is a
 ``.safetensors`` + ``.json`` pair written by `save_model`, whose sha256 `load_model` checks.
 """
 from __future__ import annotations

@@ -13,7 +13,7 @@ from ferkit.errors import WeightsError
 from ferkit.models._builder import build_model
 from ferkit.models._pretrained import PretrainedCfg, WeightsSource, first_line
 
-__all__ = ["TIMM_PREFIX", "timm_name", "timm_model_names", "create_timm_model", "first_layer_name"]
+__all__ = ["TIMM_PREFIX", "create_timm_model", "first_layer_name", "timm_model_names", "timm_name"]
 
 TIMM_PREFIX = "timm/"
 

@@ -34,7 +34,7 @@ from ferkit.models._registry import register_model
 from ferkit.models.torchvision_models import TORCHVISION_CFGS, build_torchvision
 from ferkit.models.vgg_fer import VGGFer
 
-__all__ = ["SpatialPyramidPool", "SPPNet", "SPP_BACKBONES"]
+__all__ = ["SPP_BACKBONES", "SPPNet", "SpatialPyramidPool"]
 
 SPP_BACKBONES = ("resnet18", "resnet34", "resnet50", "mobilenet_v2", "vgg_fer")
 

@@ -35,7 +35,7 @@ from ferkit.models._builder import build_model
 from ferkit.models._pretrained import PretrainedArg, PretrainedCfg, StateDict
 from ferkit.models._registry import register_model
 
-__all__ = ["DropoutLinear", "build_torchvision", "TORCHVISION_CFGS"]
+__all__ = ["TORCHVISION_CFGS", "DropoutLinear", "build_torchvision"]
 
 #: Smallest height/width inception_v3's stem accepts.
 INCEPTION_MIN_SIZE = 75

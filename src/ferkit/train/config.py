@@ -203,13 +203,13 @@ class TrainConfig:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], source: str = "config") -> "TrainConfig":
+    def from_dict(cls, d: dict[str, Any], source: str = "config") -> TrainConfig:
         cfg = _build(cls, d, source, "")
         cfg.validate(source)
         return cfg
 
     @classmethod
-    def load(cls, path: str | Path | None = None, overrides: list[str] | None = None) -> "TrainConfig":
+    def load(cls, path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
         """Read a YAML config (or start from the defaults) and apply ``a.b=value`` overrides."""
         d: dict[str, Any] = {}
         source = "config"

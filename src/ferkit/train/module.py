@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
-from ferkit.models import create_model
 from ferkit.errors import ConfigError
+from ferkit.models import create_model
 from ferkit.train.config import PhaseConfig, TrainConfig
 from ferkit.train.datamodule import mix_seed
 

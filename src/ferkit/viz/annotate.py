@@ -18,13 +18,13 @@ from ferkit.types import FaceResult, ImageResult
 
 __all__ = [
     "EMOTION_COLORS",
-    "emotion_color",
     "BoxAnnotator",
     "LabelAnnotator",
-    "ProbabilityBarAnnotator",
     "LandmarkAnnotator",
-    "draw_fps",
+    "ProbabilityBarAnnotator",
     "annotate",
+    "draw_fps",
+    "emotion_color",
 ]
 
 #: RGB colour per canonical emotion; other class names get a colour derived from the name

@@ -12,7 +12,7 @@ import numpy as np
 from ferkit.types import FaceResult
 from ferkit.viz.annotate import BoxAnnotator, LabelAnnotator
 
-__all__ = ["heatmap_to_rgb", "draw_heatmaps"]
+__all__ = ["draw_heatmaps", "heatmap_to_rgb"]
 
 
 def heatmap_to_rgb(heat: np.ndarray) -> np.ndarray:

@@ -1,8 +1,9 @@
 """Matplotlib figures (Agg backend, files only)."""
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from ferkit._fileio import atomic_path
 

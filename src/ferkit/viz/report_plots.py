@@ -14,8 +14,11 @@ import numpy as np
 from ferkit.viz.plots import save_figure
 
 __all__ = [
-    "plot_confusion_matrix", "plot_roc_curves", "plot_reliability_diagram", "plot_prediction_grid",
     "plot_accuracy_vs_latency",
+    "plot_confusion_matrix",
+    "plot_prediction_grid",
+    "plot_reliability_diagram",
+    "plot_roc_curves",
 ]
 
 
