@@ -111,7 +111,7 @@ def test_min_size_margin_max_faces(images) -> None:
 
 def test_faces_container() -> None:
     f = Faces([[10, 20, 30, 40], [0, 0, 5, 5]], [0.5, 1.0])
-    assert len(f) == 2 and list(f)[0] == ((10, 20, 30, 40), 0.5)
+    assert len(f) == 2 and next(iter(f)) == ((10, 20, 30, 40), 0.5)
     assert f.xyxy.tolist() == [[10, 20, 40, 60], [0, 0, 5, 5]]
     assert f.sorted().boxes[0].tolist() == [0, 0, 5, 5]
     assert len(Faces.empty()) == 0 and Faces.empty().boxes.shape == (0, 4)

@@ -163,7 +163,7 @@ def test_ensemble_round_trips_through_save_and_load(tmp_path, method, one_thread
     if method == "soft":
         assert meta2["weights"] == meta["weights"] and meta2["fit"]["logloss_fitted"] <= meta2["fit"]["logloss_equal"]
     # a member changed after the build is refused, naming the file
-    member_json = sorted(path.parent.glob("member0-*.json"))[0]
+    member_json = min(path.parent.glob("member0-*.json"))
     raw = json.loads(member_json.read_text())
     raw["sha256"] = "0" * 64
     member_json.write_text(json.dumps(raw))

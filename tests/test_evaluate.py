@@ -312,9 +312,9 @@ def test_bad_inputs_are_one_line_errors(subset, tmp_path):
     split_set = tmp_path / "splits"
     (split_set / "train" / "fear").mkdir(parents=True)
     (split_set / "test" / "happy").mkdir(parents=True)
-    first = sorted((subset / "fear").iterdir())[0]
+    first = min((subset / "fear").iterdir())
     shutil.copyfile(first, split_set / "train" / "fear" / first.name)
-    shutil.copyfile(sorted((subset / "happy").iterdir())[0], split_set / "test" / "happy" / "h.jpg")
+    shutil.copyfile(min((subset / "happy").iterdir()), split_set / "test" / "happy" / "h.jpg")
     taken = tmp_path / "taken"
     taken.mkdir()
     common = ("evaluate", "--model", "default", "--out", tmp_path / "never")

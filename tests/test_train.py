@@ -116,7 +116,7 @@ def test_corrupt_images_are_skipped_not_fatal(tmp_path):
         (root / cls).mkdir(parents=True)
         for src in sorted((FER / "train" / cls).iterdir())[:40]:
             shutil.copy(src, root / cls / src.name)
-    good = (root / "happy" / sorted(os.listdir(root / "happy"))[0]).read_bytes()
+    good = (root / "happy" / min(os.listdir(root / "happy"))).read_bytes()
     (root / "happy" / "truncated.jpg").write_bytes(good[: len(good) // 3])
     (root / "angry" / "garbage.png").write_bytes(b"this is not an image")
     r = _ferkit("train", str(REPO / "configs" / "quick_resnet18.yaml"), f"output_dir={tmp_path / 'runs'}",

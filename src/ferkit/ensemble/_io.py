@@ -79,7 +79,7 @@ def save_ensemble(ens: Ensemble, meta: Mapping[str, Any], path: str | os.PathLik
     prefix = "" if json_path.name == "model.json" else f"{json_path.stem}."
     for i, (member, entry) in enumerate(zip(ens.members, out["members"])):
         if link is not None:
-            weights, member_json = model_paths(link[i])
+            _, member_json = model_paths(link[i])
             if not member_json.is_file():
                 raise WeightsError(f"{member_json}: linked ensemble member not found")
             recorded = json.loads(member_json.read_text(encoding="utf-8")).get("sha256")

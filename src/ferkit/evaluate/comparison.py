@@ -205,8 +205,8 @@ def compare_markdown(rows: Sequence[dict[str, Any]], *, threads: int | None = No
     n = next((r["n_images"] for r in rows if r["n_images"]), None)
     cpu = f"CPU, {threads} thread{'s' if threads > 1 else ''}" if threads else "CPU"
     foot = [f"Accuracy on {n} images." if n else "No evaluation data given: accuracy columns are n/a.",
-            "FLOPs: one forward pass at the model's input size (multiply-add = 2). Latency and throughput: "
-            f"forward pass only, {cpu}."]
+            ("FLOPs: one forward pass at the model's input size (multiply-add = 2). Latency and throughput: "
+            f"forward pass only, {cpu}.")]
     return table + "\n\n" + " ".join(foot) + "\n"
 
 
