@@ -35,7 +35,7 @@ from ferkit.errors import ConfigError, WeightsError
 from ferkit.infer import Recognizer, load_image
 from ferkit.models import load_model
 
-from _paths import FER, SAMPLES
+from _paths import FER, REPO, SAMPLES
 
 MEMBERS = ("vgg_fer", "vgg_fer_w1")
 
@@ -293,3 +293,60 @@ def test_report_table_matches_evaluate_and_is_copied_into_docs(tmp_path):
     bare.write_text("no markers\n")
     r = subprocess.run([*cmd, "--update-docs", str(bare)], capture_output=True, text=True, timeout=120)
     assert r.returncode != 0 and str(bare) in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+# ------------------------------------------------------------------ models trained on one region
+def test_region_model_trains_on_its_cut_and_votes_on_that_region_only(tmp_path, one_thread):
+    from ferkit.ensemble.regions import REGIONS, RegionNet, cut_regions
+    from ferkit.evaluate import run_evaluation
+    from ferkit.export import ExportError, export_onnx
+
+    env = {**os.environ, "FERKIT_CACHE_DIR": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    base = [sys.executable, "-m", "ferkit", "train", str(REPO / "configs" / "default_vgg_fer.yaml"),
+            f"data.path={FER}", f"output_dir={tmp_path / 'runs'}", "name=mouth", "data.subset=120",
+            "data.val_subset=40", "trainer.max_epochs=1", "model.kwargs.width=0.5", "data.num_workers=0",
+            "trainer.progress_bar=false"]
+    r = subprocess.run([*base, "input.region=ear"], capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 2 and "input.region" in r.stderr and "'ear'" in r.stderr
+    r = subprocess.run([*base, "input.region=mouth"], capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 0, r.stderr
+    run = next((tmp_path / "runs").glob("mouth-*"))
+    assert json.loads((run / "model.json").read_text())["input"]["region"] == "mouth"
+    assert "mouth cut from each face: dlib found the face on" in r.stderr
+
+    # the training crops are what RegionNet cuts at inference from the same (resized) faces
+    cached = sorted((tmp_path / "cache" / "regions").glob("mouth-48-1-*.npz"))
+    assert len(cached) == 2                                       # training and validation subsets
+    val_faces, _ = load_eval_data_subset(40)
+    x = torch.stack([eval_transform({"size": 48, "channels": 1, "mean": [0.0], "std": [1.0]})(val_faces.load_image(i))
+                     for i in range(len(val_faces))])
+    views, _ = cut_regions(x)
+    mine = (views[REGIONS.index("mouth")][:, 0] * 255).round().clamp(0, 255).to(torch.uint8).numpy()
+    stored = [np.load(f)["images"] for f in cached]
+    match = [s for s in stored if s.shape == mine.shape]
+    assert match and np.abs(match[0].astype(int) - mine.astype(int)).max() <= 1
+
+    # every command takes it as a model; a region-voting ensemble gives it the mouth only
+    model, meta = load_model(run)
+    assert isinstance(model, RegionNet) and model.region == "mouth"
+    ev = run_evaluation(run, FER, "fer2013-folder", "PublicTest", limit=30, device="cpu", n_boot=0)
+    assert ev.metrics["n_images"] == 30
+    members = load_members(["vgg_fer_w1", run])
+    ens = Ensemble(members, "regions").eval()
+    inp = x[:8]
+    with torch.no_grad():
+        views, _ = cut_regions(inp)
+        full = members[0][0](((views.flatten(0, 1)) - 0.5) / 0.5) / members[0][1].get("temperature", 1.0)
+        mouth = members[1][0].net((views[REGIONS.index("mouth")] - 0.5) / 0.5) / (members[1][1].get("temperature") or 1.0)
+        by_hand = majority_vote(torch.cat([full.softmax(1).reshape(6, 8, -1), mouth.softmax(1)[None]]).double())
+        assert torch.allclose(ens(inp).exp(), by_hand.float(), atol=1e-5)
+    with pytest.raises(ExportError, match="one facial region"):
+        export_onnx(run, tmp_path / "m.onnx")
+
+
+def load_eval_data_subset(n: int):
+    """The validation subset `ferkit train` takes with data.val_subset=n (seed 42), as a FaceSet."""
+    from ferkit.data import load_dataset, stratified_subset
+
+    faces = load_dataset(FER, "fer2013-folder").split("PublicTest")
+    return faces.select(stratified_subset(faces.labels, n, 42)), None

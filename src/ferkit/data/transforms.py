@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torchvision.transforms import v2
 
-__all__ = ["eval_transform", "to_tensor_image", "train_transform"]
+__all__ = ["eval_transform", "model_size_transform", "to_tensor_image", "train_transform"]
 
 
 def _get(cfg: Any, key: str) -> Any:
@@ -53,6 +53,11 @@ def _head(input_cfg: Any) -> list:
 
 def _tail(input_cfg: Any) -> list:
     return [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(_get(input_cfg, "mean")), list(_get(input_cfg, "std")))]
+
+
+def model_size_transform(input_cfg: Any) -> v2.Compose:
+    """The first steps of `eval_transform`: channels -> resize to size x size (uint8 tensor, no scaling)."""
+    return v2.Compose(_head(input_cfg))
 
 
 def eval_transform(input_cfg: Any) -> v2.Compose:

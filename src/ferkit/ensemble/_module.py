@@ -17,12 +17,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ferkit.ensemble.regions import REGIONS, crop_landmarks, region_boxes
+from ferkit.ensemble.regions import REGIONS, cut_regions
 from ferkit.ensemble.voting import METHODS, majority_vote, soft_vote, stack_logits
 from ferkit.errors import ConfigError
 
@@ -51,13 +50,17 @@ class _Member(nn.Module):
         self.register_buffer("std", torch.tensor(inp["std"], dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("luma", torch.tensor(_LUMA).view(1, 3, 1, 1), persistent=False)
         self.temperature = float(meta.get("temperature") or 1.0)
+        #: the facial region the member was trained on (its net is then a RegionNet), or None
+        self.region = inp.get("region")
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, cut: bool = True) -> Tensor:
+        """``cut=False`` gives a region member its region directly (the view is already cut)."""
         if x.shape[1] != self.channels:
             x = x.expand(-1, 3, -1, -1) if self.channels == 3 else (x * self.luma).sum(1, keepdim=True)
         if x.shape[-2:] != (self.size, self.size):
             x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True, align_corners=False)
-        logits = self.net((x - self.mean) / self.std).float()
+        net = self.net if cut or self.region is None else self.net.net
+        logits = net((x - self.mean) / self.std).float()
         return torch.softmax(logits / self.temperature, dim=1)
 
 
@@ -123,30 +126,20 @@ class Ensemble(nn.Module):
 
     def region_views(self, x: Tensor) -> Tensor:
         """``(R, N, C, H, W)``: each face and its regions (``REGIONS`` order), each resized to the input size."""
-        from torchvision.ops import roi_align
-
-        n, _, h, w = x.shape
-        imgs = (x.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-        points, found = crop_landmarks([im[..., 0] if im.shape[2] == 1 else im for im in imgs])
-        self.region_stats["faces"] += n
+        views, found = cut_regions(x)
+        self.region_stats["faces"] += len(found)
         self.region_stats["fallback"] += int((~found).sum())
-        boxes = [region_boxes(p, w, h) for p in points]
-        views = [x]
-        for name in REGIONS[1:-1]:
-            b = torch.tensor(np.stack([bx[name] for bx in boxes]), dtype=x.dtype, device=x.device)
-            rois = torch.cat([torch.arange(n, dtype=x.dtype, device=x.device)[:, None], b], 1)
-            views.append(roi_align(x, rois, output_size=(h, w), spatial_scale=1.0, sampling_ratio=2, aligned=True))
-        rest = x.clone()
-        for i, bx in enumerate(boxes):
-            for name in REGIONS[1:-1]:
-                x0, y0, x1, y1 = (int(round(v)) for v in bx[name])
-                rest[i, :, y0:y1, x0:x1] = 0.5
-        views.append(rest)
-        return torch.stack(views)
+        return views
 
     def _regions(self, x: Tensor) -> Tensor:
+        """Majority over (member, view) pairs: a member trained on whole faces votes on the face and
+        each region; a member trained on one region (``RegionNet``) votes on that region only."""
         views = self.region_views(x)                            # (R, N, C, H, W)
         r, n = views.shape[:2]
-        probs = self.member_probs(views.flatten(0, 1))          # (M, R*N, C)
-        probs = probs.reshape(len(self.members) * r, n, -1).double()
-        return majority_vote(probs).float()
+        votes = []
+        for member, order in zip(self.members, self._orders):
+            if member.region is None:
+                votes.append(member(views.flatten(0, 1))[:, order].reshape(r, n, -1))
+            else:
+                votes.append(member(views[REGIONS.index(member.region)], cut=False)[:, order][None])
+        return majority_vote(torch.cat(votes).double()).float()

@@ -13,15 +13,33 @@ there. :func:`crop_landmarks` reports which faces used the fallback.
 
 >>> points, found = crop_landmarks([crop])             # (1, 68, 2) in crop pixels, (1,) bool
 >>> boxes = region_boxes(points[0], crop.shape[1], crop.shape[0])   # {"left_eye": [x0, y0, x1, y1], ...}
+>>> views, found = cut_regions(x)                      # (6, N, C, H, W): the face and its regions
+
+A model can also be trained on one region (``ferkit train ... input.region=mouth``): the training
+crops are cut by :func:`region_faceset`, and :class:`RegionNet` (which ``load_model`` wraps around
+such a model) cuts the same region out of each face before the network, so that every command uses
+it as any other model and a region-voting ensemble gives it that region only.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
+import torch
+from torch import Tensor, nn
 
-__all__ = ["REGIONS", "REGION_POINTS", "UPSCALE_TO", "crop_landmarks", "region_boxes"]
+from ferkit.errors import ConfigError
+
+if TYPE_CHECKING:
+    from ferkit.data import FaceSet
+
+__all__ = ["REGIONS", "REGION_POINTS", "UPSCALE_TO", "RegionNet", "crop_landmarks", "cut_regions", "region_boxes",
+           "region_faceset"]
 
 #: the views region voting classifies, in order; ``face`` is the crop itself
 REGIONS = ("face", "left_eye", "right_eye", "nose", "mouth", "rest")
@@ -78,3 +96,112 @@ def crop_landmarks(crops: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]
             box = np.array([0, 0, big.shape[1], big.shape[0]])
         points[i] = landmarks(big, box[None], 68)[0] / scale
     return points, found
+
+
+def check_region(region: Any, what: str = "input.region") -> str:
+    """``region`` if it is one of the trainable regions (``REGIONS`` without ``face``), else ConfigError."""
+    if region not in REGIONS[1:]:
+        raise ConfigError(f"{what}: unknown region {region!r} (known: {', '.join(REGIONS[1:])})")
+    return str(region)
+
+
+def cut_regions(x: Tensor) -> tuple[Tensor, np.ndarray]:
+    """Each face crop of ``x`` (``(N, C, H, W)``, values in [0, 1], C = 1 or 3) and its regions:
+    ``(views (R, N, C, H, W) in REGIONS order, each resized to H x W; found (N,) bool)``, where
+    ``found`` is False for the faces that used the whole-crop fallback (see the module doc).
+    ``rest`` is the crop with the four region boxes filled with mid-grey."""
+    from torchvision.ops import roi_align
+
+    n, _, h, w = x.shape
+    imgs = (x.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    points, found = crop_landmarks([im[..., 0] if im.shape[2] == 1 else im for im in imgs])
+    boxes = [region_boxes(p, w, h) for p in points]
+    views = [x]
+    for name in REGIONS[1:-1]:
+        b = torch.tensor(np.stack([bx[name] for bx in boxes]), dtype=x.dtype, device=x.device)
+        rois = torch.cat([torch.arange(n, dtype=x.dtype, device=x.device)[:, None], b], 1)
+        views.append(roi_align(x, rois, output_size=(h, w), spatial_scale=1.0, sampling_ratio=2, aligned=True))
+    rest = x.clone()
+    for i, bx in enumerate(boxes):
+        for name in REGIONS[1:-1]:
+            x0, y0, x1, y1 = (int(round(v)) for v in bx[name])  # noqa: RUF046 (numpy floats)
+            rest[i, :, y0:y1, x0:x1] = 0.5
+    views.append(rest)
+    return torch.stack(views), found
+
+
+class RegionNet(nn.Module):
+    """A network trained on one facial region, used on whole face crops: its input is a batch
+    preprocessed as for any model (``eval_transform(meta["input"])``); it undoes the normalisation,
+    cuts ``region`` out of each face (:func:`cut_regions`), normalises again and runs the network.
+    ``found`` of the last batch is kept in ``last_found``. Not exportable to ONNX (dlib runs inside)."""
+
+    def __init__(self, net: nn.Module, input_cfg: dict[str, Any]):
+        super().__init__()
+        self.net = net
+        self.region = check_region(input_cfg.get("region"))
+        self.ferkit_arch = getattr(net, "ferkit_arch", None)
+        self.register_buffer("mean", torch.tensor(input_cfg["mean"], dtype=torch.float32).view(1, -1, 1, 1),
+                             persistent=False)
+        self.register_buffer("std", torch.tensor(input_cfg["std"], dtype=torch.float32).view(1, -1, 1, 1),
+                             persistent=False)
+        self.last_found: np.ndarray | None = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        views, self.last_found = cut_regions(x * self.std + self.mean)
+        return self.net((views[REGIONS.index(self.region)] - self.mean) / self.std)
+
+
+def region_faceset(faces: FaceSet, input_cfg: Any, *, cache_dir: str | os.PathLike[str] | None = None,
+                   batch_size: int = 256, log: Callable[[str], None] | None = None) -> FaceSet:
+    """``faces`` with each image replaced by its ``input_cfg.region`` cut, at the model's input size and
+    channels (uint8, in memory): the training crops of a region model, cut exactly as
+    :class:`RegionNet` cuts them at inference. Images that cannot be decoded are left out (named in
+    ``notes``). The cuts are cached in ``<cache_dir>/regions/`` (dlib takes about 45 ms per face)."""
+    from torchvision.transforms import v2
+
+    from ferkit._fileio import atomic_path
+    from ferkit.data.loaders import default_cache_dir
+    from ferkit.data.transforms import model_size_transform
+    from ferkit.errors import DataError
+
+    get = (lambda k: input_cfg[k]) if isinstance(input_cfg, dict) else (lambda k: getattr(input_cfg, k))
+    region, size, channels = check_region(get("region")), int(get("size")), int(get("channels"))
+    key = hashlib.sha256("\n".join([str(faces.root), faces.name, region, str(size), str(channels),
+                                      *faces.ids.tolist()]).encode()).hexdigest()[:24]
+    folder = (default_cache_dir() if cache_dir is None else cache_dir)
+    cache = os.path.join(os.fspath(folder), "regions", f"{region}-{size}-{channels}-{key}.npz")
+    if os.path.isfile(cache):
+        with np.load(cache) as z:
+            images, keep, found = z["images"], z["keep"], z["found"]
+    else:
+        head = v2.Compose([model_size_transform({"size": size, "channels": channels}),
+                           v2.ToDtype(torch.float32, scale=True)])
+        keep = np.ones(len(faces), bool)
+        chunks, found_parts = [], []
+        for start in range(0, len(faces), batch_size):
+            xs = []
+            for i in range(start, min(start + batch_size, len(faces))):
+                try:
+                    xs.append(head(faces.load_image(i)))
+                except DataError:
+                    keep[i] = False
+            if not xs:
+                continue
+            views, found_part = cut_regions(torch.stack(xs))
+            cut = (views[REGIONS.index(region)] * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+            chunks.append(cut[..., 0].numpy() if channels == 1 else cut.numpy())
+            found_parts.append(found_part)
+            if log:
+                log(f"{region} cuts: {min(start + batch_size, len(faces))}/{len(faces)} faces")
+        if not chunks:
+            raise DataError(f"{faces.root or faces.name}: no decodable images to cut the {region} from")
+        images, found = np.concatenate(chunks), np.concatenate(found_parts)
+        os.makedirs(os.path.dirname(cache), exist_ok=True)
+        with atomic_path(cache) as tmp, open(tmp, "wb") as f:
+            np.savez(f, images=images, keep=keep, found=found)
+    kept = faces.select(keep) if not keep.all() else faces
+    notes = list(kept.notes) + [f"{faces.ids[i]}: cannot be decoded; left out" for i in np.flatnonzero(~keep)]
+    notes.append(f"{region} cut from each face: dlib found the face on {int(found.sum())} of {len(found)} "
+                 "upscaled crops; the rest used the whole crop")
+    return replace(kept, images=images, paths=None, notes=notes)

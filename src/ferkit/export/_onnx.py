@@ -196,6 +196,9 @@ def export_onnx(
     if meta.get("method") == "regions":
         raise ExportError("export: a region-voting ensemble runs dlib's landmarks inside its forward pass and "
                           "cannot be exported to ONNX; export its members, or a soft/vote/stack ensemble")
+    if any((m.get("input") or {}).get("region") for m in [meta, *meta.get("members", [])]):
+        raise ExportError("export: a model trained on one facial region (input.region) cuts its region with dlib's "
+                          "landmarks inside its forward pass and cannot be exported to ONNX")
     for key in ("classes", "input"):
         if key not in meta:
             raise ExportError(f"export: the model's meta lacks {key!r}")

@@ -55,6 +55,11 @@ def _meta_problem(meta: Mapping[str, Any]) -> str | None:
         return f"'input' lacks {', '.join(missing)}"
     if not isinstance(inp["channels"], int) or inp["channels"] < 1:
         return f"'input.channels' must be a positive integer, not {inp['channels']!r}"
+    if inp.get("region") is not None:
+        from ferkit.ensemble.regions import REGIONS
+
+        if inp["region"] not in REGIONS[1:]:
+            return f"'input.region' must be one of {', '.join(REGIONS[1:])}, not {inp['region']!r}"
     kwargs = meta.get("model_kwargs")
     if not isinstance(kwargs, Mapping):
         return "'model_kwargs' must be a dict (may be empty)"
@@ -208,4 +213,8 @@ def load_model(path: str | os.PathLike[str], *, device: str | torch.device = "cp
         raise WeightsError(
             f"{weights_path}: weights do not fit {arch!r} with {meta_path.name}'s model_kwargs ({first_line(e)})"
         ) from e
+    if meta["input"].get("region"):
+        from ferkit.ensemble.regions import RegionNet
+
+        model = RegionNet(model, meta["input"])
     return model.to(device).eval(), meta

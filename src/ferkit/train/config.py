@@ -64,6 +64,9 @@ class InputConfig:
     channels: int = 1
     mean: list[float] = field(default_factory=lambda: [0.5])
     std: list[float] = field(default_factory=lambda: [0.5])
+    #: train on one facial region cut out with dlib landmarks (left_eye, right_eye, nose, mouth, rest),
+    #: for region voting; None = the whole face
+    region: str | None = None
 
 
 @dataclass
@@ -243,6 +246,10 @@ class TrainConfig:
         check("data.split.method", self.data.split.method, ("dataset", "stratified", "kfold"))
         check("data.balance", self.data.balance, ("none", "weights", "sampler"))
         check("input.channels", self.input.channels, (1, 3))
+        if self.input.region is not None:
+            from ferkit.ensemble.regions import check_region
+
+            check_region(self.input.region, f"{source}: input.region")
         check("optim.name", self.optim.name, ("adam", "adamw", "sgd"))
         check("schedule.name", self.schedule.name, ("constant", "cosine", "onecycle", "step", "linear"))
         check("trainer.precision", str(self.trainer.precision), ("auto", "32", "32-true", "16-mixed", "bf16-mixed", "16", "bf16"))

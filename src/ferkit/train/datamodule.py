@@ -144,6 +144,13 @@ class FERDataModule(L.LightningDataModule):
         for name, part in (("training", train), ("validation", val)):
             if len(part) == 0:
                 raise DataError(f"{d.path}: the {name} split is empty")
+        if self.cfg.input.region:
+            from ferkit.ensemble.regions import region_faceset
+
+            log = logging.getLogger("ferkit")
+            train, val = (region_faceset(part, self.cfg.input, cache_dir=d.cache_dir, log=log.info)
+                          for part in (train, val))
+            log.info("%s", train.notes[-1])
         self.classes = list(faces.classes)
         self.train_set, self.val_set = train, val
 
