@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 from ferkit.evaluate import calibrate, evaluate
+from ferkit.evaluate.report import confusion_percent_table, markdown_table
 from ferkit.models import load_model, save_model
 from ferkit.models._shipped import WEIGHTS_DIR
 from ferkit.train.callbacks import read_epoch_metrics
@@ -71,16 +72,12 @@ def main() -> None:
 
 
 def card_tables(m: dict) -> str:
-    """MODEL_CARD.md's per-class and confusion-matrix tables from a metrics dict (not typed by hand)."""
-    classes = list(m["per_class"])
-    lines = ["| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
-    for c, v in m["per_class"].items():
-        lines.append(f"| {c} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |")
-    lines += ["", "| true \\ predicted | " + " | ".join(classes) + " |", "|---" * (len(classes) + 1) + "|"]
-    for c, row in zip(classes, m["confusion"], strict=True):
-        n = max(sum(row), 1)
-        lines.append(f"| {c} | " + " | ".join(f"{100 * x / n:.1f}" for x in row) + " |")
-    return "\n".join(lines)
+    """MODEL_CARD.md's per-class and confusion-matrix tables from a metrics dict (not typed by hand),
+    rendered as `ferkit evaluate`'s report.md renders them."""
+    rows = [[c, f"{v['precision']:.3f}", f"{v['recall']:.3f}", f"{v['f1']:.3f}", v["support"]]
+            for c, v in m["per_class"].items()]
+    return (markdown_table(["class", "precision", "recall", "F1", "support"], rows) + "\n\n"
+            + confusion_percent_table(m))
 
 
 if __name__ == "__main__":

@@ -317,7 +317,7 @@ def test_region_model_trains_on_its_cut_and_votes_on_that_region_only(tmp_path, 
     # the training crops are what RegionNet cuts at inference from the same (resized) faces
     cached = sorted((tmp_path / "cache" / "regions").glob("mouth-48-1-*.npz"))
     assert len(cached) == 2                                       # training and validation subsets
-    val_faces, _ = load_eval_data_subset(40)
+    val_faces = training_val_subset(40)
     x = torch.stack([eval_transform({"size": 48, "channels": 1, "mean": [0.0], "std": [1.0]})(val_faces.load_image(i))
                      for i in range(len(val_faces))])
     views, _ = cut_regions(x)
@@ -344,9 +344,41 @@ def test_region_model_trains_on_its_cut_and_votes_on_that_region_only(tmp_path, 
         export_onnx(run, tmp_path / "m.onnx")
 
 
-def load_eval_data_subset(n: int):
-    """The validation subset `ferkit train` takes with data.val_subset=n (seed 42), as a FaceSet."""
+def training_val_subset(n: int):
+    """The validation subset `ferkit train` takes with data.val_subset=n (seed 42)."""
     from ferkit.data import load_dataset, stratified_subset
 
     faces = load_dataset(FER, "fer2013-folder").split("PublicTest")
-    return faces.select(stratified_subset(faces.labels, n, 42)), None
+    return faces.select(stratified_subset(faces.labels, n, 42))
+
+
+def test_region_cuts_leave_out_undecodable_images_and_bad_regions_are_one_line(tmp_path, one_thread):
+    import shutil
+
+    from ferkit.data import load_dataset
+    from ferkit.ensemble.regions import region_faceset
+    from ferkit.models import create_model, save_model
+
+    root = tmp_path / "set"
+    for cls in ("happy", "sad"):
+        (root / cls).mkdir(parents=True)
+        for src in sorted((FER / "test" / cls).glob("PublicTest_*.jpg"))[:3]:
+            shutil.copy(src, root / cls / src.name)
+    (root / "sad" / "broken.jpg").write_bytes(b"not a jpeg at all")
+    faces = load_dataset(root, "folder")
+    cut = region_faceset(faces, {"size": 48, "channels": 1, "region": "nose"}, cache_dir=tmp_path / "cache")
+    assert len(faces) == 7 and len(cut) == 6 and cut.images.shape == (6, 48, 48)
+    assert any("broken.jpg" in n and "left out" in n for n in cut.notes)
+    with pytest.raises(ConfigError, match=r"input.region: unknown region 'chin'"):
+        region_faceset(faces, {"size": 48, "channels": 1, "region": "chin"})
+
+    # a model file whose JSON names an unknown region is refused on load, naming the file and field
+    meta = {"classes": ["happy", "sad"], "input": {"size": 48, "channels": 1, "mean": [0.5], "std": [0.5]},
+            "model_kwargs": {"width": 0.5}}
+    stem = tmp_path / "m"
+    save_model(create_model("vgg_fer", num_classes=2, in_chans=1, width=0.5), stem, meta)
+    doc = json.loads(stem.with_suffix(".json").read_text())
+    doc["input"]["region"] = "chin"
+    stem.with_suffix(".json").write_text(json.dumps(doc))
+    with pytest.raises(WeightsError, match=r"m\.json.*input\.region"):
+        load_model(stem)

@@ -1,7 +1,19 @@
-"""Arguments shared by the subcommands that read a labelled dataset split (evaluate, compare, calibrate)."""
+"""Arguments shared by the subcommands that read a labelled dataset split (evaluate, compare, calibrate),
+and the rebuilt command line that reports record (benchmark, ensemble report)."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable
+from typing import Any
+
+
+def changed_flags(options: Iterable[tuple[str, Any, Any]]) -> list[str]:
+    """``[flag, value, ...]`` for each ``(flag, value, default)`` whose value is not the default."""
+    parts: list[str] = []
+    for flag, value, default in options:
+        if value != default:
+            parts += [flag, str(value)]
+    return parts
 
 
 def add_dataset_args(p: argparse.ArgumentParser, *, split_help: str, data_required: bool = True,

@@ -6,6 +6,7 @@ import argparse
 import shlex
 import sys
 
+from ferkit.cli._common import changed_flags
 from ferkit.evaluate.benchmark import (  # light: imports no torch
     DATA_ROOT,
     UNCROPPED_FACES,
@@ -22,12 +23,10 @@ def command_line(a: argparse.Namespace) -> str:
         parts += ["--models", *a.models]
     for path in a.data or []:
         parts += ["--data", path]
-    for flag, value, default in (("--data-root", a.data_root, DATA_ROOT), ("--detector", a.detector, "dlib-hog"),
-                                 ("--uncropped", a.uncropped, UNCROPPED_FACES), ("--limit", a.limit, None),
-                                 ("--tta", a.tta, "none"), ("--batch-size", a.batch_size, 128),
-                                 ("--threads", a.threads, 1), ("--out", a.out, "RESULTS.md")):
-        if value != default:
-            parts += [flag, str(value)]
+    parts += changed_flags((("--data-root", a.data_root, DATA_ROOT), ("--detector", a.detector, "dlib-hog"),
+                            ("--uncropped", a.uncropped, UNCROPPED_FACES), ("--limit", a.limit, None),
+                            ("--tta", a.tta, "none"), ("--batch-size", a.batch_size, 128),
+                            ("--threads", a.threads, 1), ("--out", a.out, "RESULTS.md")))
     if a.update_docs is not None:
         parts += ["--update-docs", *a.update_docs]
     return shlex.join(parts)

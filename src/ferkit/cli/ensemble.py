@@ -45,11 +45,11 @@ def _report_command(a: argparse.Namespace) -> str:
     """The command line that reproduces this report (defaults left out)."""
     import shlex
 
+    from ferkit.cli._common import changed_flags
+
     parts = ["ferkit", "ensemble", "report", *map(str, a.models), "--data", str(a.data)]
-    for flag, value, default in (("--format", a.format, "auto"), ("--fit-split", a.fit_split, "PublicTest"),
-                                 ("--splits", a.splits, "PublicTest,PrivateTest"), ("--limit", a.limit, None)):
-        if value != default:
-            parts += [flag, str(value)]
+    parts += changed_flags((("--format", a.format, "auto"), ("--fit-split", a.fit_split, "PublicTest"),
+                            ("--splits", a.splits, "PublicTest,PrivateTest"), ("--limit", a.limit, None)))
     parts += (["--no-regions"] if a.no_regions else []) + ["--out", str(a.out)]
     if a.update_docs is not None:
         parts += ["--update-docs", *a.update_docs]

@@ -134,7 +134,7 @@ class RegionNet(nn.Module):
     """A network trained on one facial region, used on whole face crops: its input is a batch
     preprocessed as for any model (``eval_transform(meta["input"])``); it undoes the normalisation,
     cuts ``region`` out of each face (:func:`cut_regions`), normalises again and runs the network.
-    ``found`` of the last batch is kept in ``last_found``. Not exportable to ONNX (dlib runs inside)."""
+    Not exportable to ONNX (dlib runs inside)."""
 
     def __init__(self, net: nn.Module, input_cfg: dict[str, Any]):
         super().__init__()
@@ -145,10 +145,9 @@ class RegionNet(nn.Module):
                              persistent=False)
         self.register_buffer("std", torch.tensor(input_cfg["std"], dtype=torch.float32).view(1, -1, 1, 1),
                              persistent=False)
-        self.last_found: np.ndarray | None = None
 
     def forward(self, x: Tensor) -> Tensor:
-        views, self.last_found = cut_regions(x * self.std + self.mean)
+        views, _ = cut_regions(x * self.std + self.mean)
         return self.net((views[REGIONS.index(self.region)] - self.mean) / self.std)
 
 
@@ -162,11 +161,11 @@ def region_faceset(faces: FaceSet, input_cfg: Any, *, cache_dir: str | os.PathLi
 
     from ferkit._fileio import atomic_path
     from ferkit.data.loaders import default_cache_dir
-    from ferkit.data.transforms import model_size_transform
+    from ferkit.data.transforms import _get, model_size_transform
     from ferkit.errors import DataError
 
-    get = (lambda k: input_cfg[k]) if isinstance(input_cfg, dict) else (lambda k: getattr(input_cfg, k))
-    region, size, channels = check_region(get("region")), int(get("size")), int(get("channels"))
+    region = check_region(_get(input_cfg, "region"))
+    size, channels = int(_get(input_cfg, "size")), int(_get(input_cfg, "channels"))
     key = hashlib.sha256("\n".join([str(faces.root), faces.name, region, str(size), str(channels),
                                       *faces.ids.tolist()]).encode()).hexdigest()[:24]
     folder = (default_cache_dir() if cache_dir is None else cache_dir)

@@ -106,6 +106,14 @@ def _ci_text(ci: Mapping[str, Any]) -> str:
             f"with replacement (seed {ci['seed']}), the 2.5th and 97.5th percentiles of the recomputed metric.")
 
 
+def confusion_percent_table(m: Mapping[str, Any]) -> str:
+    """The confusion matrix of metrics ``m`` as a Markdown table, each row in % of its true class."""
+    cls, conf = list(m["classes"]), np.asarray(m["confusion"])
+    rows_sum = conf.sum(axis=1, keepdims=True)
+    pct = np.divide(100.0 * conf, rows_sum, out=np.zeros(conf.shape), where=rows_sum > 0)
+    return markdown_table(["true \\ predicted", *cls], [[c, *(f"{v:.1f}" for v in row)] for c, row in zip(cls, pct)])
+
+
 def render_report(metrics: Mapping[str, Any], classification_report: str = "") -> str:
     """report.md text from a metrics.json dict (and scikit-learn's classification report text)."""
     m = metrics
@@ -166,11 +174,8 @@ def render_report(metrics: Mapping[str, Any], classification_report: str = "") -
             + (" (images without a face are in no column: the rows sum to the faces found)" if m.get("detector")
                else "") + ". Counts:", ""]
     out.append(markdown_table(["true \\ predicted", *cls], [[c, *map(int, row)] for c, row in zip(cls, conf)]))
-    rows_sum = conf.sum(axis=1, keepdims=True)
-    pct = np.divide(100.0 * conf, rows_sum, out=np.zeros(conf.shape), where=rows_sum > 0)
     out += ["", "Normalised by true class (% of each row):", ""]
-    out.append(markdown_table(["true \\ predicted", *cls],
-                              [[c, *(f"{v:.1f}" for v in row)] for c, row in zip(cls, pct)]))
+    out.append(confusion_percent_table(m))
     out += ["", "![confusion matrix](confusion_matrix.png)", "", "## ROC curves", "",
             "![ROC curves](roc_curves.png)", "", "## Calibration", ""]
     rel = m["reliability"]
