@@ -80,7 +80,7 @@ def main() -> None:
         repeat = 1 if name == "dlib-cnn" else a.repeat
         total_t, hits, hits03, n_pred, ious = 0.0, 0, 0, 0, []
         for path, img in images.items():
-            t, faces = timed(lambda: detect_faces(img, det), repeat)
+            t, faces = timed(lambda img=img, det=det: detect_faces(img, det), repeat)
             total_t += t
             k, found = match(faces.boxes, gt[path], a.iou)
             hits += k

@@ -86,7 +86,7 @@ def val(members):
 
 def test_member_probabilities_match_each_models_own_preprocessing(members, val):
     """With one input size, the ensemble's input path is exactly each member's eval_transform."""
-    probs, y, faces = val
+    probs, _, faces = val
     for i, (net, meta) in enumerate(members):
         t = eval_transform(meta["input"])
         x = torch.stack([t(faces.load_image(k)) for k in range(20)])
@@ -134,7 +134,7 @@ def test_region_crops_land_on_their_landmarks_for_a_real_face():
     views = ens.region_views(x)
     assert views.shape == (len(REGIONS), 1, 3, 96, 96)
     pts96, _ = crop_landmarks([cv2.resize(face, (96, 96))])
-    mx0, my0, mx1, my1 = (int(round(v)) for v in region_boxes(pts96[0], 96, 96)["mouth"])
+    mx0, my0, mx1, my1 = (round(v) for v in region_boxes(pts96[0], 96, 96)["mouth"])
     mouth = torch.nn.functional.interpolate(x[:, :, my0:my1, mx0:mx1], size=(96, 96), mode="bilinear")
     assert (views[REGIONS.index("mouth")] - mouth).abs().mean() < 0.05
     assert (views[REGIONS.index("rest")][0, :, my0 + 2:my1 - 2, mx0 + 2:mx1 - 2] == 0.5).all()  # greyed out
@@ -220,7 +220,7 @@ def saved_soft(tmp_path_factory, one_thread):
     out = tmp_path_factory.mktemp("ens") / "soft_ens"
     r = subprocess.run([sys.executable, "-m", "ferkit", "ensemble", "build", *MEMBERS, "--method", "soft",
                         "--fit", "accuracy", "--data", str(FER), "--format", "fer2013-folder", "--split", "PublicTest",
-                        "--limit", "300", "--out", f"{out}/"], capture_output=True, text=True, timeout=300)
+                        "--limit", "300", "--out", f"{out}/"], check=False, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "accuracy" in r.stdout and (out / "model.json").is_file()
     return out
@@ -234,7 +234,7 @@ def test_ensemble_works_in_predict_and_evaluate(saved_soft):
     r = subprocess.run([sys.executable, "-m", "ferkit", "evaluate", "--model", str(saved_soft), "--data", str(FER),
                         "--format", "fer2013-folder", "--split", "PrivateTest", "--limit", "200", "--json",
                         "--no-progress", "--out", str(saved_soft.parent / "eval")],
-                       capture_output=True, text=True, timeout=300)
+                       check=False, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     m = json.loads(r.stdout)
     assert m["model"]["arch"] == "ensemble" and m["n_images"] == 200 and m["accuracy"] > 0.45
@@ -242,7 +242,7 @@ def test_ensemble_works_in_predict_and_evaluate(saved_soft):
 
 def test_build_refuses_bad_input(tmp_path):
     def cli(*args):
-        return subprocess.run([sys.executable, "-m", "ferkit", "ensemble", "build", *args], capture_output=True,
+        return subprocess.run([sys.executable, "-m", "ferkit", "ensemble", "build", *args], check=False, capture_output=True,
                               text=True, timeout=120)
 
     r = cli("vgg_fer", "--out", str(tmp_path / "a"))
@@ -265,7 +265,7 @@ def test_report_table_matches_evaluate_and_is_copied_into_docs(tmp_path):
     out = tmp_path / "rep"
     cmd = [sys.executable, "-m", "ferkit", "ensemble", "report", *MEMBERS, "--data", str(FER), "--format",
            "fer2013-folder", "--limit", "70", "--out", str(out)]
-    r = subprocess.run([*cmd, "--update-docs", str(doc)], capture_output=True, text=True, timeout=600)
+    r = subprocess.run([*cmd, "--update-docs", str(doc)], check=False, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     report = json.loads((out / "report.json").read_text())
     rows = {(row["name"], row["tta"]): row for row in report["rows"]}
@@ -291,7 +291,7 @@ def test_report_table_matches_evaluate_and_is_copied_into_docs(tmp_path):
     # a doc without the markers is refused in one line before any work is done
     bare = tmp_path / "bare.md"
     bare.write_text("no markers\n")
-    r = subprocess.run([*cmd, "--update-docs", str(bare)], capture_output=True, text=True, timeout=120)
+    r = subprocess.run([*cmd, "--update-docs", str(bare)], check=False, capture_output=True, text=True, timeout=120)
     assert r.returncode != 0 and str(bare) in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
@@ -306,9 +306,9 @@ def test_region_model_trains_on_its_cut_and_votes_on_that_region_only(tmp_path, 
             f"data.path={FER}", f"output_dir={tmp_path / 'runs'}", "name=mouth", "data.subset=120",
             "data.val_subset=40", "trainer.max_epochs=1", "model.kwargs.width=0.5", "data.num_workers=0",
             "trainer.progress_bar=false"]
-    r = subprocess.run([*base, "input.region=ear"], capture_output=True, text=True, timeout=120, env=env)
+    r = subprocess.run([*base, "input.region=ear"], check=False, capture_output=True, text=True, timeout=120, env=env)
     assert r.returncode == 2 and "input.region" in r.stderr and "'ear'" in r.stderr
-    r = subprocess.run([*base, "input.region=mouth"], capture_output=True, text=True, timeout=600, env=env)
+    r = subprocess.run([*base, "input.region=mouth"], check=False, capture_output=True, text=True, timeout=600, env=env)
     assert r.returncode == 0, r.stderr
     run = next((tmp_path / "runs").glob("mouth-*"))
     assert json.loads((run / "model.json").read_text())["input"]["region"] == "mouth"
@@ -327,7 +327,7 @@ def test_region_model_trains_on_its_cut_and_votes_on_that_region_only(tmp_path, 
     assert match and np.abs(match[0].astype(int) - mine.astype(int)).max() <= 1
 
     # every command takes it as a model; a region-voting ensemble gives it the mouth only
-    model, meta = load_model(run)
+    model, _ = load_model(run)
     assert isinstance(model, RegionNet) and model.region == "mouth"
     ev = run_evaluation(run, FER, "fer2013-folder", "PublicTest", limit=30, device="cpu", n_boot=0)
     assert ev.metrics["n_images"] == 30

@@ -31,7 +31,7 @@ def test_one_heatmap_per_face(rec, path, n):
     pairs = explain_image(rec, path)
     assert len(pairs) == n
     for face, heat in pairs:
-        x, y, w, h = face.box
+        _, _, w, h = face.box
         assert heat.shape == (h, w) and heat.dtype == np.float32
         assert heat.min() >= 0.0 and heat.max() <= 1.0
         assert heat.std() > 0.05  # not constant
@@ -44,8 +44,9 @@ def test_grad_cam_focuses_on_the_face_and_leaves_the_model_clean(rec, obama_x):
     assert cam.shape == (48, 48) and cam.min() >= 0 and np.isclose(cam.max(), 1.0)
     # the central half (a quarter of the area: eyes, nose, mouth) holds more than a uniform map's 25 %
     assert cam[12:36, 12:36].sum() / cam.sum() > 0.4
-    assert find_cam_layer(model, obama_x) == "features.3.1.0"  # the last conv, 6x6 output
-    assert np.allclose(cam, grad_cam(model, obama_x, layer="features.3.1.0"))
+    # the ReLU after the last conv (6x6 output) and its BatchNorm: rectified feature maps, as in the paper
+    assert find_cam_layer(model, obama_x) == "features.3.1.2"
+    assert np.allclose(cam, grad_cam(model, obama_x, layer="features.3.1.2"))
     assert not model.training
     assert all(p.grad is None for p in model.parameters())
     assert all(not m._forward_hooks and not m._backward_hooks for m in model.modules())

@@ -29,7 +29,7 @@ def _overrides(tmp_path: Path, *extra: str) -> list[str]:
 
 
 def _ferkit(*args: str, timeout: float = 600, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ferkit", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "ferkit", *args], check=False, capture_output=True, text=True,
                           timeout=timeout, cwd=REPO, **kw)
 
 
@@ -94,6 +94,25 @@ def test_phases_freeze_all_but_head(tmp_path):
     assert torch.equal(trained["conv1.weight"].float(), init["conv1.weight"].sum(1, keepdim=True))
     assert trained["fc.weight"].shape == (7, 512)
     assert not torch.equal(trained["fc.weight"], torch.zeros_like(trained["fc.weight"]))
+
+
+def test_shipped_recipe_trains_in_bf16_on_cpu_like_fp32(tmp_path):
+    """The shipped default's recipe asks for bf16 autocast, which this CPU runs; same data, same seed, the
+    first steps' loss matches an fp32 run to bf16 precision, and the weights are saved in fp32."""
+    from safetensors import safe_open
+    config = REPO / "configs" / "default_vgg_fer_w15_e64.yaml"
+    assert TrainConfig.load(config).trainer.precision == "bf16-mixed"
+    tiny = ["data.subset=192", "data.val_subset=64", "trainer.max_epochs=1", "trainer.limit_train_batches=3",
+            "data.num_workers=0"]
+    losses = {}
+    for precision in ("bf16-mixed", "32-true"):
+        run = train(config, _overrides(tmp_path / precision, *tiny, f"trainer.precision={precision}"))
+        row = read_epoch_metrics(run / "metrics.csv")[0]
+        losses[precision] = row["train_loss"]
+        with safe_open(str(run / "model.safetensors"), "pt") as f:
+            assert {f.get_tensor(k).dtype for k in f.keys() if f.get_tensor(k).is_floating_point()} == {torch.float32}  # noqa: SIM118 - safe_open is not a dict
+    assert losses["bf16-mixed"] == pytest.approx(losses["32-true"], rel=0.03), losses
+    assert losses["32-true"] > 1.0  # 7 classes from scratch: near ln 7, so the match above is not trivial
 
 
 def test_soft_targets_balanced_sampler_mixup(tmp_path):
@@ -179,7 +198,9 @@ def test_ddp_two_processes_on_cpu(tmp_path):
     run = Path(r.stdout.strip().splitlines()[-1])
     assert len(list(tmp_path.iterdir())) == 1  # both ranks wrote into one run folder
     rows = read_epoch_metrics(run / "metrics.csv")
-    assert len(rows) == 1 and 0 <= rows[0]["val_acc"] <= 1
+    # failed once in 20+ full-suite runs (no metrics.csv at the printed path); say what was there if it recurs
+    seen = (r.stdout, sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")), r.stderr[-2000:])
+    assert len(rows) == 1 and 0 <= rows[0]["val_acc"] <= 1, seen
     assert (run / "model.json").is_file()
 
 

@@ -25,7 +25,7 @@ _LAZY = {
     "export_onnx": "ferkit.export",
 }
 
-__all__ = ["__version__", *_LAZY]
+__all__ = ["__version__", *_LAZY]  # noqa: PLE0604 - names resolved lazily by __getattr__
 
 
 def __getattr__(name: str) -> Any:

@@ -7,7 +7,7 @@
 ...     ...
 
 :func:`grad_cam` works on one preprocessed input ``(1, C, H, W)`` and any ``nn.Module`` classifier
-(Selvaraju et al., 2017): the activations ``A_k`` of a convolution layer are weighted by the spatial
+(Selvaraju et al., 2017): the rectified activations ``A_k`` of a convolution layer are weighted by the spatial
 mean of the target logit's gradient, summed, passed through ReLU, upsampled to the input and divided
 by their maximum. Only the gradient with respect to that layer's output is computed: no parameter
 ``.grad`` is written, every hook is removed, and the model is left in eval mode.
@@ -27,14 +27,15 @@ __all__ = ["explain_image", "find_cam_layer", "grad_cam"]
 
 
 def _conv_outputs(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[tuple[str, nn.Module, torch.Tensor]]]:
-    """One forward pass recording every ``nn.Conv2d`` output, in execution order; hooks removed after."""
+    """One forward pass recording the 4-D output of every leaf module, in execution order; hooks removed after."""
     names = {m: n for n, m in model.named_modules()}
     seen: list[tuple[str, nn.Module, torch.Tensor]] = []
 
-    def hook(module: nn.Module, _inp: Any, out: torch.Tensor) -> None:
-        seen.append((names.get(module, "?"), module, out))
+    def hook(module: nn.Module, _inp: Any, out: Any) -> None:
+        if isinstance(out, torch.Tensor) and out.ndim == 4:
+            seen.append((names.get(module, "?"), module, out))
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    handles = [m.register_forward_hook(hook) for m in model.modules() if not any(True for _ in m.children())]
     try:
         logits = model(x)
     finally:
@@ -44,16 +45,23 @@ def _conv_outputs(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list
 
 
 def _pick(seen: list[tuple[str, nn.Module, torch.Tensor]]) -> tuple[str, nn.Module, torch.Tensor]:
-    for entry in reversed(seen):
-        out = entry[2]
-        if out.ndim == 4 and out.shape[-2] * out.shape[-1] > 1:  # spatial size > 1 (a 1x1 map explains nothing)
-            return entry
+    """The last ``nn.Conv2d`` with a spatial output larger than 1x1, followed through the modules that keep
+    its shape (its BatchNorm and activation): Grad-CAM weighs rectified feature maps, as in the paper. The
+    raw convolution output differs from them by BatchNorm's shift, a constant that can push the whole map
+    below zero."""
+    for i in range(len(seen) - 1, -1, -1):
+        _, module, out = seen[i]
+        if isinstance(module, nn.Conv2d) and out.shape[-2] * out.shape[-1] > 1:  # a 1x1 map explains nothing
+            j = i
+            while j + 1 < len(seen) and seen[j + 1][2].shape == out.shape and not isinstance(seen[j + 1][1], nn.Conv2d):
+                j += 1
+            return seen[j]
     raise FerkitError("grad_cam: the model has no Conv2d layer with a spatial output larger than 1x1; give layer=")
 
 
 def find_cam_layer(model: nn.Module, x: torch.Tensor) -> str:
-    """Name of the default Grad-CAM layer for input ``x``: the last ``nn.Conv2d`` run whose output
-    is larger than 1x1 (found with a forward pass)."""
+    """Name of the default Grad-CAM layer for input ``x``: the last ``nn.Conv2d`` run whose output is
+    larger than 1x1, or the module after it that keeps its shape (BatchNorm, activation) and ran last."""
     model.eval()
     with torch.inference_mode(False), torch.no_grad():
         _, seen = _conv_outputs(model, _as_input(model, x))
@@ -77,8 +85,9 @@ def grad_cam(model: nn.Module, x: Any, target: int | None = None, layer: str | n
         model: a classifier mapping ``(N, C, H, W)`` to ``(N, classes)`` logits.
         x: ``(1, C, H, W)`` tensor or array, as ``ferkit.data.transforms.eval_transform`` makes it (batched).
         target: class index to explain; None = the predicted class.
-        layer: a module of ``model`` or its name (``"features.3.1.0"``); None = the last ``nn.Conv2d``
-            whose output is larger than 1x1.
+        layer: a module of ``model`` or its name (``"features.3.1.2"``); None = :func:`find_cam_layer`'s
+            choice (the rectified output of the last convolution larger than 1x1). A module that runs more
+            than once (a reused activation) gives its last output.
 
     Returns ``(H, W)`` float32 in [0, 1] (the input's size); all zeros when nothing speaks for the target.
     """
@@ -100,9 +109,9 @@ def grad_cam(model: nn.Module, x: Any, target: int | None = None, layer: str | n
                     logits = model(x)
                 finally:
                     handle.remove()
-                if not box or not isinstance(box[0], torch.Tensor) or box[0].ndim != 4:
+                if not box or not isinstance(box[-1], torch.Tensor) or box[-1].ndim != 4:
                     raise FerkitError("grad_cam: the layer did not produce a (1, K, h, w) output")
-                act = box[0]
+                act = box[-1]
             n = logits.shape[-1]
             k = int(logits[0].argmax()) if target is None else int(target)
             if not 0 <= k < n:

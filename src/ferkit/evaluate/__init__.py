@@ -121,7 +121,7 @@ METRICS_KEYS: tuple[str, ...] = (
     "detector", "n_no_face", "no_face_files", "timing", "output_dir",
 )
 
-__all__ = ["METRICS_KEYS", *_LAZY]
+__all__ = ["METRICS_KEYS", *_LAZY]  # noqa: PLE0604 - names resolved lazily by __getattr__
 
 
 def __getattr__(name: str) -> Any:

@@ -102,7 +102,7 @@ def save_model(
     model = getattr(model, "_orig_mod", model)  # torch.compile wrapper
     arch = getattr(model, "ferkit_arch", None)
     if not isinstance(arch, str):
-        raise ValueError("save_model: model has no ferkit_arch; build it with ferkit.models.create_model")
+        raise ValueError("save_model: model has no ferkit_arch; build it with ferkit.models.create_model")  # noqa: TRY004
     problem = _meta_problem(meta)
     if problem:
         raise ValueError(f"save_model: meta {problem}")

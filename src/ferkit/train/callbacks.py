@@ -105,5 +105,5 @@ class RunFolderWriter(L.Callback):
         from ferkit.viz import plot_training_curves
         try:
             plot_training_curves(rows, self.run_dir / "curves.png", title=self.meta.get("name", ""))
-        except Exception as e:  # a plot must never stop training
+        except Exception as e:  # noqa: BLE001 - a plot must never stop training
             log.warning("could not draw training curves: %s", e)

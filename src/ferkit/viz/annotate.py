@@ -173,7 +173,7 @@ class LandmarkAnnotator:
             if f.landmarks is None:
                 continue
             for px, py in np.asarray(f.landmarks).reshape(-1, 2):
-                cv2.circle(scene, (int(round(px)), int(round(py))), r, self.color, -1, cv2.LINE_AA)
+                cv2.circle(scene, (round(px), round(py)), r, self.color, -1, cv2.LINE_AA)
         return scene
 
 
