@@ -6,9 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from torch import nn
 
 from ferkit.cli import main
+from ferkit.errors import FerkitError
 from ferkit.explain import explain_image, find_cam_layer, grad_cam
 from ferkit.infer import load_image
 
@@ -50,6 +52,26 @@ def test_grad_cam_focuses_on_the_face_and_leaves_the_model_clean(rec, obama_x):
     assert not model.training
     assert all(p.grad is None for p in model.parameters())
     assert all(not m._forward_hooks and not m._backward_hooks for m in model.modules())
+
+
+def test_default_layer_of_a_resnet_is_its_last_block_output(obama_x):
+    """torchvision's BasicBlock calls one ReLU module twice; the default is its second call (after the
+    residual sum), which naming the layer gives too."""
+    from ferkit.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("resnet18", num_classes=7, in_chans=1).eval()
+    x = nn.functional.interpolate(obama_x, size=(96, 96), mode="bilinear")  # the real face crop, preprocessed
+    assert find_cam_layer(model, x) == "layer4.1.relu"
+    cam = grad_cam(model, x)
+    assert cam.std() > 0.05 and np.allclose(cam, grad_cam(model, x, layer="layer4.1.relu"))
+
+
+def test_bad_layer_is_a_one_line_error(rec, obama_x):
+    with pytest.raises(FerkitError, match="not a module of the model"):
+        grad_cam(rec.model, obama_x, layer=nn.Conv2d(1, 1, 1))
+    with pytest.raises(FerkitError, match=r"did not produce a \(1, K, h, w\) output"):
+        grad_cam(rec.model, obama_x, layer="classifier")
 
 
 def test_target_class_changes_the_map(rec, obama_x):

@@ -26,7 +26,7 @@ from ferkit.types import FaceResult
 __all__ = ["explain_image", "find_cam_layer", "grad_cam"]
 
 
-def _conv_outputs(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[tuple[str, nn.Module, torch.Tensor]]]:
+def _leaf_outputs(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[tuple[str, nn.Module, torch.Tensor]]]:
     """One forward pass recording the 4-D output of every leaf module, in execution order; hooks removed after."""
     names = {m: n for n, m in model.named_modules()}
     seen: list[tuple[str, nn.Module, torch.Tensor]] = []
@@ -35,7 +35,7 @@ def _conv_outputs(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list
         if isinstance(out, torch.Tensor) and out.ndim == 4:
             seen.append((names.get(module, "?"), module, out))
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if not any(True for _ in m.children())]
+    handles = [m.register_forward_hook(hook) for m in model.modules() if next(m.children(), None) is None]
     try:
         logits = model(x)
     finally:
@@ -64,7 +64,7 @@ def find_cam_layer(model: nn.Module, x: torch.Tensor) -> str:
     larger than 1x1, or the module after it that keeps its shape (BatchNorm, activation) and ran last."""
     model.eval()
     with torch.inference_mode(False), torch.no_grad():
-        _, seen = _conv_outputs(model, _as_input(model, x))
+        _, seen = _leaf_outputs(model, _as_input(model, x))
     return _pick(seen)[0]
 
 
@@ -96,7 +96,7 @@ def grad_cam(model: nn.Module, x: Any, target: int | None = None, layer: str | n
         x = _as_input(model, x).requires_grad_(True)  # a graph even when the parameters are frozen
         with torch.enable_grad():
             if layer is None:
-                logits, seen = _conv_outputs(model, x)
+                logits, seen = _leaf_outputs(model, x)
                 act = _pick(seen)[2]
                 seen.clear()
             else:
