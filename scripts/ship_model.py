@@ -1,10 +1,13 @@
 """Promote a training run's best model to a model shipped inside the package (developers' tool).
 
     python scripts/ship_model.py RUN_DIR --stem fer2013_vgg_fer --names default,vgg_fer [--tta flip]
+    python scripts/ship_model.py RUN_DIR --stem ferplus_vgg_fer_w2 --names ferplus --format ferplus \
+        --data ../shared/data/ferplus --dtype float16 --machine "one NVIDIA H200 GPU (lent)"
 
-1. fits the temperature on FER2013 PublicTest (the validation split; never PrivateTest),
-2. evaluates on PublicTest (full split, without and with the chosen TTA) and on the fixed
-   1,000-image stratified subset that tests/test_shipped.py re-checks,
+1. fits the temperature on the validation split (FER2013 PublicTest, FER+ FER2013Valid with
+   majority labels; never the test split),
+2. evaluates on that split (full, without and with the chosen TTA) and on the fixed 1,000-image
+   stratified subset that tests/test_shipped.py re-checks,
 3. writes src/ferkit/weights/<stem>.safetensors + .json (with a ``card`` section holding those
    figures and the training time from the run's metrics.csv) and maps the names in index.json.
 Prints the figures for MODEL_CARD.md.
@@ -15,6 +18,8 @@ import argparse
 import json
 import tempfile
 from pathlib import Path
+
+import torch
 
 from ferkit.evaluate import calibrate, evaluate
 from ferkit.evaluate.report import confusion_percent_table, markdown_table
@@ -33,33 +38,38 @@ def main() -> None:
     ap.add_argument("--names", default="default")
     ap.add_argument("--tta", default="flip", help="TTA the card's headline figure uses")
     ap.add_argument("--data", type=Path, default=FER)
+    ap.add_argument("--format", default="fer2013-folder", help="fer2013-folder | ferplus")
+    ap.add_argument("--dtype", default="float32", help="float32 | float16 (storage; loads as float32)")
+    ap.add_argument("--machine", default="2-core x86_64 CPU, no GPU", help="where the run trained")
     ap.add_argument("--metrics-out", type=Path, help="also write the PublicTest metrics (with --tta) to this JSON file")
     a = ap.parse_args()
 
+    split = {"fer2013-folder": "PublicTest", "ferplus": "FER2013Valid"}[a.format]
     with tempfile.TemporaryDirectory() as tmp:
-        cal = calibrate(a.run_dir, a.data, "fer2013-folder", "PublicTest", tta=a.tta, out=Path(tmp) / "cal")
+        cal = calibrate(a.run_dir, a.data, a.format, split, tta=a.tta, out=Path(tmp) / "cal")
         model, meta = load_model(Path(tmp) / "cal")
-    full = {t: evaluate((model, meta), a.data, "fer2013-folder", "PublicTest", tta=t) for t in ("none", a.tta)}
-    sub = evaluate((model, meta), a.data, "fer2013-folder", "PublicTest", tta=a.tta, limit=1000)
+    full = {t: evaluate((model, meta), a.data, a.format, split, tta=t) for t in ("none", a.tta)}
+    sub = evaluate((model, meta), a.data, a.format, split, tta=a.tta, limit=1000)
     rows = read_epoch_metrics(a.run_dir / "metrics.csv")
     head = full[a.tta]
+    key = "publictest" if split == "PublicTest" else "val"  # the first shipped cards' keys name PublicTest
     card = {
-        "tta": a.tta,
-        "publictest_accuracy": round(full["none"]["accuracy"], 4),
-        f"publictest_accuracy_{a.tta}": round(head["accuracy"], 4),
-        "publictest_macro_f1": round(head["macro_f1"], 4),
-        "publictest_limit1000_accuracy": round(sub["accuracy"], 4),
+        "tta": a.tta, "data_format": a.format, "val_split": split,
+        f"{key}_accuracy": round(full["none"]["accuracy"], 4),
+        f"{key}_accuracy_{a.tta}": round(head["accuracy"], 4),
+        f"{key}_macro_f1": round(head["macro_f1"], 4),
+        f"{key}_limit1000_accuracy": round(sub["accuracy"], 4),
         "recall": {c: round(v["recall"], 4) for c, v in head["per_class"].items()},
         "temperature": cal["temperature"], "ece_before": cal["ece_before"], "ece_after": cal["ece_after"],
         "epochs": len(rows), "train_minutes": round(sum(r["epoch_time_s"] for r in rows) / 60, 1),
-        "machine": "2-core x86_64 CPU, no GPU",
+        "machine": a.machine,
     }
     for key in ("format", "ferkit_version", "arch", "num_classes", "dtype", "num_params", "sha256"):
         meta.pop(key, None)
     meta.update(name=a.stem, card=card)
     meta.pop("status", None)
     meta["train"]["run_dir"] = a.run_dir.name
-    save_model(model, WEIGHTS_DIR / a.stem, meta)
+    save_model(model, WEIGHTS_DIR / a.stem, meta, dtype=getattr(torch, a.dtype))
     index_path = WEIGHTS_DIR / "index.json"
     index = json.loads(index_path.read_text()) if index_path.exists() else {}
     index.update({n: a.stem for n in a.names.split(",")})

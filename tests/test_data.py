@@ -631,3 +631,87 @@ def test_class_weights_and_subject_ids():
     with pytest.raises(DataError) as e:
         subject_ids(["x.png"], r"(S\d+")
     _one_line_error(e, "group regex")
+
+
+# ------------------------------------------------------------------------------------------ FER+ votes on FER2013
+MAP_CSV = DATA / "fer2013_ferplus_map.csv"
+
+
+def _ferplus_row(ferplus_file: str) -> np.ndarray:
+    """The 10 vote counts of one FER+ image, read straight from its label.csv."""
+    folder, name = ferplus_file.split("/")
+    for line in (FERPLUS / folder / "label.csv").read_text().splitlines():
+        fields = next(csv.reader([line]))
+        if fields[0] == name:
+            return np.array([int(v) for v in fields[2:]])
+    raise AssertionError(ferplus_file)
+
+
+def test_mix_ferplus_votes_against_label_csv(fer_folder, tmp_path):
+    from ferkit.data import mix_ferplus_votes
+
+    test = fer_folder.split("PrivateTest")
+    pairs = dict(line.split(",") for line in MAP_CSV.read_text().splitlines()[1:40])
+    mixed = mix_ferplus_votes(test, FERPLUS, MAP_CSV, weight=0.25)
+    assert mixed.soft.shape == (len(test), 7) and mixed.soft.sum(1) == pytest.approx(np.ones(len(test)), abs=1e-5)
+    assert np.array_equal(mixed.labels, test.labels)          # labels (validation, stratification) stay FER2013's
+    assert "FER+ votes mixed into" in mixed.notes[-1]
+    checked = 0
+    for fer_file, fp_file in pairs.items():
+        i = int(np.flatnonzero(test.ids == fer_file)[0]) if fer_file in set(test.ids) else None
+        if i is None:
+            continue
+        votes = _ferplus_row(fp_file)
+        v = np.where(votes == 1, 0, votes)[:8].astype(float)   # FER+ drops single votes; 8 emotions
+        order = [FERPLUS_CLASSES.index(c) for c in FER2013_CLASSES]   # contempt left out
+        if v[order].sum() == 0 or v[8:].sum() > v.max():
+            continue                                          # no usable votes: one-hot kept
+        expected = 0.25 * np.eye(7)[test.labels[i]] + 0.75 * v[order] / v[order].sum()
+        assert mixed.soft[i] == pytest.approx(expected, abs=1e-6), fer_file
+        checked += 1
+    assert checked >= 20
+    assert np.array_equal(mix_ferplus_votes(test, FERPLUS, MAP_CSV, weight=1.0).soft, np.eye(7)[test.labels])
+    bad = tmp_path / "map.csv"
+    bad.write_text("a,b\nx,y\n")
+    with pytest.raises(DataError, match=f"{bad}: line 1: expected the header"):
+        mix_ferplus_votes(test, FERPLUS, bad)
+    bad.write_text("fer2013_file,ferplus_file\nnot/there.jpg,FER2013Test/fer0033834.png\n")
+    with pytest.raises(DataError, match="none of the .* images .* is in this map"):
+        mix_ferplus_votes(test, FERPLUS, bad)
+    with pytest.raises(DataError, match="ferplus_weight=1.5"):
+        mix_ferplus_votes(test, FERPLUS, MAP_CSV, weight=1.5)
+
+
+def test_decoded_faceset_holds_the_same_pixels(fer_folder):
+    part = fer_folder.split("PublicTest").select(np.arange(50))
+    dec = part.decoded()
+    assert dec.images.shape == (50, 48, 48) and dec.paths is None
+    for i in (0, 17, 49):
+        assert np.array_equal(dec.load_image(i), part.load_image(i))
+
+
+def test_batch_augment_identity_flip_and_reproducibility(fer_folder):
+    """With every augmentation off, BatchAugment is eval_transform; a flip-only run mirrors each image
+    or leaves it; the same generator seed gives the same batch."""
+    import torch
+
+    from ferkit.data.transforms import BatchAugment, eval_transform, model_size_transform
+    from ferkit.train.config import AugmentConfig, InputConfig
+
+    inp = InputConfig()
+    part = fer_folder.split("PublicTest").select(np.arange(16))
+    x = torch.stack([model_size_transform(inp)(part.load_image(i)) for i in range(16)])
+    ref = torch.stack([eval_transform(inp)(part.load_image(i)) for i in range(16)])
+    off = AugmentConfig(hflip=False, rotation=0, shift=0, zoom=0, brightness=0, contrast=0, batch=True)
+    assert torch.allclose(BatchAugment(inp, off)(x), ref, atol=1e-5)
+    flip = BatchAugment(inp, AugmentConfig(rotation=0, shift=0, zoom=0, brightness=0, contrast=0, batch=True))
+    y = flip(x, torch.Generator().manual_seed(3))
+    mirrored = [torch.allclose(y[i], ref[i].flip(-1), atol=1e-5) for i in range(16)]
+    kept = [torch.allclose(y[i], ref[i], atol=1e-5) for i in range(16)]
+    assert all(m or k for m, k in zip(mirrored, kept)) and 0 < sum(mirrored) < 16
+    full = AugmentConfig(rotation=15, shift=0.12, zoom=0.2, gamma=0.2, blur=0.5, downscale=0.5, noise=0.02,
+                         erasing=0.5, batch=True)
+    aug = BatchAugment(inp, full)
+    a, b = aug(x, torch.Generator().manual_seed(7)), aug(x, torch.Generator().manual_seed(7))
+    assert torch.equal(a, b) and not torch.allclose(a, ref, atol=0.05) and a.shape == ref.shape
+    assert not torch.equal(a, aug(x, torch.Generator().manual_seed(8)))

@@ -187,8 +187,26 @@ def test_linked_ensemble_refers_to_member_files(tmp_path, one_thread):
 def test_members_with_different_classes_are_refused(members):
     net, meta = members[0]
     other = (net, {**meta, "classes": [*meta["classes"][:-1], "contempt"]})
-    with pytest.raises(ConfigError, match="member 1"):
+    with pytest.raises(ConfigError, match="member 1.*needs every class"):
         Ensemble([members[0], other])
+
+
+def test_a_ferplus_member_votes_over_the_first_members_classes(members, one_thread):
+    """The shipped FER+ model (8 classes with contempt) beside a 7-class model: its probabilities are
+    re-ordered to the 7 classes and renormalised over them (contempt dropped)."""
+    ferplus = load_model("ferplus")
+    ens = Ensemble([members[0], ferplus], "soft")
+    assert ens.classes == list(members[0][1]["classes"])
+    x = torch.stack([eval_transform(ens.input_cfg)(load_image(SAMPLES / "obama.jpg")[200:600, 250:650])])
+    with torch.no_grad():
+        probs = ens.member_probs(x)
+        own = ens.members[1](x)[0]                     # FER+ order, 8 classes
+    assert probs.shape == (2, 1, 7)
+    assert probs.sum(-1).numpy() == pytest.approx(np.ones((2, 1)), abs=1e-5)
+    order = [ferplus[1]["classes"].index(c) for c in ens.classes]
+    expected = own[order] / own[order].sum()
+    assert torch.allclose(probs[1, 0], expected, atol=1e-6)
+    assert "contempt" not in ens.classes
 
 
 def test_mixed_input_sizes_and_channels_each_keep_their_preprocessing(members, one_thread):

@@ -13,6 +13,7 @@ from PIL import Image
 
 from ferkit.cli import main
 from ferkit.data.transforms import eval_transform
+from ferkit.errors import FerkitError
 from ferkit.infer import ImageReadError, Recognizer, load_image, to_rgb_array
 from ferkit.types import FaceResult, ImageResult
 
@@ -138,6 +139,44 @@ def test_cli_json_contract(capsys) -> None:
         assert isinstance(face["emotion"], str) and isinstance(face["confidence"], float)
         assert sum(face["probabilities"].values()) == pytest.approx(1.0, abs=1e-6)
     assert f"{DOGS}: no face found" in err and "2 images, 2 faces" in err
+
+
+def test_cli_ferplus_model_lists_8_probabilities(capsys) -> None:
+    """Done-means of issue 20: `ferkit predict --model ferplus two_people.jpg --format json`."""
+    assert main(["predict", "--model", "ferplus", TWO, "--format", "json"]) == 0
+    faces = json.loads(capsys.readouterr().out)[0]["faces"]
+    assert len(faces) == 2
+    for face in faces:
+        assert list(face["probabilities"]) == ["neutral", "happy", "surprise", "sad", "angry", "disgust", "fear",
+                                               "contempt"]
+        assert sum(face["probabilities"].values()) == pytest.approx(1.0, abs=1e-6)
+        assert face["emotion"] == max(face["probabilities"], key=face["probabilities"].get)
+
+
+def test_prior_uniform_shifts_probabilities_by_bayes_rule(capsys) -> None:
+    """--prior uniform divides each class's probability by its training frequency and renormalises."""
+    from ferkit.infer import prior_shift
+    from ferkit.models import load_model
+
+    out = {}
+    for prior in ("train", "uniform", "angry=1,disgust=1,fear=1,happy=1,sad=1,surprise=1,neutral=1"):
+        assert main(["predict", TWO, "--format", "json", "--prior", prior]) == 0
+        out[prior] = [np.array(list(f["probabilities"].values())) for f in json.loads(capsys.readouterr().out)[0]["faces"]]
+    _, meta = load_model("default")
+    train_prior = np.array(meta["train_prior"])
+    for p_train, p_uniform, p_explicit in zip(*out.values()):
+        expected = p_train / train_prior
+        assert p_uniform == pytest.approx(expected / expected.sum(), abs=1e-6)
+        assert p_explicit == pytest.approx(p_uniform, abs=1e-9)
+    assert prior_shift(meta, "train") is None
+    with pytest.raises(FerkitError, match="7 classes"):
+        prior_shift(meta, [1, 2, 3])
+    with pytest.raises(FerkitError, match="unknown class joy"):
+        prior_shift(meta, {"joy": 1.0})
+    with pytest.raises(FerkitError, match="no usable train_prior"):
+        prior_shift({**meta, "train_prior": None}, "uniform")
+    assert main(["predict", TWO, "--prior", "happy=x"]) == 2
+    assert "--prior 'happy=x': 'x' is not a number" in capsys.readouterr().err
 
 
 def test_cli_default_sample_csv_and_detector(capsys, monkeypatch) -> None:

@@ -10,7 +10,7 @@ from ferkit.errors import WeightsError
 from ferkit.models import load_model, shipped_models
 from ferkit.models._shipped import WEIGHTS_DIR
 
-from _paths import FER, REPO
+from _paths import FER, FERPLUS, REPO
 
 
 def test_default_loads_by_name_and_by_architecture():
@@ -56,4 +56,22 @@ def test_publictest_subset_accuracy_matches_model_card():
     torch.set_num_threads(1)
     m = evaluate("default", FER, "fer2013-folder", "PublicTest", limit=1000, tta=card["tta"])
     assert m["n_images"] == 1000
+    assert abs(m["accuracy"] - expected) <= 0.01, (m["accuracy"], expected)
+
+
+@pytest.mark.skipif(not FERPLUS.is_dir(), reason=f"FER+ not found at {FERPLUS}")
+def test_ferplus_model_subset_accuracy_matches_model_card():
+    """The shipped FER+ model (8 classes, vote distributions) on a fixed stratified 1,000-image subset of
+    FER2013Valid with majority labels, as `ferkit evaluate --limit 1000` does; stored in fp16, loaded in fp32."""
+    from ferkit.evaluate import evaluate
+
+    model, meta = load_model("ferplus")
+    assert meta["classes"] == ["neutral", "happy", "surprise", "sad", "angry", "disgust", "fear", "contempt"]
+    assert meta["dtype"] == "float16" and next(model.parameters()).dtype == torch.float32
+    card = meta["card"]
+    expected = card["val_limit1000_accuracy"]
+    assert f"{100 * expected:.2f}%" in (REPO / "MODEL_CARD.md").read_text(), "MODEL_CARD.md must state it"
+    torch.set_num_threads(1)
+    m = evaluate("ferplus", FERPLUS, "ferplus", card["val_split"], limit=1000, tta=card["tta"])
+    assert m["n_images"] == 1000 and m["classes"] == meta["classes"]
     assert abs(m["accuracy"] - expected) <= 0.01, (m["accuracy"], expected)

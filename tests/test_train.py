@@ -115,6 +115,36 @@ def test_shipped_recipe_trains_in_bf16_on_cpu_like_fp32(tmp_path):
     assert losses["32-true"] > 1.0  # 7 classes from scratch: near ln 7, so the match above is not trivial
 
 
+def test_mix_recipe_ferplus_votes_batch_augment_and_logit_adjustment(tmp_path):
+    """The fifth recipe (configs/_mix_base.yaml) on a small subset: FER+ votes mixed into the targets, the
+    augmentation applied to whole batches, and logit adjustment, whose tau * log(prior) is added to the saved
+    classifier's bias so that the saved model gives the usual posterior."""
+    from safetensors.torch import load_file
+    config = REPO / "configs" / "default_mix_w15.yaml"
+    cfg = TrainConfig.load(config)
+    assert cfg.augment.batch and cfg.loss.logit_adjust == 1.0 and cfg.data.ferplus_weight == 0.5
+    run = train(config, _overrides(tmp_path, "data.subset=256", "data.val_subset=64", "trainer.max_epochs=1",
+                                   "data.num_workers=0", "trainer.precision=32", f"data.ferplus_votes={DATA / 'ferplus'}",
+                                   f"data.ferplus_map={DATA / 'fer2013_ferplus_map.csv'}"))
+    from ferkit.models import load_model
+    _, meta = load_model(run)
+    prior = torch.tensor(meta["train_prior"])
+    assert prior.sum().item() == pytest.approx(1.0, abs=1e-4) and (prior > 0).all()
+    assert 0.005 < prior[1].item() < 0.05                     # disgust is rare in FER2013 as in FER+
+    ckpt = torch.load(run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
+    trained = ckpt["state_dict"]["net.classifier.bias"]
+    saved = load_file(run / "model.safetensors")["classifier.bias"]
+    assert torch.allclose(saved - trained, torch.log(prior), atol=1e-4)
+    assert read_epoch_metrics(run / "metrics.csv")[0]["train_loss"] > 0
+
+
+def test_batch_only_augmentations_need_batch_mode():
+    with pytest.raises(ConfigError, match="augment.blur needs augment.batch: true"):
+        TrainConfig.from_dict({"augment": {"blur": 0.2}})
+    with pytest.raises(ConfigError, match="data.ferplus_votes needs data.ferplus_map"):
+        TrainConfig.from_dict({"data": {"ferplus_votes": "x"}})
+
+
 def test_soft_targets_balanced_sampler_mixup(tmp_path):
     """FER+ vote distributions as targets, balanced sampling, label smoothing, mixup and cutmix together."""
     ferplus = DATA / "ferplus"
@@ -238,3 +268,52 @@ def test_cli_help_lists_subcommands():
     assert r.returncode == 0
     for cmd in ("train", "data", "models", "predict"):
         assert cmd in r.stdout
+
+
+class _Marker:
+    """A pickle that, when unpickled without weights_only, creates the file it names."""
+
+    def __init__(self, path: Path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (os.makedirs, (self.path,))
+
+
+def test_resume_refuses_a_crafted_checkpoint_and_runs_no_code(tmp_path):
+    run = train(REPO / "configs" / "quick_resnet18.yaml",
+                _overrides(tmp_path, "data.subset=64", "data.val_subset=32", "trainer.max_epochs=2",
+                           "trainer.limit_train_batches=1", "data.num_workers=0"))
+    marker = tmp_path / "marker-created"
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    ckpt["evil"] = _Marker(marker)
+    ckpt["epoch"] = 0
+    torch.save(ckpt, run / "checkpoints" / "last.ckpt")
+    r = _ferkit("train", "--resume", str(run), timeout=300)
+    assert r.returncode == 2, r.stderr[-2000:]
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("ferkit: error: ") and "last.ckpt: refused, not a plain checkpoint" in last, r.stderr[-2000:]
+    assert "Traceback" not in r.stderr and not marker.exists()
+
+
+def test_model_kwargs_outside_the_allow_list_are_refused(tmp_path):
+    """timm's checkpoint_path (torch.load of a file the JSON names) and other unknown arguments are refused
+    in a config and in a model JSON, with one line naming the field."""
+    import json
+
+    from ferkit.errors import WeightsError
+    from ferkit.models import load_model
+    with pytest.raises(ConfigError, match=r"model.kwargs.checkpoint_path' is not an architecture argument"):
+        TrainConfig.from_dict({"model": {"name": "timm/resnet18", "kwargs": {"checkpoint_path": "x.pth"}}})
+    with pytest.raises(ConfigError, match=r"model.kwargs.width' must be int or float"):
+        TrainConfig.from_dict({"model": {"name": "vgg_fer", "kwargs": {"width": "wide"}}})
+    from ferkit.models._shipped import WEIGHTS_DIR, shipped_models
+    stem = shipped_models()["vgg_fer_w1"]
+    shutil.copy(WEIGHTS_DIR / f"{stem}.safetensors", tmp_path / "m.safetensors")
+    meta = json.loads((WEIGHTS_DIR / f"{stem}.json").read_text())
+    for kwargs, needle in (({"checkpoint_path": str(tmp_path / "x.pth")}, "model_kwargs.checkpoint_path"),
+                           ({"width": 1e6}, "between 0 and 64"), ({"pretrained_cfg": {}}, "pretrained_cfg")):
+        (tmp_path / "m.json").write_text(json.dumps({**meta, "model_kwargs": kwargs}))
+        with pytest.raises(WeightsError, match=needle) as e:
+            load_model(tmp_path / "m")
+        assert "\n" not in str(e.value) and str(e.value).startswith(str(tmp_path / "m.json"))

@@ -56,6 +56,7 @@ def summary_line(m: dict[str, Any]) -> str:
 def run(a: argparse.Namespace) -> int:
     from ferkit.errors import ConfigError
     from ferkit.evaluate import evaluate
+    from ferkit.infer import parse_prior
 
     if a.detector is not None and not a.detect:
         raise ConfigError(f"--detector {a.detector} needs --detect (it picks the detector of detect-then-classify)")
@@ -63,8 +64,8 @@ def run(a: argparse.Namespace) -> int:
     with progress_bar("detecting and classifying" if detect else "evaluating", not a.no_progress) as progress:
         m = evaluate(a.model, a.data, a.format, a.split, a.classes, a.tta, a.batch_size, a.device,
                      out=a.out if a.out else True, limit=a.limit, label_mode=a.label_mode,
-                     temperature=a.temperature, grid=a.grid, progress=progress, detect=detect, groups=a.groups,
-                     n_boot=a.n_boot)
+                     temperature=a.temperature, prior=parse_prior(a.prior), grid=a.grid, progress=progress,
+                     detect=detect, groups=a.groups, n_boot=a.n_boot)
     if a.json:
         print(json.dumps(m, indent=2))
     else:
@@ -88,6 +89,8 @@ def add_parser(sub) -> None:
     e.add_argument("--out", help="output folder, must not exist (default: eval/<model>-<dataset>-<split>-<time>)")
     e.add_argument("--json", action="store_true", help="print the metrics JSON to stdout (and nothing else)")
     e.add_argument("--temperature", type=float, help="override the model's stored temperature (1 = none)")
+    e.add_argument("--prior", default="train", metavar="PRIOR",
+                   help="class prior to predict under: train (default), uniform, or class=frequency,...")
     e.add_argument("--grid", type=int, default=32, help="faces in the prediction grid (default: 32)")
     e.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     e.add_argument("--detect", action="store_true",

@@ -114,11 +114,11 @@ def write_annotated(path: str, result: Any, dest: Path, landmarks: bool) -> None
 
 
 def make_recognizer(a: argparse.Namespace, device: str) -> Any:
-    from ferkit.infer import Recognizer
+    from ferkit.infer import Recognizer, parse_prior
 
     return Recognizer(a.model, a.detector, device=device, align=a.align, landmarks=a.landmarks, margin=a.margin,
                       min_size=a.min_size, max_faces=getattr(a, "max_faces", None), batch_size=a.batch_size,
-                      backend=a.backend)
+                      backend=a.backend, prior=parse_prior(getattr(a, "prior", None)))
 
 
 def run(a: argparse.Namespace) -> int:
@@ -226,6 +226,10 @@ def add_common(pr: argparse.ArgumentParser) -> None:
     pr.add_argument("--backend", choices=("torch", "onnx"), default="torch",
                     help="classifier runtime: torch, or onnx (ONNX Runtime, CPU; a model name is exported to the cache "
                     "on first use, or give --model FILE.onnx from `ferkit export`) (default: %(default)s)")
+    pr.add_argument("--prior", default="train", metavar="PRIOR",
+                    help="class prior to predict under: train (as the model learnt it, FER2013's: 1.5%% disgust), "
+                    "uniform (every class equally likely, as in posed collections), or class=frequency,... "
+                    "(default: %(default)s)")
 
 
 def add_parser(sub) -> None:

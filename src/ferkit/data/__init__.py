@@ -11,6 +11,7 @@ from ferkit.data.loaders import (
     load_fer2013_folder,
     load_ferplus,
     load_image_folder,
+    mix_ferplus_votes,
 )
 from ferkit.data.splits import class_weights, kfold_splits, stratified_split, stratified_subset, subject_ids
 
@@ -26,6 +27,7 @@ __all__ = [
     "load_fer2013_folder",
     "load_ferplus",
     "load_image_folder",
+    "mix_ferplus_votes",
     "normalize_class_name",
     "stratified_split",
     "stratified_subset",

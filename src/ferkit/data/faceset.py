@@ -130,6 +130,20 @@ class FaceSet:
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
             raise DataError(f"{path}: cannot decode image ({e.__class__.__name__}: {str(e).splitlines()[0] if str(e) else 'corrupt'})") from None
 
+    def decoded(self) -> FaceSet:
+        """This FaceSet with every image decoded into one uint8 array (``images``), when all images
+        have one shape (FER2013, FER+); otherwise itself. Images that cannot be decoded raise DataError."""
+        if self.images is not None or len(self) == 0:
+            return self
+        first = self.load_image(0)
+        images = np.empty((len(self), *first.shape), dtype=np.uint8)
+        for i in range(len(self)):
+            img = first if i == 0 else self.load_image(i)
+            if img.shape != first.shape:
+                return self
+            images[i] = img
+        return replace(self, images=images, paths=None, notes=list(self.notes))
+
     def describe(self) -> str:
         """A short multi-line summary: splits x classes counts."""
         lines = [f"{self.name} at {self.root}: {len(self)} images, {len(self.classes)} classes"]

@@ -592,3 +592,58 @@ def load_image_folder(
     )
     wanted = parse_class_list(classes)
     return faces.with_classes(wanted) if wanted else faces
+
+
+# ------------------------------------------------------------------------------------------ FER+ votes as soft targets
+def mix_ferplus_votes(
+    faces: FaceSet, ferplus_root: str | os.PathLike, map_csv: str | os.PathLike, *, weight: float = 0.5,
+) -> FaceSet:
+    """Soft targets for FER2013 images from the FER+ votes of the same images.
+
+    ``map_csv`` is ``fer2013_file,ferplus_file`` (paths relative to the two roots, as in
+    ``fer2013_ferplus_map.csv``). Each mapped image's target becomes ``weight * one_hot(FER2013
+    label) + (1 - weight) * FER+ vote distribution`` over ``faces.classes`` (FER+ probability labels,
+    votes of classes that ``faces`` lacks, such as contempt, dropped); images without usable FER+
+    votes keep their one-hot label. ``weight=0`` trains on the FER+ votes alone where they exist.
+    Labels (and so validation accuracy and stratification) stay FER2013's. Returns a new FaceSet.
+    """
+    if not 0.0 <= weight <= 1.0:
+        raise DataError(f"data.ferplus_weight={weight!r}: must be between 0 and 1")
+    map_path = resolve_root(map_csv)
+    fp = load_ferplus(ferplus_root, label_mode="probability", ferplus_classes=8)
+    missing = [c for c in faces.classes if c not in fp.classes]
+    if missing:
+        raise DataError(f"{ferplus_root}: FER+ has no class {', '.join(missing)}")
+    fp_soft = fp.soft[:, [fp.classes.index(c) for c in faces.classes]]
+    total = fp_soft.sum(axis=1)
+    row_of = {str(i): r for r, i in enumerate(fp.ids) if total[r] > 0}
+    pairs: dict[str, int] = {}
+    try:
+        with open(map_path, newline="", encoding="utf-8") as f:
+            reader = csv.reader(f)
+            header = [c.strip().lower() for c in next(reader, [])]
+            if header[:2] != ["fer2013_file", "ferplus_file"]:
+                raise DataError(f"{map_path}: line 1: expected the header 'fer2013_file,ferplus_file', "
+                                f"found {','.join(header)[:80]!r}")
+            for line, fields in enumerate(reader, 2):
+                if not fields:
+                    continue
+                if len(fields) != 2:
+                    raise DataError(f"{map_path}: line {line}: expected 2 fields, found {len(fields)}")
+                r = row_of.get(fields[1].strip())
+                if r is not None:
+                    pairs[fields[0].strip()] = r
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise DataError(f"{map_path}: cannot read ({e.__class__.__name__}: {e})") from None
+    soft = np.eye(len(faces.classes), dtype=np.float32)[faces.labels]
+    rows = np.array([pairs.get(str(i), -1) for i in faces.ids])
+    hit = rows >= 0
+    if not hit.any():
+        raise DataError(f"{map_path}: none of the {len(faces):,} images of {faces.root or faces.name} is in this map")
+    votes = fp_soft[rows[hit]] / total[rows[hit], None]
+    soft[hit] = weight * soft[hit] + (1 - weight) * votes
+    out = faces.select(np.arange(len(faces)))
+    out.soft = soft
+    out.notes.append(f"FER+ votes mixed into {int(hit.sum()):,} of {len(faces):,} targets "
+                     f"(weight {weight:g} on the dataset's labels)")
+    return out

@@ -71,8 +71,10 @@ class Ensemble(nn.Module):
     :mod:`ferkit.ensemble.regions`).
 
     Args:
-        members: ``(nn.Module, meta)`` pairs as ``ferkit.models.load_model`` returns them; they must
-            share their class names (the order may differ: members are re-ordered to the first's).
+        members: ``(nn.Module, meta)`` pairs as ``ferkit.models.load_model`` returns them; each must
+            have the first member's class names (the order may differ: members are re-ordered to the
+            first's); a member with more classes (FER+'s contempt) votes over the first's classes,
+            its probabilities renormalised over them.
         method: one of ``METHODS``.
         weights: soft-voting weights (M,), normalised; None = equal.
         stack: ``{"coef": (C, M*C), "intercept": (C,)}`` for ``method="stack"``.
@@ -93,11 +95,14 @@ class Ensemble(nn.Module):
         self.classes = list(members[0][1]["classes"])
         orders = []
         for i, (_, meta) in enumerate(members):
-            if sorted(meta["classes"]) != sorted(self.classes):
+            if not set(self.classes) <= set(meta["classes"]):
                 name = meta.get("name") or meta.get("arch") or f"member {i}"
                 raise ConfigError(f"ensemble member {i} ({name}) has classes {', '.join(meta['classes'])}; "
-                                  f"the first member has {', '.join(self.classes)}")
+                                  f"it needs every class of the first member ({', '.join(self.classes)})")
             orders.append([list(meta["classes"]).index(c) for c in self.classes])
+        #: members with extra classes (a FER+ model's contempt) vote over the ensemble's classes,
+        #: their probabilities renormalised over those
+        self._extra = [len(meta["classes"]) > len(self.classes) for _, meta in members]
         self.members = nn.ModuleList(_Member(net, meta) for net, meta in members)
         self.member_metas = [dict(meta) for _, meta in members]
         self._orders = orders
@@ -111,7 +116,11 @@ class Ensemble(nn.Module):
 
     def member_probs(self, x: Tensor) -> Tensor:
         """``(M, N, C)`` probabilities of every member for ensemble-input images ``x``."""
-        return torch.stack([m(x)[:, order] for m, order in zip(self.members, self._orders)])
+        probs = []
+        for m, order, extra in zip(self.members, self._orders, self._extra):
+            p = m(x)[:, order]
+            probs.append(p / p.sum(1, keepdim=True).clamp_min(1e-12) if extra else p)
+        return torch.stack(probs)
 
     def forward(self, x: Tensor) -> Tensor:
         if self.method == "regions":

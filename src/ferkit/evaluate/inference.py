@@ -68,10 +68,15 @@ def predict_logits(
     return np.concatenate(out), np.asarray(kept, dtype=np.int64)
 
 
-def combine_views(logits: np.ndarray, columns: Sequence[int] | None = None, temperature: float = 1.0) -> np.ndarray:
+def combine_views(logits: np.ndarray, columns: Sequence[int] | None = None, temperature: float = 1.0,
+                  shift: np.ndarray | None = None) -> np.ndarray:
     """``(N, V, C)`` logits -> ``(N, C')`` probabilities: softmax of ``logits[..., columns] / temperature``
-    per view (a restricted argmax renormalises over the kept classes), averaged over the views."""
+    (+ ``shift[columns]``, a change of class prior from ``ferkit.infer.prior_shift``) per view (a
+    restricted argmax renormalises over the kept classes), averaged over the views."""
     z = np.asarray(logits, dtype=np.float64)
+    if shift is not None:
+        z = z / float(temperature) + np.asarray(shift, dtype=np.float64)
+        temperature = 1.0
     if columns is not None:
         z = z[..., list(columns)]
     z = z / float(temperature)

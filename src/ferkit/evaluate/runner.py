@@ -233,7 +233,7 @@ def run_evaluation(
     classes: str | Sequence[str] | None = None, tta: str = "none", batch_size: int = 128, device: str = "auto",
     *, limit: int | None = None, label_mode: str = "majority", temperature: float | None = None,
     progress: Progress | None = None, faces_info: tuple[FaceSet, dict[str, Any]] | None = None,
-    detect: str | None = None, groups: str | None = None, n_boot: int = 1000,
+    detect: str | None = None, groups: str | None = None, n_boot: int = 1000, prior: Any = None,
 ) -> Evaluation:
     """Like :func:`evaluate` without writing anything; returns an :class:`Evaluation` with the
     predictions as well as the metrics. ``faces_info`` reuses an earlier :func:`load_eval_data`."""
@@ -255,12 +255,15 @@ def run_evaluation(
                                                       ident["name"])
     columns = [list(meta["classes"]).index(c) for c in eval_classes]
     temp = float(temperature if temperature is not None else meta.get("temperature") or 1.0)
+    from ferkit.infer import prior_shift
+
+    shift = prior_shift(meta, prior)
     if detect is None:
         faces, probs, logits, m, notes, seconds, extra = _classify_crops(
-            net, meta, faces, eval_classes, columns, temp, tta, batch_size, dev, progress)
+            net, meta, faces, eval_classes, columns, temp, tta, batch_size, dev, progress, shift)
     else:
         faces, probs, logits, m, notes, seconds, extra = _detect_then_classify(
-            net, meta, faces, eval_classes, columns, temp, detect, batch_size, dev, progress)
+            net, meta, faces, eval_classes, columns, temp, detect, batch_size, dev, progress, prior)
     ev = Evaluation(metrics={}, classes=list(eval_classes), y_true=faces.labels.copy(), probs=probs, logits=logits,
                     columns=columns, faces=faces, model=net, meta=meta, label=label, **extra)
     info = dict(info, classes=list(eval_classes), notes=info["notes"] + notes)
@@ -275,6 +278,7 @@ def run_evaluation(
         "tta": tta,
         "tta_views": tta_views(tta),
         "temperature": temp,
+        "prior": "train" if prior is None else prior,
         "n_images": m["n_images"],
         "accuracy": m["accuracy"],
         "macro_precision": m["macro_precision"],
@@ -302,7 +306,7 @@ def run_evaluation(
 
 def _classify_crops(
     net: Any, meta: dict[str, Any], faces: FaceSet, classes: list[str], columns: list[int], temp: float, tta: str,
-    batch_size: int, dev: Any, progress: Progress | None,
+    batch_size: int, dev: Any, progress: Progress | None, shift: np.ndarray | None = None,
 ) -> tuple[FaceSet, np.ndarray, np.ndarray, dict[str, Any], list[str], float, dict[str, Any]]:
     """Classify every image as a face crop (the data set's own crops), with ``tta`` views."""
     from ferkit.evaluate.inference import combine_views, predict_logits
@@ -318,13 +322,13 @@ def _classify_crops(
         notes.append(f"{len(bad)} images could not be decoded and were skipped: "
                      + ", ".join(str(faces.ids[i]) for i in bad[:5]) + (" ..." if len(bad) > 5 else ""))
         faces = faces.select(kept)
-    probs = combine_views(logits, columns, temp)
+    probs = combine_views(logits, columns, temp, shift)
     return faces, probs, logits, compute_metrics(faces.labels, probs, classes), notes, seconds, {}
 
 
 def _detect_then_classify(
     net: Any, meta: dict[str, Any], faces: FaceSet, classes: list[str], columns: list[int], temp: float,
-    detector: str, batch_size: int, dev: Any, progress: Progress | None,
+    detector: str, batch_size: int, dev: Any, progress: Progress | None, prior: Any = None,
 ) -> tuple[FaceSet, np.ndarray, np.ndarray, dict[str, Any], list[str], float, dict[str, Any]]:
     """Detect faces in every (uncropped) image and classify the largest as ``ferkit predict`` does."""
     from ferkit.evaluate.detect_eval import compute_detect_metrics, detect_and_classify
@@ -332,7 +336,7 @@ def _detect_then_classify(
 
     # the Recognizer `ferkit predict --detector NAME` builds, on the already loaded module; the
     # temperature it applies is the one reported (the model's stored one unless overridden)
-    rec = Recognizer((net, dict(meta, temperature=temp)), detector, device=dev, batch_size=batch_size)
+    rec = Recognizer((net, dict(meta, temperature=temp)), detector, device=dev, batch_size=batch_size, prior=prior)
     t0 = time.perf_counter()
     out = detect_and_classify(rec, faces, progress=progress)
     seconds = time.perf_counter() - t0
@@ -389,7 +393,7 @@ def evaluate(
     classes: str | Sequence[str] | None = None, tta: str = "none", batch_size: int = 128, device: str = "auto",
     out: str | os.PathLike[str] | bool | None = None, *, limit: int | None = None, label_mode: str = "majority",
     temperature: float | None = None, grid: int = 32, progress: Progress | None = None, detect: str | None = None,
-    groups: str | None = None, n_boot: int = 1000,
+    groups: str | None = None, n_boot: int = 1000, prior: Any = None,
 ) -> dict[str, Any]:
     """Evaluate ``model`` on ``split`` of the dataset at ``data``; return the metrics.json dict.
 
@@ -414,6 +418,8 @@ def evaluate(
         label_mode: FER+ labels (majority, plurality, probability -> hard label = argmax).
         temperature: divide logits by this before the softmax; None uses the model's stored
             ``temperature`` (from ``ferkit calibrate``) or 1. The argmax does not change.
+        prior: the class prior to predict under: ``"train"``/None (as trained), ``"uniform"`` (a
+            class-balanced set) or class frequencies; see ``ferkit.infer.prior_shift``.
         grid: number of faces in the prediction-grid figure.
         progress: ``progress(done, total)`` after each batch (each image with ``detect``).
         detect: a face detector name (``"dlib-hog"``, ``"haar"``, ``"dlib-cnn"``) to evaluate
@@ -446,7 +452,7 @@ def evaluate(
     faces_info = load_eval_data(data, format, split, classes, limit=limit, label_mode=label_mode)
     ev = run_evaluation(model, data, format, split, classes, tta, batch_size, device, limit=limit,
                         label_mode=label_mode, temperature=temperature, progress=progress, faces_info=faces_info,
-                        detect=detect, groups=groups, n_boot=n_boot)
+                        detect=detect, groups=groups, n_boot=n_boot, prior=prior)
     if out in (None, False):
         return ev.metrics
     if target is None:

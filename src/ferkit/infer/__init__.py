@@ -11,6 +11,7 @@ Drawing lives in ``ferkit.viz``; this package never draws, prints or exits.
 """
 from __future__ import annotations
 
+from ferkit.infer._backends import PRIORS, parse_prior, prior_shift
 from ferkit.infer._io import IMAGE_SUFFIXES, ImageReadError, load_image, to_rgb_array
 from ferkit.infer._recognizer import Recognizer
 from ferkit.infer._sources import SourceError, VideoSource, VideoWriter, open_source
@@ -20,11 +21,14 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "ImageReadError",
     "IoUTracker",
+    "PRIORS",
     "Recognizer",
     "SourceError",
     "VideoSource",
     "VideoWriter",
     "load_image",
     "open_source",
+    "parse_prior",
+    "prior_shift",
     "to_rgb_array",
 ]

@@ -16,6 +16,8 @@ with the model's stored temperature) for every backend alike, so a temperature f
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import os
 from typing import Any, Protocol, runtime_checkable
 
@@ -114,15 +116,86 @@ class OnnxClassifier:
         return np.asarray(self.session.run(None, {self.input_name: x})[0], dtype=np.float32)
 
 
-def probabilities(logits: np.ndarray, temperature: float | None = None) -> np.ndarray:
-    """``softmax(logits / temperature)`` per row, float64 (rows sum to 1); None means 1."""
+def probabilities(logits: np.ndarray, temperature: float | None = None, shift: np.ndarray | None = None) -> np.ndarray:
+    """``softmax(logits / temperature + shift)`` per row, float64 (rows sum to 1); None means 1 / no shift.
+    ``shift`` is a per-class log-prior change from :func:`prior_shift`."""
     t = 1.0 if temperature is None else float(temperature)
     if not t > 0:
         raise FerkitError(f"temperature must be > 0, not {temperature!r}")
     z = np.asarray(logits, dtype=np.float64) / t
+    if shift is not None:
+        z = z + shift
     z = z - z.max(axis=1, keepdims=True)
     p = np.exp(z)
     return p / p.sum(axis=1, keepdims=True)
+
+
+#: class priors a model can be asked to predict under (besides explicit class frequencies)
+PRIORS = ("train", "uniform")
+
+
+def prior_shift(meta: dict[str, Any], prior: str | Sequence[float] | dict[str, float] | None) -> np.ndarray | None:
+    """Per-class change of log prior that moves a model's posterior from its training prior to ``prior``.
+
+    ``prior``: ``"train"`` or None (the model as trained: no change), ``"uniform"`` (every class equally
+    likely: what a class-balanced test set, such as a posed collection, has), or class frequencies, as
+    a list in the model's class order or a ``{class: frequency}`` dict naming every class (each > 0;
+    they are normalised). By Bayes' rule, ``p(c|x) ∝ p_train(c|x) *
+    prior(c) / train_prior(c)``; the training prior is the model JSON's ``train_prior`` (class
+    frequencies of its training targets, written by ``ferkit train``). FerkitError names what is wrong.
+    """
+    if prior is None or (isinstance(prior, str) and prior == "train"):
+        return None
+    classes = list(meta["classes"])
+    name = meta.get("name") or meta.get("arch") or "model"
+    train = meta.get("train_prior")
+    if not isinstance(train, (list, tuple)) or len(train) != len(classes) or not all(
+            isinstance(v, (int, float)) and v > 0 for v in train):
+        raise FerkitError(f"{name}: its JSON records no usable train_prior ({len(classes)} class frequencies > 0), "
+                          "so the prior cannot be changed; only prior='train' works")
+    if isinstance(prior, str):
+        if prior != "uniform":
+            raise FerkitError(f"prior {prior!r}: use train, uniform, or class frequencies such as "
+                              f"{','.join(f'{c}=1' for c in classes[:2])},...")
+        q = np.full(len(classes), 1.0 / len(classes))
+    else:
+        if isinstance(prior, dict):
+            unknown = sorted(set(prior) - set(classes))
+            missing = [c for c in classes if c not in prior]
+            if unknown or missing:
+                raise FerkitError(f"prior: {'unknown class ' + ', '.join(unknown) if unknown else ''}"
+                                  f"{'; ' if unknown and missing else ''}"
+                                  f"{'no frequency for ' + ', '.join(missing) if missing else ''} "
+                                  f"(the model's classes: {', '.join(classes)})")
+            values = [prior[c] for c in classes]
+        else:
+            values = list(prior)
+            if len(values) != len(classes):
+                raise FerkitError(f"prior: {len(values)} frequencies for {len(classes)} classes ({', '.join(classes)})")
+        try:
+            q = np.array([float(v) for v in values])
+        except (TypeError, ValueError):
+            raise FerkitError(f"prior: frequencies must be numbers, not {values!r}") from None
+        if not np.all(np.isfinite(q)) or np.any(q <= 0):
+            raise FerkitError(f"prior: every class needs a finite frequency > 0, got {values!r}")
+        q = q / q.sum()
+    return np.log(q) - np.log(np.asarray(train, dtype=np.float64) / float(np.sum(train)))
+
+
+def parse_prior(text: str | None) -> str | dict[str, float] | None:
+    """The command line's ``--prior``: ``train``, ``uniform`` or ``class=freq,class=freq,...``."""
+    if text is None or text in PRIORS:
+        return text
+    out: dict[str, float] = {}
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        try:
+            out[key.strip()] = float(value) if sep else float("nan")
+        except ValueError:
+            raise FerkitError(f"--prior {text!r}: {value!r} is not a number") from None
+        if not sep:
+            raise FerkitError(f"--prior {text!r}: expected train, uniform or class=frequency,... ({part!r} has no '=')")
+    return out
 
 
 def load_classifier(

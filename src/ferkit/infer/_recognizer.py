@@ -13,7 +13,7 @@ from torch import nn
 
 from ferkit.detect import DEFAULT_DETECTOR, FaceDetector, Faces, crop_face, get_detector, landmarks
 from ferkit.errors import FerkitError
-from ferkit.infer._backends import load_classifier, probabilities
+from ferkit.infer._backends import load_classifier, prior_shift, probabilities
 from ferkit.infer._io import to_rgb_array
 from ferkit.infer._sources import VideoSource, open_source
 from ferkit.infer._tracker import IoUTracker
@@ -82,6 +82,7 @@ class Recognizer:
         detector_options: dict[str, Any] | None = None,
         backend: str = "torch",
         threads: int | None = None,
+        prior: str | Sequence[float] | dict[str, float] | None = None,
     ):
         from ferkit.data.transforms import eval_transform
 
@@ -91,6 +92,8 @@ class Recognizer:
         self.meta = dict(meta)
         self.classes: list[str] = list(meta["classes"])
         self.transform = eval_transform(meta["input"])
+        #: change of log prior per class (None: the model's training prior); see `prior_shift`
+        self.prior_shift = prior_shift(self.meta, prior)
         if isinstance(detector, str):
             self.detector = get_detector(detector, min_size=min_size, **(detector_options or {}))
         else:
@@ -138,7 +141,7 @@ class Recognizer:
         for start in range(0, len(crops), self.batch_size):
             chunk = crops[start : start + self.batch_size]
             x = torch.stack([self.transform(c) for c in chunk])
-            out[start : start + len(chunk)] = probabilities(self.classifier(x), self.meta.get("temperature"))
+            out[start : start + len(chunk)] = probabilities(self.classifier(x), self.meta.get("temperature"), self.prior_shift)
         return out
 
     def _faces(self, pending: _Pending, probs: np.ndarray, track_ids: Sequence[int] | None = None) -> list[FaceResult]:

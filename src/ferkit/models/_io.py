@@ -24,11 +24,36 @@ from ferkit.errors import FerkitError, WeightsError
 from ferkit.models._factory import count_parameters, create_model, head_prefix
 from ferkit.models._pretrained import first_line, load_safetensors
 
-__all__ = ["FORMAT", "load_model", "model_paths", "save_model"]
+__all__ = ["FORMAT", "SAFE_MODEL_KWARGS", "load_model", "model_kwargs_problem", "model_paths", "save_model"]
 
 FORMAT = "ferkit-model/1"
 _DIR_STEM = "model"
 _RESERVED_KWARGS = ("num_classes", "in_chans", "pretrained")
+#: the only architecture arguments a model JSON may carry (and a training config may set): plain
+#: numbers and names that shape the network. Anything else, e.g. timm's ``checkpoint_path`` (which
+#: would make timm torch.load a file the JSON names) or ``pretrained_cfg``, is refused.
+SAFE_MODEL_KWARGS: dict[str, tuple[type, ...]] = {
+    "drop_rate": (int, float), "drop_path_rate": (int, float), "width": (int, float), "stem_stride": (int,),
+    "backbone": (str,), "levels": (list,), "hidden": (int,), "global_pool": (str,),
+}
+
+
+def model_kwargs_problem(kwargs: Mapping[str, Any], where: str = "model_kwargs") -> str | None:
+    """What is wrong with architecture arguments from a JSON or a config, or None (see SAFE_MODEL_KWARGS)."""
+    for key, value in kwargs.items():
+        types = SAFE_MODEL_KWARGS.get(key)
+        if types is None:
+            if key in _RESERVED_KWARGS:
+                return f"'{where}' must not set {key} (it comes from classes and input)"
+            return (f"'{where}.{key}' is not an architecture argument ferkit accepts "
+                    f"(allowed: {', '.join(SAFE_MODEL_KWARGS)})")
+        if isinstance(value, bool) or not isinstance(value, types):
+            return f"'{where}.{key}' must be {' or '.join(t.__name__ for t in types)}, not {value!r}"
+        if key == "levels" and not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 16 for v in value):
+            return f"'{where}.levels' must be a list of integers 1-16, not {value!r}"
+        if isinstance(value, (int, float)) and not (0 <= value <= 64):
+            return f"'{where}.{key}' must be between 0 and 64, not {value!r}"
+    return None
 
 
 def model_paths(path: str | os.PathLike[str], *, weights_suffix: str = ".safetensors") -> tuple[Path, Path]:
@@ -66,7 +91,7 @@ def _meta_problem(meta: Mapping[str, Any]) -> str | None:
     reserved = [k for k in _RESERVED_KWARGS if k in kwargs]
     if reserved:
         return f"'model_kwargs' must not set {', '.join(reserved)} (they come from classes and input)"
-    return None
+    return model_kwargs_problem(kwargs)
 
 
 def _sha256(path: Path) -> str:

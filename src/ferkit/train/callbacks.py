@@ -76,7 +76,8 @@ class RunFolderWriter(L.Callback):
         from ferkit.models import save_model
         metrics = {k.replace("/", "_"): round(float(v), 6) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
         meta = dict(self.meta, metrics=dict(metrics, epoch=trainer.current_epoch))
-        save_model(pl_module.net, self.run_dir / "model", meta)
+        net = pl_module.export_net() if hasattr(pl_module, "export_net") else pl_module.net
+        save_model(net, self.run_dir / "model", meta)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero:

@@ -51,7 +51,15 @@ class DataConfig:
     val_subset: int | None = None
     #: rare classes: none | weights (class-weighted loss) | sampler (balanced sampling)
     balance: str = "none"
+    #: FER+ root whose votes become soft targets for the same FER2013 images (see ferplus_map)
+    ferplus_votes: str | None = None
+    #: ``fer2013_file,ferplus_file`` CSV pairing the images (../shared/data/fer2013_ferplus_map.csv)
+    ferplus_map: str | None = None
+    #: weight of the dataset's own labels in the mixed targets (0 = FER+ votes alone where present)
+    ferplus_weight: float = 0.5
     batch_size: int = 64
+    #: decode every image once into memory before training (small same-size sets: FER2013, FER+)
+    in_memory: bool = False
     #: DataLoader worker processes; -1 = one per spare CPU core (at most 4)
     num_workers: int = -1
     cache_dir: str | None = None
@@ -88,6 +96,17 @@ class AugmentConfig:
     resized_crop: float = 0.0
     #: random erasing probability
     erasing: float = 0.0
+    #: augment whole batches on the training device (GPU or CPU) after the transfer instead of
+    #: each image in the loader workers (fast on a GPU; needed for gamma/blur/downscale/noise)
+    batch: bool = False
+    #: max log-gamma change (0.3 -> gamma in exp(+-0.3)); batch mode only
+    gamma: float = 0.0
+    #: probability of a Gaussian blur (sigma 0.3-1 px); batch mode only
+    blur: float = 0.0
+    #: probability of a low-resolution copy (half the side to the full side); batch mode only
+    downscale: float = 0.0
+    #: max std of additive Gaussian noise, as a fraction of the range; batch mode only
+    noise: float = 0.0
 
 
 @dataclass
@@ -139,6 +158,10 @@ class LossConfig:
     mixup: float = 0.0
     #: cutmix alpha (0 = off)
     cutmix: float = 0.0
+    #: logit adjustment (Menon et al. 2021): train on logits + tau * log(class prior), so that the
+    #: network learns class-balanced scores; the saved model adds the prior back (the usual
+    #: posterior), and `prior="uniform"` at inference removes it. 0 = off, 1 = the paper's tau.
+    logit_adjust: float = 0.0
 
 
 @dataclass
@@ -255,6 +278,23 @@ class TrainConfig:
         check("trainer.precision", str(self.trainer.precision), ("auto", "32", "32-true", "16-mixed", "bf16-mixed", "16", "bf16"))
         if len(self.input.mean) != self.input.channels or len(self.input.std) != self.input.channels:
             raise ConfigError(f"{source}: input.mean and input.std need {self.input.channels} values for {self.input.channels} channel(s)")
+        a = self.augment
+        if not a.batch:
+            extra = [k for k in ("gamma", "blur", "downscale", "noise") if getattr(a, k)]
+            if extra:
+                raise ConfigError(f"{source}: augment.{extra[0]} needs augment.batch: true")
+        elif a.resized_crop or a.crop_padding:
+            raise ConfigError(f"{source}: augment.batch: true does not do resized_crop or crop_padding "
+                              "(use zoom and shift)")
+        if self.data.ferplus_votes and not self.data.ferplus_map:
+            raise ConfigError(f"{source}: data.ferplus_votes needs data.ferplus_map (fer2013_file,ferplus_file CSV)")
+        if self.loss.logit_adjust < 0:
+            raise ConfigError(f"{source}: loss.logit_adjust must be >= 0")
+        from ferkit.models._io import model_kwargs_problem
+
+        problem = model_kwargs_problem({"drop_rate": self.model.drop_rate, **self.model.kwargs}, "model.kwargs")
+        if problem:
+            raise ConfigError(f"{source}: {problem}")
         if self.input.size < 16:
             raise ConfigError(f"{source}: input.size={self.input.size} is too small (at least 16)")
         if self.data.batch_size < 1:

@@ -16,8 +16,16 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
-from ferkit.data import FaceSet, class_weights, kfold_splits, load_dataset, stratified_split, stratified_subset
-from ferkit.data.transforms import eval_transform, train_transform
+from ferkit.data import (
+    FaceSet,
+    class_weights,
+    kfold_splits,
+    load_dataset,
+    mix_ferplus_votes,
+    stratified_split,
+    stratified_subset,
+)
+from ferkit.data.transforms import eval_transform, model_size_transform, train_transform
 from ferkit.errors import DataError
 from ferkit.train.config import TrainConfig
 
@@ -141,13 +149,17 @@ class FERDataModule(L.LightningDataModule):
             train = train.select(stratified_subset(train.labels, min(d.subset, len(train)), seed))
         if d.val_subset:
             val = val.select(stratified_subset(val.labels, min(d.val_subset, len(val)), seed))
+        if d.ferplus_votes:  # soft targets for training only: validation keeps the dataset's labels
+            train = mix_ferplus_votes(train, d.ferplus_votes, d.ferplus_map, weight=d.ferplus_weight)
+            log.info("%s", train.notes[-1])
         for name, part in (("training", train), ("validation", val)):
             if len(part) == 0:
                 raise DataError(f"{d.path}: the {name} split is empty")
+        if d.in_memory:
+            train, val = train.decoded(), val.decoded()
         if self.cfg.input.region:
             from ferkit.ensemble.regions import region_faceset
 
-            log = logging.getLogger("ferkit")
             train, val = (region_faceset(part, self.cfg.input, cache_dir=d.cache_dir, log=log.info)
                           for part in (train, val))
             log.info("%s", train.notes[-1])
@@ -157,6 +169,13 @@ class FERDataModule(L.LightningDataModule):
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    def class_prior(self) -> list[float]:
+        """Class frequencies of the training targets (soft targets averaged when there are any)."""
+        assert self.train_set is not None
+        t = self.train_set
+        p = t.soft.mean(axis=0) if t.soft is not None else np.bincount(t.labels, minlength=self.num_classes) / len(t)
+        return [float(v) for v in p]
 
     def class_weights(self) -> torch.Tensor:
         assert self.train_set is not None
@@ -182,8 +201,9 @@ class FERDataModule(L.LightningDataModule):
         weights = None
         if train and self.cfg.data.balance == "sampler":
             weights = class_weights(faces.labels, self.num_classes)[faces.labels]
+        # per-image augmentation seeds only where the loader augments (batch mode draws on the device)
         sampler = EpochSampler(len(faces), seed=self.cfg.seed, shuffle=train, weights=weights, rank=rank,
-                               world_size=world, augment_seeds=train)
+                               world_size=world, augment_seeds=train and not self.cfg.augment.batch)
         if train:
             sampler.trainer = trainer
         workers = self._workers()
@@ -195,6 +215,8 @@ class FERDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
+        if self.cfg.augment.batch:  # uint8 images at the model's size; FERLitModule augments on the device
+            return self._loader(self.train_set, model_size_transform(self.cfg.input), True)
         return self._loader(self.train_set, train_transform(self.cfg.input, self.cfg.augment), True)
 
     def val_dataloader(self) -> DataLoader:

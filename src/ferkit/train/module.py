@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
+from ferkit.data.transforms import BatchAugment
 from ferkit.errors import ConfigError
 from ferkit.models import create_model
 from ferkit.train.config import PhaseConfig, TrainConfig
@@ -54,7 +55,8 @@ def trainable_prefixes(spec: Any, head: str) -> list[str] | None:
 
 
 class FERLitModule(L.LightningModule):
-    def __init__(self, config: dict[str, Any], classes: list[str], class_weights: list[float] | None = None):
+    def __init__(self, config: dict[str, Any], classes: list[str], class_weights: list[float] | None = None,
+                 class_prior: list[float] | None = None):
         super().__init__()
         self.save_hyperparameters()
         self.cfg = TrainConfig.from_dict(config)
@@ -63,6 +65,13 @@ class FERLitModule(L.LightningModule):
         self.net = create_model(c.model.name, num_classes=len(classes), in_chans=c.input.channels,
                                 pretrained=c.model.pretrained, drop_rate=c.model.drop_rate, **c.model.kwargs)
         self.register_buffer("loss_weights", torch.tensor(class_weights) if class_weights else None, persistent=False)
+        adjust = None
+        if c.loss.logit_adjust:
+            if class_prior is None:
+                raise ConfigError("loss.logit_adjust needs the class prior of the training set")
+            adjust = c.loss.logit_adjust * torch.log(torch.tensor(class_prior).clamp_min(1e-6))
+        self.register_buffer("logit_adjustment", adjust, persistent=False)
+        self.batch_augment = BatchAugment(c.input, c.augment) if c.augment.batch else None
         n = len(classes)
         self.train_acc = MulticlassAccuracy(n, average="micro")
         self.val_acc = MulticlassAccuracy(n, average="micro")
@@ -103,6 +112,28 @@ class FERLitModule(L.LightningModule):
         # dropout / mixup randomness fixed by (seed, step): resumed runs replay it exactly
         torch.manual_seed(mix_seed(self.cfg.seed, 7919, self.global_step))
 
+    def export_net(self) -> torch.nn.Module:
+        """The network as it is saved: with logit adjustment, a copy whose last linear layer's bias
+        adds ``tau * log(prior)``, so that the saved model gives the usual posterior."""
+        if self.logit_adjustment is None:
+            return self.net
+        import copy
+
+        net = copy.deepcopy(self.net)
+        last = [m for m in net.modules() if isinstance(m, torch.nn.Linear) and m.out_features == len(self.classes)]
+        if not last or last[-1].bias is None:
+            raise ConfigError(f"loss.logit_adjust: {self.cfg.model.name} has no final linear layer with a bias")
+        with torch.no_grad():
+            last[-1].bias.add_(self.logit_adjustment.to(last[-1].bias))
+        return net
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        if self.batch_augment is None or batch is None or not self.trainer.training:
+            return batch
+        x, y = batch
+        g = torch.Generator(device=x.device).manual_seed(mix_seed(self.cfg.seed, 104729, self.global_step))
+        return self.batch_augment(x, g), y
+
     # ------------------------------------------------------------------ steps
     def _mix(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """mixup / cutmix on a batch; targets become distributions."""
@@ -140,7 +171,7 @@ class FERLitModule(L.LightningModule):
         x, y = batch
         xm, ym = self._mix(x, y)
         logits = self(xm)
-        loss = self._loss(logits, ym)
+        loss = self._loss(logits if self.logit_adjustment is None else logits + self.logit_adjustment, ym)
         self.train_acc(logits.detach().argmax(1), self._hard(y))
         bs = x.shape[0]
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=bs, sync_dist=True)
@@ -153,6 +184,8 @@ class FERLitModule(L.LightningModule):
             return
         x, y = batch
         logits = self(x)
+        if self.logit_adjustment is not None:  # the posterior under the training prior, as the saved model gives
+            logits = logits + self.logit_adjustment
         loss = self._loss(logits, y)
         preds, target = logits.argmax(1), self._hard(y)
         self.val_acc(preds, target)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import time
 import warnings
 from pathlib import Path
@@ -77,7 +78,8 @@ def train(config: TrainConfig | str | Path, overrides: list[str] | None = None, 
     dm = FERDataModule(cfg)
     dm.setup("fit")
     weights = dm.class_weights().tolist() if cfg.data.balance == "weights" else None
-    module = FERLitModule(cfg.to_dict(), dm.classes, weights)
+    prior = dm.class_prior()
+    module = FERLitModule(cfg.to_dict(), dm.classes, weights, prior if cfg.loss.logit_adjust else None)
 
     meta = {
         "name": cfg.name,
@@ -85,6 +87,8 @@ def train(config: TrainConfig | str | Path, overrides: list[str] | None = None, 
         "input": {"size": cfg.input.size, "channels": cfg.input.channels, "mean": cfg.input.mean, "std": cfg.input.std,
                   **({"region": cfg.input.region} if cfg.input.region else {})},
         "model_kwargs": {"drop_rate": cfg.model.drop_rate, **cfg.model.kwargs},
+        # class frequencies of the training targets: `prior=` at inference shifts from this prior
+        "train_prior": [round(p, 6) for p in prior],
         "train": {"config": cfg.name, "data": cfg.data.path, "train_split": cfg.data.train_split,
                   "val_split": cfg.data.val_split, "run_dir": str(run_dir), "ferkit_version": __version__},
     }
@@ -142,7 +146,15 @@ def train(config: TrainConfig | str | Path, overrides: list[str] | None = None, 
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*does not have many workers.*")
             warnings.filterwarnings("ignore", message=".*Checkpoint directory.*exists and is not empty.*")
-            trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt) if ckpt else None)
+            # the module's hook (batch augmentation) is meant to run; the datamodule has none
+            warnings.filterwarnings("ignore", message=".*overridden `on_after_batch_transfer`.*")
+            # a resumed checkpoint is read with weights_only=True: tensors and plain containers only,
+            # so a crafted last.ckpt cannot run code (the message names the file)
+            try:
+                trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt) if ckpt else None, weights_only=True)
+            except pickle.UnpicklingError as e:
+                raise ConfigError(f"{ckpt}: refused, not a plain checkpoint "
+                                  f"({str(e).strip().splitlines()[0][:160]})") from None
     finally:
         os.environ.pop(_RUN_DIR_ENV, None)
     return run_dir
