@@ -76,6 +76,7 @@ def test_table_figures_are_those_of_ferkit_evaluate(results):
     lo, hi = m["ci95"]["accuracy"]
     assert row["accuracy % (95% CI)"] == f"{100 * m['accuracy']:.2f} ({100 * lo:.2f}-{100 * hi:.2f})"
     assert row["macro-F1 %"] == f"{100 * m['macro_f1']:.2f}"
+    assert row["balanced acc. %"] == f"{100 * m['macro_recall']:.2f}"
 
 
 def test_update_docs_copies_the_block_and_keeps_the_rest(results, tmp_path):

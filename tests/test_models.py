@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import pickle
+import shutil
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -361,3 +362,32 @@ def test_save_model_checks_meta(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="model_kwargs"):
         save_model(model, tmp_path / "m", {**_meta(), "model_kwargs": {"in_chans": 1}})
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(("edit", "needle"), [
+    ({"input": {"size": 0}}, "'input.size' must be an integer from 16 to 1024, not 0"),
+    ({"input": {"size": -5}}, "'input.size'"),
+    ({"input": {"size": "abc"}}, "'input.size'"),
+    ({"input": {"size": 4096}}, "not 4096"),
+    ({"input": {"std": [0.0]}}, "'input.std' must be positive"),
+    ({"input": {"mean": [0.5, 0.5, 0.5]}}, "'input.mean' must be a list of 1 finite numbers"),
+    ({"temperature": "hot"}, "'temperature' must be a number"),
+    ({"temperature": float("inf")}, "'temperature'"),
+    ({"classes": ["happy", "happy", "sad", "angry", "fear", "disgust", "neutral"]}, "names happy more than once"),
+    ({"train_prior": [0.5, -1]}, "'train_prior' must be a list of 7 positive numbers"),
+    ({"model_kwargs": {"width": 1e6}}, "'model_kwargs.width' must be between 0 and 64"),
+])
+def test_crafted_model_json_is_one_line_error(tmp_path: Path, edit: dict, needle: str) -> None:
+    """Each field of a hand-edited model JSON is checked before anything is built (issue 18)."""
+    from ferkit.models._shipped import WEIGHTS_DIR, shipped_models
+
+    stem = shipped_models()["vgg_fer_w1"]
+    shutil.copy(WEIGHTS_DIR / f"{stem}.safetensors", tmp_path / "m.safetensors")
+    meta = json.loads((WEIGHTS_DIR / f"{stem}.json").read_text())
+    for key, value in edit.items():
+        meta[key] = {**meta[key], **value} if key == "input" else value
+    (tmp_path / "m.json").write_text(json.dumps(meta))
+    with pytest.raises(WeightsError) as e:
+        load_model(tmp_path / "m")
+    assert needle in str(e.value) and "\n" not in str(e.value)
+    assert str(e.value).startswith(str(tmp_path / "m.json"))

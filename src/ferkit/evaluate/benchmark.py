@@ -265,10 +265,11 @@ def results_markdown(rows: Sequence[BenchmarkRow], *, tta: str, machine: str, da
     table (one row per model and data set) and its numbered notes."""
     lines = [(f"`{command}` on {date}: {machine}; TTA {tta}"
               f"{'' if tta == 'none' else ' (photos: none, as ferkit predict)'}. Accuracy with its bootstrap 95% interval; "
+              "balanced accuracy = the mean of the per-class recalls (what a class-balanced test set would give); "
               "faces/s = images per second through the whole evaluation (decoding, preprocessing, the model; "
               "for photos also the face detector)."), "",
-             "| model | data set | images | accuracy % (95% CI) | macro-F1 % | faces/s | notes |",
-             "|---|---|---:|---|---:|---:|---|"]
+             "| model | data set | images | accuracy % (95% CI) | balanced acc. % | macro-F1 % | faces/s | notes |",
+             "|---|---|---:|---|---:|---:|---:|---|"]
     notes: list[str] = []
     for r in rows:
         m = r.metrics
@@ -280,7 +281,7 @@ def results_markdown(rows: Sequence[BenchmarkRow], *, tta: str, machine: str, da
                 notes.append(text)
             refs.append(str(notes.index(text) + 1))
         model = r.model + (f" (= {', '.join(a for a in r.aliases if a != r.model)})" if len(r.aliases) > 1 else "")
-        lines.append(f"| {model} | {r.data.name} | {m['n_images']} | {acc} | {_pct(m['macro_f1'])} | "
+        lines.append(f"| {model} | {r.data.name} | {m['n_images']} | {acc} | {_pct(m['macro_recall'])} | {_pct(m['macro_f1'])} | "
                      f"{m['timing']['images_per_s']:.0f} | {', '.join(refs)} |")
     if notes:
         lines += [""] + [f"{i}. {text}" for i, text in enumerate(notes, 1)]

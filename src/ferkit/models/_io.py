@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -67,6 +68,14 @@ def model_paths(path: str | os.PathLike[str], *, weights_suffix: str = ".safeten
     return p.with_name(p.name + weights_suffix), p.with_name(p.name + ".json")
 
 
+#: the largest input side a model JSON may ask for (a 4096 px input would take gigabytes per face)
+MAX_INPUT_SIZE = 1024
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _meta_problem(meta: Mapping[str, Any]) -> str | None:
     """What is wrong with the caller-provided part of ``meta``, or None."""
     classes = meta.get("classes")
@@ -78,8 +87,28 @@ def _meta_problem(meta: Mapping[str, Any]) -> str | None:
     missing = [k for k in ("size", "channels", "mean", "std") if k not in inp]
     if missing:
         return f"'input' lacks {', '.join(missing)}"
-    if not isinstance(inp["channels"], int) or inp["channels"] < 1:
-        return f"'input.channels' must be a positive integer, not {inp['channels']!r}"
+    if isinstance(inp["channels"], bool) or inp["channels"] not in (1, 3):
+        return f"'input.channels' must be 1 or 3, not {inp['channels']!r}"
+    size = inp["size"]
+    if isinstance(size, bool) or not isinstance(size, int) or not 16 <= size <= MAX_INPUT_SIZE:
+        return f"'input.size' must be an integer from 16 to {MAX_INPUT_SIZE}, not {size!r}"
+    for key in ("mean", "std"):
+        values = inp[key]
+        if (not isinstance(values, list) or len(values) != inp["channels"]
+                or not all(_finite(v) for v in values)):
+            return f"'input.{key}' must be a list of {inp['channels']} finite numbers, not {values!r}"
+    if not all(v > 0 for v in inp["std"]):
+        return f"'input.std' must be positive, not {inp['std']!r}"
+    if len(set(classes)) != len(classes):
+        dup = sorted({c for c in classes if classes.count(c) > 1})
+        return f"'classes' names {', '.join(dup)} more than once"
+    temperature = meta.get("temperature")
+    if temperature is not None and not (_finite(temperature) and 0.01 <= temperature <= 100):
+        return f"'temperature' must be a number from 0.01 to 100, not {temperature!r}"
+    prior = meta.get("train_prior")
+    if prior is not None and not (isinstance(prior, list) and len(prior) == len(classes)
+                                  and all(_finite(v) and v > 0 for v in prior)):
+        return f"'train_prior' must be a list of {len(classes)} positive numbers (class frequencies), not {prior!r}"
     if inp.get("region") is not None:
         from ferkit.ensemble.regions import REGIONS
 
