@@ -51,7 +51,7 @@ N_SUBSET = 280
 CONTRACT_KEYS = {"accuracy", "macro_f1", "weighted_f1", "mean_auc", "n_images", "per_class", "confusion", "classes"}
 SCHEMA_KEYS = [
     "schema", "ferkit_version", "created", "model", "dataset", "classes", "class_restriction", "tta", "tta_views",
-    "temperature", "n_images", "accuracy", "macro_precision", "macro_recall", "macro_f1", "weighted_precision",
+    "temperature", "prior", "n_images", "accuracy", "macro_precision", "macro_recall", "macro_f1", "weighted_precision",
     "weighted_recall", "weighted_f1", "mean_auc", "ece", "nll", "per_class", "confusion", "reliability", "ci95",
     "detector", "n_no_face", "no_face_files", "timing", "output_dir",
 ]

@@ -52,6 +52,7 @@ class_restriction            object          restricted (bool: argmax limited to
 tta                          str             "none", "flip" or "ten-crop"
 tta_views                    int             views averaged per image (1, 2, 10)
 temperature                  float           temperature applied to the logits (1.0 = none)
+prior                        str | dict      class prior of the probabilities: "train", "uniform" or {class: frequency}
 n_images                     int             images evaluated
 accuracy                     float           top-1 accuracy
 macro_precision              float           unweighted mean over classes
@@ -116,7 +117,7 @@ _LAZY = {
 #: top-level keys of metrics.json, in file order
 METRICS_KEYS: tuple[str, ...] = (
     "schema", "ferkit_version", "created", "model", "dataset", "classes", "class_restriction", "tta", "tta_views",
-    "temperature", "n_images", "accuracy", "macro_precision", "macro_recall", "macro_f1", "weighted_precision",
+    "temperature", "prior", "n_images", "accuracy", "macro_precision", "macro_recall", "macro_f1", "weighted_precision",
     "weighted_recall", "weighted_f1", "mean_auc", "ece", "nll", "per_class", "confusion", "reliability", "ci95",
     "detector", "n_no_face", "no_face_files", "timing", "output_dir",
 )
