@@ -211,9 +211,13 @@ def test_kill_minus_9_then_resume_ends_where_uninterrupted_run_ends(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert len(read_epoch_metrics(run / "metrics.csv")) == 1  # killed mid-epoch 1
+    # what a kill -9 inside an atomic write leaves: a temporary named after the dead writer's pid
+    stale = run / "checkpoints" / f".last.{proc.pid}.0123abcd.tmp.ckpt"
+    stale.write_bytes(b"half a checkpoint")
 
     resumed = _ferkit("train", "--resume", str(run))
     assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert not stale.exists() and not list(run.rglob(".*.tmp*")), "the resumed run cleans up stale temporaries"
     a, b = _tensors(ref_run / "checkpoints" / "last.ckpt"), _tensors(run / "checkpoints" / "last.ckpt")
     assert a.keys() == b.keys()
     for k in a:

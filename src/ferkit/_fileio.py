@@ -4,6 +4,7 @@ half-written file in place of a good one. Standard library only (cv2 imported on
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Iterator
@@ -11,7 +12,37 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "atomic_write_image", "atomic_write_text"]
+__all__ = ["atomic_path", "atomic_write_image", "atomic_write_text", "remove_stale_temporaries"]
+
+
+_TMP_NAME = re.compile(r"^\.(?P<stem>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp(?P<suffix>\.[^.]*)?$")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporary files `atomic_path` left in ``folder`` when its writer was killed
+    (``kill -9`` mid-write): names ``.<stem>.<pid>.<8 hex>.tmp<suffix>`` whose process is gone.
+    A live writer's file is left alone. Returns the files removed."""
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        m = _TMP_NAME.match(entry.name)
+        if m and entry.is_file(follow_symlinks=False) and not _alive(int(m["pid"])):
+            Path(entry.path).unlink(missing_ok=True)
+            removed.append(Path(entry.path))
+    return removed
 
 
 @contextmanager

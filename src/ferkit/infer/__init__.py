@@ -19,9 +19,9 @@ from ferkit.infer._tracker import IoUTracker
 
 __all__ = [
     "IMAGE_SUFFIXES",
+    "PRIORS",
     "ImageReadError",
     "IoUTracker",
-    "PRIORS",
     "Recognizer",
     "SourceError",
     "VideoSource",

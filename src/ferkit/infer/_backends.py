@@ -16,9 +16,8 @@ with the model's stored temperature) for every backend alike, so a temperature f
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import os
+from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -27,7 +26,8 @@ from torch import nn
 
 from ferkit.errors import FerkitError, WeightsError
 
-__all__ = ["BACKENDS", "Classifier", "OnnxClassifier", "TorchClassifier", "load_classifier", "probabilities"]
+__all__ = ["BACKENDS", "PRIORS", "Classifier", "OnnxClassifier", "TorchClassifier", "load_classifier", "parse_prior", "prior_shift",
+           "probabilities"]
 
 #: backend names, for ``Recognizer(backend=...)`` and ``--backend``
 BACKENDS = ("torch", "onnx")

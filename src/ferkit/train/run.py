@@ -23,7 +23,7 @@ from lightning.pytorch.callbacks import (
 from lightning.pytorch.loggers import CSVLogger
 
 from ferkit import __version__
-from ferkit._fileio import atomic_write_text
+from ferkit._fileio import atomic_write_text, remove_stale_temporaries
 from ferkit.errors import ConfigError
 from ferkit.train.callbacks import AtomicCheckpointIO, RunFolderWriter
 from ferkit.train.config import TrainConfig
@@ -82,6 +82,9 @@ def train(config: TrainConfig | str | Path, overrides: list[str] | None = None, 
         if overrides:
             raise ConfigError("--resume continues a run with its own config.yaml; overrides are not allowed")
         cfg = TrainConfig.load(run_dir / "config.yaml")
+        for folder in (run_dir, run_dir / "checkpoints"):   # files a killed writer left half-written
+            for stale in remove_stale_temporaries(folder):
+                log.info("removed %s (left by an interrupted write)", stale)
     else:
         cfg = config if isinstance(config, TrainConfig) else TrainConfig.load(config, overrides)
         ckpt = None
