@@ -41,7 +41,7 @@ def data_overrides(cfg: str, data: Path) -> list[str]:
             f"data.ferplus_map={data}/fer2013_ferplus_map.csv"]
 
 
-def launch(runs: dict, data: Path, root: Path, extra: list[str], tag: str) -> dict:
+def launch(runs: dict, data: Path, root: Path, extra: dict[str, list[str]], tag: str) -> dict:
     procs = {}
     for name, (cfg, ovs) in runs.items():
         log = root / f"{name}.{tag}.log"

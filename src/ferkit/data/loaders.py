@@ -464,39 +464,51 @@ def _ferplus_csv(root: Path, cache_dir: str | os.PathLike | None) -> tuple[FaceS
     return faces, votes[named]
 
 
+def _csv_rows(path: Path, header: tuple[str, ...] | None, width: int, expected: str) -> list[tuple[int, list[str]]]:
+    """The data rows of a small CSV file as ``(1-based data row, fields)``, blank lines skipped.
+
+    ``header``: the expected first column names (checked case-insensitively, with ``width`` columns in
+    all), or None for a header-less file; ``expected`` describes the header for the error. DataError
+    names the file and the line or row of a bad header, a wrong field count or an unreadable file.
+    """
+    rows: list[tuple[int, list[str]]] = []
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.reader(f)
+            if header is not None:
+                first = [c.strip().lower() for c in next(reader, [])]
+                if tuple(first[:len(header)]) != header or len(first) != width:
+                    raise DataError(f"{path}: line 1: expected {expected}, found {','.join(first)[:80]!r}")
+            for row, fields in enumerate(reader, 1):
+                if not fields:
+                    continue
+                if len(fields) != width:
+                    raise DataError(f"{path}: row {row}: expected {width} fields, found {len(fields)}")
+                rows.append((row, fields))
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise DataError(f"{path}: cannot read ({e.__class__.__name__}: {e})") from None
+    return rows
+
+
 def _read_votes(path: Path, header: tuple[str, ...] | None) -> tuple[list[tuple[str, str]], np.ndarray]:
     """Rows of ``<key 1>,<key 2>,<10 vote counts>`` -> ([(key 1, key 2)], (N, 10) int64 votes).
 
     ``header``: the expected first two column names (checked case-insensitively), or None for a
     header-less file. DataError names the file and the 1-based data row of a malformed row.
     """
-    width = 2 + FERPLUS_VOTE_COLUMNS
     keys: list[tuple[str, str]] = []
     votes: list[list[int]] = []
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.reader(f)
-            if header is not None:
-                first = [c.strip().lower() for c in next(reader, [])]
-                if tuple(first[:2]) != header or len(first) != width:
-                    raise DataError(f"{path}: line 1: expected a header 'Usage,Image name' and {FERPLUS_VOTE_COLUMNS} "
-                                    f"vote columns, found {','.join(first)[:80]!r}")
-            for row, fields in enumerate(reader, 1):
-                if not fields:
-                    continue
-                if len(fields) != width:
-                    raise DataError(f"{path}: row {row}: expected {width} fields, found {len(fields)}")
-                try:
-                    counts = [int(c) for c in fields[2:]]
-                except ValueError:
-                    raise DataError(f"{path}: row {row}: vote counts must be integers, "
-                                    f"found {','.join(fields[2:])!r}") from None
-                if min(counts) < 0:
-                    raise DataError(f"{path}: row {row}: negative vote count")
-                keys.append((fields[0].strip(), fields[1].strip()))
-                votes.append(counts)
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise DataError(f"{path}: cannot read ({e.__class__.__name__}: {e})") from None
+    expected = f"a header 'Usage,Image name' and {FERPLUS_VOTE_COLUMNS} vote columns"
+    for row, fields in _csv_rows(path, header, 2 + FERPLUS_VOTE_COLUMNS, expected):
+        try:
+            counts = [int(c) for c in fields[2:]]
+        except ValueError:
+            raise DataError(f"{path}: row {row}: vote counts must be integers, "
+                            f"found {','.join(fields[2:])!r}") from None
+        if min(counts) < 0:
+            raise DataError(f"{path}: row {row}: negative vote count")
+        keys.append((fields[0].strip(), fields[1].strip()))
+        votes.append(counts)
     return keys, np.array(votes, dtype=np.int64).reshape(-1, FERPLUS_VOTE_COLUMNS)
 
 
@@ -618,23 +630,11 @@ def mix_ferplus_votes(
     total = fp_soft.sum(axis=1)
     row_of = {str(i): r for r, i in enumerate(fp.ids) if total[r] > 0}
     pairs: dict[str, int] = {}
-    try:
-        with open(map_path, newline="", encoding="utf-8") as f:
-            reader = csv.reader(f)
-            header = [c.strip().lower() for c in next(reader, [])]
-            if header[:2] != ["fer2013_file", "ferplus_file"]:
-                raise DataError(f"{map_path}: line 1: expected the header 'fer2013_file,ferplus_file', "
-                                f"found {','.join(header)[:80]!r}")
-            for line, fields in enumerate(reader, 2):
-                if not fields:
-                    continue
-                if len(fields) != 2:
-                    raise DataError(f"{map_path}: line {line}: expected 2 fields, found {len(fields)}")
-                r = row_of.get(fields[1].strip())
-                if r is not None:
-                    pairs[fields[0].strip()] = r
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise DataError(f"{map_path}: cannot read ({e.__class__.__name__}: {e})") from None
+    for _, (fer_file, ferplus_file) in _csv_rows(map_path, ("fer2013_file", "ferplus_file"), 2,
+                                                 "the header 'fer2013_file,ferplus_file'"):
+        r = row_of.get(ferplus_file.strip())
+        if r is not None:
+            pairs[fer_file.strip()] = r
     soft = np.eye(len(faces.classes), dtype=np.float32)[faces.labels]
     rows = np.array([pairs.get(str(i), -1) for i in faces.ids])
     hit = rows >= 0

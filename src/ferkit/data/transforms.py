@@ -10,11 +10,13 @@ Input to both: a uint8 numpy array, (H, W) grayscale or (H, W, 3) RGB. Output: a
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torchvision.transforms import v2
 
 __all__ = ["BatchAugment", "eval_transform", "model_size_transform", "to_tensor_image", "train_transform"]
@@ -117,10 +119,6 @@ class BatchAugment(torch.nn.Module):
         self.p = {k: _get(aug, k) for k in keys}
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        import math
-
-        import torch.nn.functional as F
-
         p, g = self.p, generator
         n, dev = x.shape[0], x.device
 

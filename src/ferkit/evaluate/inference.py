@@ -73,13 +73,11 @@ def combine_views(logits: np.ndarray, columns: Sequence[int] | None = None, temp
     """``(N, V, C)`` logits -> ``(N, C')`` probabilities: softmax of ``logits[..., columns] / temperature``
     (+ ``shift[columns]``, a change of class prior from ``ferkit.infer.prior_shift``) per view (a
     restricted argmax renormalises over the kept classes), averaged over the views."""
-    z = np.asarray(logits, dtype=np.float64)
+    z = np.asarray(logits, dtype=np.float64) / float(temperature)
     if shift is not None:
-        z = z / float(temperature) + np.asarray(shift, dtype=np.float64)
-        temperature = 1.0
+        z = z + np.asarray(shift, dtype=np.float64)
     if columns is not None:
         z = z[..., list(columns)]
-    z = z / float(temperature)
     z = z - z.max(axis=-1, keepdims=True)
     p = np.exp(z)
     p /= p.sum(axis=-1, keepdims=True)

@@ -18,12 +18,13 @@ from ferkit.models import spp_net as _spp_net  # noqa: F401  (registers spp_net)
 from ferkit.models import torchvision_models as _torchvision_models  # noqa: F401  (registers resnet*, ...)
 from ferkit.models import vgg_fer as _vgg_fer  # noqa: F401  (registers vgg_fer)
 from ferkit.models._factory import count_parameters, create_model, head_prefix
-from ferkit.models._io import load_model, save_model
+from ferkit.models._io import SAFE_MODEL_KWARGS, load_model, model_kwargs_problem, save_model
 from ferkit.models._pretrained import adapt_input_conv, read_state_dict
 from ferkit.models._registry import is_model, list_models, register_model
 from ferkit.models._shipped import shipped_models
 
 __all__ = [
+    "SAFE_MODEL_KWARGS",
     "adapt_input_conv",
     "count_parameters",
     "create_model",
@@ -31,6 +32,7 @@ __all__ = [
     "is_model",
     "list_models",
     "load_model",
+    "model_kwargs_problem",
     "read_state_dict",
     "register_model",
     "save_model",

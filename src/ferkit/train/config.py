@@ -290,7 +290,7 @@ class TrainConfig:
             raise ConfigError(f"{source}: data.ferplus_votes needs data.ferplus_map (fer2013_file,ferplus_file CSV)")
         if self.loss.logit_adjust < 0:
             raise ConfigError(f"{source}: loss.logit_adjust must be >= 0")
-        from ferkit.models._io import model_kwargs_problem
+        from ferkit.models import model_kwargs_problem
 
         problem = model_kwargs_problem({"drop_rate": self.model.drop_rate, **self.model.kwargs}, "model.kwargs")
         if problem:
