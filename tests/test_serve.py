@@ -249,6 +249,9 @@ def _bad_requests(small_face: bytes) -> dict[str, tuple[dict, int, str]]:
                                "must be a file"),
         "broken multipart": ({"content": b"--x\r\nnonsense", "headers": {"Content-Type": "multipart/form-data"}}, 400,
                              "boundary"),
+        # Pillow reads EPS by handing it to Ghostscript: refused from its header, never decoded
+        "EPS image": ({"content": b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 64 64\nshowpage\n",
+                       "headers": {"Content-Type": "image/eps"}}, 415, "format EPS is not accepted"),
     }
 
 
@@ -314,7 +317,7 @@ def test_openapi_document(client: httpx.Client, small_face: bytes) -> None:
     assert set(r["timing"]) == set(schemas["Timing"]["properties"])
     HealthResponse.model_validate(client.get("/health").json())
     ModelsResponse.model_validate(client.get("/v1/models").json())
-    assert client.get("/docs").status_code == 200
+    assert client.get("/docs").status_code == 404  # Swagger UI would load from a CDN: not served
 
 
 # --------------------------------------------------------------------------------------- batching
@@ -455,3 +458,111 @@ def test_cli_rejects_unknown_model_in_one_line(capsys) -> None:
     assert ferkit_main(["serve", "--model", "no-such-model", "--port", str(free_port())]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("ferkit: error:") and "no-such-model" in err[-1]
+
+
+# --------------------------------------------------------------------------------------- safe to expose
+def _raw(port: int, head: str, body: bytes = b"") -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+    sock.sendall(head.replace("\n", "\r\n").encode() + b"\r\n" + body)
+    return sock
+
+
+def _status(sock: socket.socket) -> int:
+    data = b""
+    while b"\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return int(data.split(b" ", 2)[1])
+
+
+def test_host_and_origin_checks_then_normal_request(client: httpx.Client, server: Server, small_face: bytes) -> None:
+    jpeg = {"Content-Type": "image/jpeg"}
+    r = client.post("/v1/predict", content=small_face, headers={**jpeg, "Host": "evil.example"})
+    assert r.status_code == 400 and "Host 'evil.example' is not a name of this server" in r.json()["detail"]
+    # the DNS-rebinding shape: another site's name resolving to 127.0.0.1, Host and Origin agreeing
+    r = client.post("/v1/predict", content=small_face, headers={**jpeg, "Host": "evil.example", "Origin": "http://evil.example"})
+    assert r.status_code == 400
+    # a page of another site posting to this server from the user's browser (a CORS simple request)
+    for origin in ("http://evil.example", "null", f"http://localhost:{server.port + 1}"):
+        r = client.post("/v1/predict", files={"file": ("a.jpg", small_face, "image/jpeg")}, headers={"Origin": origin})
+        assert r.status_code == 403 and "cross-origin request refused" in r.json()["detail"], origin
+    assert client.get("/health", headers={"Origin": "http://evil.example"}).status_code == 200  # reading is harmless
+    # the page's own origin, and this server under its other loopback name, are served
+    assert_one_face(client.post("/v1/predict", content=small_face, headers={**jpeg, "Origin": server.url}))
+    assert_one_face(client.post("/v1/predict", content=small_face, headers={**jpeg, "Host": f"localhost:{server.port}"}))
+    # a WebSocket handshake naming a foreign Host is refused too
+    sock = _raw(server.port, "GET /v1/ws HTTP/1.1\nHost: evil.example\nUpgrade: websocket\nConnection: Upgrade\n"
+                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\nSec-WebSocket-Version: 13\n")
+    assert _status(sock) == 403
+    sock.close()
+    assert_one_face(client.post("/v1/predict", content=small_face, headers=jpeg))
+
+
+def test_high_bit_depth_upload_is_scaled_like_the_cli(client: httpx.Client, tmp_path: Path, capsys) -> None:
+    grey = Image.open(OBAMA).convert("L")
+    grey = grey.resize((400, round(400 * grey.height / grey.width)))
+    path = tmp_path / "obama16.png"
+    Image.fromarray(np.asarray(grey, np.uint16) * 257).save(path)  # 16-bit grey PNG, full range
+    assert Image.open(path).mode.startswith("I")
+    served = assert_one_face(client.post("/v1/predict", content=path.read_bytes(), headers={"Content-Type": "image/png"}))
+    assert ferkit_main(["predict", str(path), "--format", "json"]) == 0
+    cli = json.loads(capsys.readouterr().out)[0]["faces"]
+    assert [f["box"] for f in cli] == [served["faces"][0]["box"]]
+    assert served["faces"][0]["probabilities"] == pytest.approx(cli[0]["probabilities"], abs=1e-4)
+
+
+def test_token_and_busy_limit(tmp_path: Path, small_face: bytes) -> None:
+    """``--token`` (here from FERKIT_SERVE_TOKEN) guards all but /health and the page; with
+    ``--max-pending 1`` an upload stalled mid-body holds the only place: the next request gets 503
+    with Retry-After before its upload is read, /health shows the saturation, and once the first
+    upload completes the server answers again."""
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    token = "test-token_0123456789abcdef"
+    srv = Server(tmp_path, "--max-pending", "1", env={"FERKIT_SERVE_TOKEN": token})
+    jpeg = {"Content-Type": "image/jpeg"}
+    auth = {"Authorization": f"Bearer {token}"}
+    try:
+        with httpx.Client(base_url=srv.url, timeout=60) as c:
+            assert c.get("/health").status_code == 200 and c.get("/").status_code == 200
+            assert c.get("/static/app.js").status_code == 200
+            for path in ("/v1/models", "/openapi.json"):
+                r = c.get(path)
+                assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer", path
+            for headers in (jpeg, {**jpeg, "Authorization": "Bearer wrong-token-0123456789"}, {**jpeg, "Authorization": token}):
+                r = c.post("/v1/predict", content=small_face, headers=headers)
+                assert r.status_code == 401 and "token" in r.json()["detail"]
+            assert_one_face(c.post("/v1/predict", content=small_face, headers={**jpeg, **auth}))
+            ws_url = srv.url.replace("http", "ws") + "/v1/ws"
+            with pytest.raises(InvalidStatus):
+                connect(ws_url)
+            with connect(ws_url, subprotocols=["ferkit", f"bearer.{token}"]) as ws:  # as the page sends it
+                assert ws.subprotocol == "ferkit"
+                ws.send(small_face)
+                assert len(json.loads(ws.recv(timeout=60))["faces"]) == 1
+
+            sock = _raw(srv.port, f"POST /v1/predict HTTP/1.1\nHost: 127.0.0.1:{srv.port}\nAuthorization: Bearer {token}\n"
+                        f"Content-Type: image/jpeg\nContent-Length: {len(small_face)}\n", small_face[:1000])
+            deadline = time.monotonic() + 30
+            while c.get("/health").json()["load"]["in_flight"] < 1 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            r = c.post("/v1/predict", content=small_face, headers={**jpeg, **auth})
+            assert r.status_code == 503 and r.headers["retry-after"] == "1" and "server busy" in r.json()["detail"]
+            load = c.get("/health").json()["load"]
+            assert load == {"in_flight": 1, "max_pending": 1, "saturated": True, "refused": 1}
+            sock.sendall(small_face[1000:])
+            assert _status(sock) == 200
+            sock.close()
+            assert_one_face(c.post("/v1/predict", content=small_face, headers={**jpeg, **auth}))
+            assert c.get("/health").json()["load"]["in_flight"] == 0
+    finally:
+        srv.stop()
+
+
+def test_cli_refuses_a_weak_token_in_one_line(capsys) -> None:
+    assert ferkit_main(["serve", "--token", "secret", "--port", str(free_port())]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("ferkit: error: serve: --token:") and "16 or more" in err[0]

@@ -15,7 +15,7 @@ from ferkit import __version__
 from ferkit.errors import FerkitError
 
 #: subcommand modules, in the order `ferkit --help` lists them
-COMMANDS = ("predict", "video", "webcam", "train", "evaluate", "compare", "calibrate", "data", "models", "export", "serve", "explain",
+COMMANDS = ("predict", "video", "webcam", "batch", "train", "evaluate", "compare", "calibrate", "data", "models", "export", "serve", "explain",
             "ensemble", "benchmark")
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import glob
 import io
 import json
 import sys
@@ -25,31 +24,6 @@ from ferkit.errors import FerkitError
 
 DEFAULT_SAMPLE = "../shared/data/samples/two_people.jpg"
 _WRITABLE = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
-
-
-def expand_paths(args: list[str], recursive: bool = False) -> tuple[list[str], list[str]]:
-    """Folders -> their image files (sorted), globs -> matches; ``(paths, problems)``. Paths that do
-    not exist are kept, so that reading them reports the error; duplicates are dropped."""
-    from ferkit.infer import IMAGE_SUFFIXES
-
-    out: list[str] = []
-    problems: list[str] = []
-    for arg in args:
-        p = Path(arg)
-        if p.is_dir():
-            files = sorted(str(f) for f in (p.rglob("*") if recursive else p.iterdir())
-                           if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
-            if not files:
-                problems.append(f"{arg}: folder has no image files" + ("" if recursive else " (try --recursive)"))
-            out += files
-        elif not p.exists() and glob.has_magic(arg):
-            files = sorted(f for f in glob.glob(arg, recursive=True) if Path(f).is_file())
-            if not files:
-                problems.append(f"{arg}: no file matches")
-            out += files
-        else:
-            out.append(arg)
-    return list(dict.fromkeys(out)), problems
 
 
 def to_json(results: list[Any]) -> str:
@@ -136,7 +110,9 @@ def run(a: argparse.Namespace) -> int:
         if not Path(DEFAULT_SAMPLE).is_file():
             raise FerkitError(f"predict: give image files, folders or globs (the sample {DEFAULT_SAMPLE} is not here)")
         args = [DEFAULT_SAMPLE]
-    paths, problems = expand_paths(args, a.recursive)
+    from ferkit.infer import expand_paths
+
+    paths, problems = expand_paths(args, recursive=a.recursive)
     if not paths:
         raise FerkitError(problems[0] if len(problems) == 1 else f"predict: nothing to read ({'; '.join(problems)})")
     rec = make_recognizer(a, a.device)

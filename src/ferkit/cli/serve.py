@@ -2,8 +2,10 @@
 
 Binds 127.0.0.1 unless ``--host`` says otherwise. Endpoints: ``POST /v1/predict`` (multipart field
 ``file`` or a raw ``image/*`` body; ``?annotate=true`` for a JPEG), ``WebSocket /v1/ws``, ``GET
-/health``, ``GET /v1/models``, the OpenAPI document at ``/openapi.json`` (``/docs``). Bad uploads get
-a 4xx ``{"detail": "..."}``. Every option is also an environment variable ``FERKIT_SERVE_<OPTION>``.
+/health``, ``GET /v1/models``, the OpenAPI document at ``/openapi.json``. Bad uploads get a 4xx
+``{"detail": "..."}``, a full server 503. Requests must name this server in ``Host`` (loopback names
+unless ``--allowed-hosts``), browsers' cross-site requests are refused, and ``--token`` requires a
+bearer token. Every option is also an environment variable ``FERKIT_SERVE_<OPTION>``.
 
     ferkit serve --port 8000
     curl -F file=@photo.jpg http://127.0.0.1:8000/v1/predict
@@ -25,7 +27,8 @@ def settings_from_args(a: argparse.Namespace):
     from ferkit.serve.settings import Settings
 
     given = {k: getattr(a, k) for k in ("host", "port", "model", "detector", "backend", "device", "min_size", "workers",
-                                        "max_upload_mb", "max_megapixels", "max_batch", "batch_wait_ms")}
+                                        "max_upload_mb", "max_megapixels", "max_batch", "batch_wait_ms", "max_pending",
+                                        "allowed_hosts", "token")}
     try:
         return Settings(**{k: v for k, v in given.items() if v is not None})
     except ValidationError as e:
@@ -53,9 +56,9 @@ def run(a: argparse.Namespace) -> int:
     resolve_model_path(s.model)  # a wrong --model fails here in one line, not in the server's startup
     if s.detector is not None and s.detector not in list_detectors():
         raise FerkitError(f"serve: unknown detector {s.detector!r} (known: {', '.join(list_detectors())})")
-    if not _is_loopback(s.host):
-        print(f"ferkit serve: listening on {s.host}: reachable from other machines, with no authentication",
-              file=sys.stderr)
+    if not _is_loopback(s.host) and s.token is None:
+        print(f"ferkit serve: warning: listening on {s.host} without --token: anyone who can reach this machine can "
+              "use the server (set --token or FERKIT_SERVE_TOKEN; put TLS in front for untrusted networks)", file=sys.stderr)
     shown = f"[{s.host}]" if ":" in s.host else s.host
     print(f"ferkit serve: http://{shown}:{s.port}/  (model {s.model}, {s.workers} worker"
           f"{'s' * (s.workers != 1)}; Ctrl+C to stop)", file=sys.stderr)
@@ -67,7 +70,7 @@ def run(a: argparse.Namespace) -> int:
     else:  # each worker process builds its app (and loads its model) from the environment
         for key, value in s.model_dump().items():
             if value is not None:
-                os.environ[ENV_PREFIX + key.upper()] = str(value)
+                os.environ[ENV_PREFIX + key.upper()] = value.get_secret_value() if key == "token" else str(value)
         uvicorn.run("ferkit.serve.app:create_app_from_env", factory=True, host=s.host, port=s.port,
                     workers=s.workers, log_level=log_level)
     return 0
@@ -93,4 +96,10 @@ def add_parser(sub) -> None:
     p.add_argument("--max-batch", type=int, help="most faces classified together across concurrent requests (default: 32)")
     p.add_argument("--batch-wait-ms", type=float, help="wait this long for more faces before a batch (default: 0, "
                    "batch only what queued while the classifier was busy)")
+    p.add_argument("--max-pending", type=int, help="images accepted at once; beyond, 503 + Retry-After before the "
+                   "upload is read (default: 16)")
+    p.add_argument("--allowed-hosts", metavar="NAMES", help="extra Host names to answer to, comma-separated, e.g. "
+                   "myserver.lan ('*': any); loopback names and the bound address always")
+    p.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on everything but /health and the page "
+                   "(which takes it as http://host:port/#token=TOKEN); better given as FERKIT_SERVE_TOKEN")
     p.set_defaults(func=run)

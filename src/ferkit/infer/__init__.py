@@ -12,7 +12,7 @@ Drawing lives in ``ferkit.viz``; this package never draws, prints or exits.
 from __future__ import annotations
 
 from ferkit.infer._backends import PRIORS, parse_prior, prior_shift
-from ferkit.infer._io import IMAGE_SUFFIXES, ImageReadError, load_image, to_rgb_array
+from ferkit.infer._io import IMAGE_SUFFIXES, ImageReadError, expand_paths, load_image, to_rgb_array
 from ferkit.infer._recognizer import Recognizer
 from ferkit.infer._sources import SourceError, VideoSource, VideoWriter, open_source
 from ferkit.infer._tracker import IoUTracker
@@ -26,6 +26,7 @@ __all__ = [
     "SourceError",
     "VideoSource",
     "VideoWriter",
+    "expand_paths",
     "load_image",
     "open_source",
     "parse_prior",

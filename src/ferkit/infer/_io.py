@@ -1,7 +1,9 @@
 """Reading images: every input becomes a contiguous RGB uint8 ``(H, W, 3)`` array, once, here."""
 from __future__ import annotations
 
+import glob
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +11,7 @@ import numpy as np
 
 from ferkit.errors import FerkitError
 
-__all__ = ["IMAGE_SUFFIXES", "ImageReadError", "load_image", "to_rgb_array"]
+__all__ = ["IMAGE_SUFFIXES", "ImageReadError", "expand_paths", "load_image", "pil_to_rgb", "to_rgb_array"]
 
 #: file suffixes treated as images when a folder is expanded
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm", ".jfif")
@@ -32,7 +34,7 @@ def load_image(path: str | os.PathLike[str]) -> np.ndarray:
     image gives its first frame. Raises ImageReadError with one line naming the file for a missing
     file, a folder, a non-image file, or a truncated or corrupt image.
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
 
     p = Path(path)
     if not p.exists():
@@ -42,17 +44,29 @@ def load_image(path: str | os.PathLike[str]) -> np.ndarray:
     try:
         with Image.open(p) as im:
             im.load()
-            im = ImageOps.exif_transpose(im)
-            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                im = Image.fromarray((np.asarray(im, np.float64) / max(1, np.asarray(im).max()) * 255).astype(np.uint8))
-            rgb = im.convert("RGB")
+            rgb = pil_to_rgb(im)
     except UnidentifiedImageError:
         raise ImageReadError(f"{path}: not an image file (or a format Pillow cannot read)") from None
     except Image.DecompressionBombError as e:
         raise ImageReadError(f"{path}: image too large ({_why(e)})") from e
     except (OSError, SyntaxError, ValueError) as e:  # truncated data, corrupt headers, bad EXIF
         raise ImageReadError(f"{path}: truncated or corrupt image ({_why(e)})") from e
-    return np.ascontiguousarray(np.array(rgb, dtype=np.uint8))
+    return rgb
+
+
+def pil_to_rgb(im: Any) -> np.ndarray:
+    """A loaded PIL image as a contiguous RGB uint8 array, upright: the one conversion every
+    decoder of ferkit uses (files, uploads). EXIF orientation applied; 16- and 32-bit grey images
+    (modes I;16*, I, F) scaled so that their brightest pixel is 255, not clipped; palette, RGBA
+    (alpha dropped), CMYK converted."""
+    from PIL import Image, ImageOps
+
+    im = ImageOps.exif_transpose(im)
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        a = np.asarray(im, np.float64)
+        a = np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0).clip(0, None)
+        im = Image.fromarray((a / max(1.0, float(a.max())) * 255).round().astype(np.uint8))
+    return np.ascontiguousarray(np.array(im.convert("RGB"), dtype=np.uint8))
 
 
 def to_rgb_array(image: Any, *, what: str = "image") -> np.ndarray:
@@ -81,3 +95,29 @@ def to_rgb_array(image: Any, *, what: str = "image") -> np.ndarray:
     if image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) < 1:
         raise ImageReadError(f"{what}: expected an (H, W, 3) RGB array, got shape {image.shape}")
     return np.ascontiguousarray(image)
+
+
+def expand_paths(args: Iterable[str | os.PathLike[str]], *, recursive: bool = False,
+                 suffixes: tuple[str, ...] = IMAGE_SUFFIXES, what: str = "image") -> tuple[list[str], list[str]]:
+    """Folders -> their files with one of ``suffixes`` (sorted; sub-folders too with ``recursive``),
+    globs -> their matches, other paths -> themselves; ``(paths, problems)``. Paths that do not
+    exist are kept, so that reading them reports the error; duplicates are dropped. ``problems``
+    are one-line messages about a folder or glob that gave nothing."""
+    out: list[str] = []
+    problems: list[str] = []
+    for arg in map(os.fspath, args):
+        p = Path(arg)
+        if p.is_dir():
+            files = sorted(str(f) for f in (p.rglob("*") if recursive else p.iterdir())
+                           if f.is_file() and f.suffix.lower() in suffixes)
+            if not files:
+                problems.append(f"{arg}: folder has no {what} files" + ("" if recursive else " (try --recursive)"))
+            out += files
+        elif not p.exists() and glob.has_magic(arg):
+            files = sorted(f for f in glob.glob(arg, recursive=True) if Path(f).is_file())
+            if not files:
+                problems.append(f"{arg}: no file matches")
+            out += files
+        else:
+            out.append(arg)
+    return list(dict.fromkeys(out)), problems

@@ -236,6 +236,7 @@ class Recognizer:
         max_missed: int = 15,
         max_frames: int | None = None,
         frames: bool = True,
+        skipped: bool = True,
     ) -> Iterator[FrameResult]:
         """Per-frame results for a video file, a stream URL or a camera index (a generator: results
         are produced one frame at a time and nothing is accumulated).
@@ -251,6 +252,8 @@ class Recognizer:
             max_frames: stop after this many frames.
             frames: attach each RGB frame as ``result.image`` (for drawing or recording); the caller
                 should not keep them all.
+            skipped: yield the frames skipped by ``stride`` too (default); False yields only the
+                processed frames, and the skipped ones are grabbed without being decoded (faster).
         Raises SourceError (one line) for a missing or unreadable video or a camera that does not exist.
         """
         if stride < 1:
@@ -260,7 +263,7 @@ class Recognizer:
         last: list[FaceResult] = []
         name = src.name if isinstance(src.name, str) else str(src.name)
         try:
-            for index, t, rgb in src:
+            for index, t, rgb in (src if skipped else src.frames(stride)):
                 if max_frames is not None and index >= max_frames:
                     break
                 processed = index % stride == 0

@@ -60,8 +60,9 @@ class VideoSource:
     """Frames of a video file, stream URL or camera, as ``(index, time_s, rgb)`` tuples.
 
     Attributes: ``name`` (for messages), ``fps`` (the source's, 30 when unknown), ``frame_count``
-    (None for cameras and streams), ``width``, ``height``, ``live`` (camera or stream: time is the
-    wall clock since the first frame, not index / fps).
+    (the header's, None for cameras and streams), ``width``, ``height``, ``live`` (camera or stream:
+    time is the wall clock since the first frame, not index / fps), ``frames_read`` and
+    ``truncated`` (after iterating: how many frames came, and whether that is short of the header).
     Use as a context manager, or call :meth:`close`.
     """
 
@@ -98,23 +99,50 @@ class VideoSource:
         count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self.frame_count = count if count > 0 and not self.live else None
         self.height, self.width = first.shape[:2]
+        #: frames delivered so far by iteration (grabbed ones included)
+        self.frames_read = 0
 
     def __iter__(self) -> Iterator[tuple[int, float, np.ndarray]]:
+        return self.frames()
+
+    def frames(self, stride: int = 1) -> Iterator[tuple[int, float, np.ndarray]]:
+        """Every ``stride``-th frame (0, stride, 2*stride...) as ``(index, time_s, rgb)``; the frames
+        in between are only grabbed, not decoded to pixels (cheaper than reading them).
+        ``frames_read`` counts every frame the source delivered, skipped ones included."""
         import cv2
 
         if self._cap is None:
             raise SourceError(f"{self.name}: source is closed")
+        if stride < 1:
+            raise SourceError(f"{self.name}: stride must be >= 1, not {stride}")
         index, t0 = 0, time.monotonic()
         frame, self._first = self._first, None
         if frame is None:
             raise SourceError(f"{self.name}: a VideoSource can be iterated only once")
-        while frame is not None:
-            t = time.monotonic() - t0 if self.live else index / self.fps
-            yield index, t, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+        self.frames_read = 1
+        while True:
+            if index % stride == 0:
+                t = time.monotonic() - t0 if self.live else index / self.fps
+                yield index, t, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
             index += 1
-            ok, frame = self._cap.read()
+            if index % stride == 0:
+                ok, frame = self._cap.read()
+            else:
+                ok = self._cap.grab()
             if not ok:
-                frame = None
+                return
+            self.frames_read += 1
+
+    @property
+    def truncated(self) -> str | None:
+        """After iterating a file to its end: why it looks cut short (fewer frames decoded than its
+        header announces, beyond a 1 % tolerance for containers that round), else None."""
+        if self.frame_count is None or self.frames_read == 0:
+            return None
+        missing = self.frame_count - self.frames_read
+        if missing > max(1, self.frame_count // 100):
+            return f"truncated video: decoded {self.frames_read} of the {self.frame_count} frames its header announces"
+        return None
 
     def close(self) -> None:
         if self._cap is not None:

@@ -17,6 +17,7 @@ from ferkit import __version__
 from ferkit.serve.engine import Engine
 from ferkit.serve.errors import InputError
 from ferkit.serve.routers import meta, predict, stream
+from ferkit.serve.security import Guard, allowed_hosts_for
 from ferkit.serve.settings import Settings, get_settings
 
 __all__ = ["create_app", "create_app_from_env"]
@@ -28,7 +29,8 @@ DESCRIPTION = """Facial expression recognition over HTTP.
 * `POST /v1/predict`: an image (multipart field `file`, or the raw body with an `image/*` Content-Type) ->
   every face with its box `[x, y, w, h]`, emotion, confidence and probabilities; `?annotate=true` -> JPEG.
 * `WebSocket /v1/ws`: binary image frames in, one JSON answer per frame out (used by the page at `/`).
-* Every error is `{"detail": "..."}` with a 4xx status.
+* Every error is `{"detail": "..."}` with a 4xx status (503 with `Retry-After` when busy).
+* Host names, cross-site Origins and (with `--token`) a bearer token are checked first (`ferkit.serve.security`).
 """
 
 
@@ -54,13 +56,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await engine.close()
 
-    app = FastAPI(title="ferkit", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    # no /docs or /redoc: their pages load Swagger UI and ReDoc from a CDN; /openapi.json stays
+    app = FastAPI(title="ferkit", version=__version__, description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.dependency_overrides[get_settings] = lambda: settings
 
     @app.exception_handler(InputError)
     async def _input_error(request: Request, exc: InputError) -> JSONResponse:
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -80,6 +84,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(stream.router)
     app.include_router(meta.router)
     app.mount("/static", StaticFiles(directory=meta.STATIC_DIR), name="static")
+    token = settings.token.get_secret_value() if settings.token else None
+    app.add_middleware(Guard, allowed_hosts=allowed_hosts_for(settings.host, settings.extra_hosts), token=token)
     return app
 
 

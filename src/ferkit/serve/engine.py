@@ -11,13 +11,16 @@ import asyncio
 import io
 import logging
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from ferkit.serve.batcher import MicroBatcher
+from ferkit.serve.errors import InputError
 from ferkit.serve.images import decode_image
 from ferkit.serve.settings import Settings
 from ferkit.types import FaceResult, ImageResult
@@ -60,8 +63,26 @@ class Engine:
                                     max_wait_s=settings.batch_wait_ms / 1e3)
         self._detect_pool = ThreadPoolExecutor(1, thread_name_prefix="ferkit-detect")
         self.started = time.time()
+        self.in_flight = 0  # images admitted and not answered yet (the event loop is the only writer)
+        self.refused = 0
         self.load_s = time.perf_counter() - t
         log.info("loaded %r in %.1f s", self.recognizer, self.load_s)
+
+    @contextmanager
+    def admit(self) -> Iterator[None]:
+        """Hold one of the ``max_pending`` places for an image while it is read and processed;
+        InputError 503 (``Retry-After: 1``) when every place is taken. Entered before the upload is
+        read, so at most ``max_pending`` uploads are held in memory."""
+        limit = self.settings.max_pending
+        if self.in_flight >= limit:
+            self.refused += 1
+            raise InputError(503, f"server busy: {self.in_flight} images in progress, the limit is {limit} "
+                                  "(ferkit serve --max-pending); retry in a moment", headers={"Retry-After": "1"})
+        self.in_flight += 1
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
 
     async def start(self) -> None:
         await self.batcher.start()

@@ -7,9 +7,11 @@ __all__ = ["InputError"]
 
 
 class InputError(FerkitError):
-    """Bad client input; ``status_code`` is the HTTP status (4xx) of the JSON error answer."""
+    """Bad client input (4xx) or a busy server (503); ``status_code`` is the HTTP status of the JSON
+    error answer, ``headers`` extra response headers (``Retry-After``)."""
 
-    def __init__(self, status_code: int, detail: str):
+    def __init__(self, status_code: int, detail: str, headers: dict[str, str] | None = None):
         super().__init__(detail)
         self.status_code = status_code
         self.detail = detail
+        self.headers = headers

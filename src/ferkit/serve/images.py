@@ -12,7 +12,11 @@ import numpy as np
 
 from ferkit.serve.errors import InputError
 
-__all__ = ["decode_image", "sniff"]
+__all__ = ["FORMATS", "decode_image", "sniff"]
+
+#: Pillow formats accepted from clients -> the name shown; anything else (EPS, which Pillow hands to
+#: Ghostscript, PSD, ICO, the many rarely used formats) is refused with 415 before decoding
+FORMATS = {"JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG", "WEBP": "WebP", "BMP": "BMP", "TIFF": "TIFF", "GIF": "GIF"}
 
 
 def _why(e: BaseException) -> str:
@@ -38,11 +42,13 @@ def sniff(data: bytes) -> str:
 
 
 def decode_image(data: bytes, *, max_pixels: int) -> np.ndarray:
-    """Decode an uploaded image (any format Pillow reads; EXIF orientation applied, first frame of
-    an animation). Raises InputError: 400 empty, 413 too many pixels, 422 not an image / truncated / corrupt."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    """Decode an uploaded image (JPEG, PNG, WebP, BMP, TIFF, GIF's first frame; EXIF orientation
+    applied; high bit depths scaled, as ``ferkit predict`` reads files: ``ferkit.infer._io.pil_to_rgb``).
+    Raises InputError: 400 empty, 413 too many pixels, 415 another format, 422 not an image /
+    truncated / corrupt."""
+    from PIL import Image, UnidentifiedImageError
 
-    from ferkit.infer import to_rgb_array
+    from ferkit.infer._io import pil_to_rgb
 
     if not data:
         raise InputError(400, "empty image: the upload has no bytes")
@@ -55,6 +61,8 @@ def decode_image(data: bytes, *, max_pixels: int) -> np.ndarray:
     except (OSError, SyntaxError, ValueError) as e:
         raise InputError(422, f"corrupt image header: {_why(e)}") from None
     with im:
+        if im.format not in FORMATS:
+            raise InputError(415, f"image format {im.format} is not accepted (accepted: {', '.join(sorted(set(FORMATS.values())))})")
         w, h = im.size
         if w * h > max_pixels:
             raise InputError(413, f"image too large: its header says {w}x{h} pixels ({w * h / 1e6:.1f} megapixels); "
@@ -63,8 +71,7 @@ def decode_image(data: bytes, *, max_pixels: int) -> np.ndarray:
             raise InputError(422, f"image has no pixels ({w}x{h})")
         try:
             im.load()
-            im = ImageOps.exif_transpose(im)
-            rgb = to_rgb_array(im)
+            rgb = pil_to_rgb(im)
         except Image.DecompressionBombError as e:
             raise InputError(413, _bomb_message(e, max_pixels)) from None
         except (OSError, SyntaxError, ValueError) as e:  # truncated data, broken streams, bad EXIF

@@ -91,11 +91,19 @@ class BatchingStats(BaseModel):
     mean_batch: float = Field(description="faces per batch")
 
 
+class LoadStats(BaseModel):
+    in_flight: int = Field(description="images admitted and not answered yet")
+    max_pending: int = Field(description="the limit (ferkit serve --max-pending); beyond it, 503")
+    saturated: bool = Field(description="in_flight has reached max_pending: new images are refused for now")
+    refused: int = Field(description="images refused with 503 since the start")
+
+
 class HealthResponse(BaseModel):
     status: Literal["ok"]
     version: str
     model: str
     uptime_s: float
+    load: LoadStats
     batching: BatchingStats
 
 

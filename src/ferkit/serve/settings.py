@@ -6,7 +6,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["ENV_PREFIX", "Settings", "get_settings"]
@@ -32,6 +32,26 @@ class Settings(BaseSettings):
     max_batch: int = Field(32, ge=1, description="most faces classified together across concurrent requests")
     batch_wait_ms: float = Field(0.0, ge=0, le=1000, description="how long a batch waits for more faces (0: it takes "
                                  "only what queued up while the classifier was busy, adding no latency)")
+
+    max_pending: int = Field(16, ge=1, description="images accepted at once (requests and WebSocket frames being read, "
+                             "detected or classified); beyond, 503 with Retry-After, before the upload is read")
+    allowed_hosts: str | None = Field(None, description="extra Host names the server answers to, comma-separated "
+                                      "('*': any); loopback names and the bound address always")
+    token: SecretStr | None = Field(None, description="bearer token required on everything but /health and the page")
+
+    @field_validator("token")
+    @classmethod
+    def _token_shape(cls, v: SecretStr | None) -> SecretStr | None:
+        from ferkit.serve.security import TOKEN_PATTERN
+
+        if v is not None and not TOKEN_PATTERN.fullmatch(v.get_secret_value()):
+            raise ValueError("the token must be 16 or more of A-Z a-z 0-9 . _ ~ - (e.g. python -c "
+                             "'import secrets; print(secrets.token_urlsafe(24))')")
+        return v
+
+    @property
+    def extra_hosts(self) -> list[str]:
+        return [h for h in (self.allowed_hosts or "").split(",") if h.strip()]
 
     @property
     def max_upload_bytes(self) -> int:

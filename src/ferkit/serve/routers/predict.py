@@ -44,6 +44,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorResponse, "description": "Upload over the size limit, or an image whose header claims too many pixels"},
     415: {"model": ErrorResponse, "description": "Content-Type is neither multipart/form-data nor image/*"},
     422: {"model": ErrorResponse, "description": "Not an image, a truncated or corrupt image, or an invalid query parameter"},
+    503: {"model": ErrorResponse, "description": "Busy: --max-pending images in progress; retry after `Retry-After` seconds"},
 }
 
 
@@ -154,10 +155,11 @@ async def predict(
 ) -> Any:
     """Every face in the image with its box `[x, y, w, h]`, emotion, confidence and class probabilities
     (the face keys of `ferkit predict --format json`), the image size, the model and timing."""
-    data, name = await image_from_request(request, settings)
-    pred = await engine.predict(data, path=name, keep_image=annotate)
-    if annotate:
-        jpeg = await engine.run_cpu(engine.annotated_jpeg, pred)
-        return Response(jpeg, media_type="image/jpeg",
-                        headers={"X-Faces": str(len(pred.result.faces)), "X-Total-Ms": str(pred.timing["total_ms"])})
+    with engine.admit():  # 503 before reading the upload when the server is full
+        data, name = await image_from_request(request, settings)
+        pred = await engine.predict(data, path=name, keep_image=annotate)
+        if annotate:
+            jpeg = await engine.run_cpu(engine.annotated_jpeg, pred)
+            return Response(jpeg, media_type="image/jpeg",
+                            headers={"X-Faces": str(len(pred.result.faces)), "X-Total-Ms": str(pred.timing["total_ms"])})
     return {**pred.result.to_dict(), "model": settings.model, "timing": pred.timing}

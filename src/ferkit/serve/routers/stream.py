@@ -5,11 +5,10 @@ answers each with one text message, a JSON ``StreamResult`` (the ``/v1/predict``
 ``frame``) or, for a frame it cannot use, a ``StreamError`` ``{"detail", "status", "frame"}``; the
 connection stays open either way. Frames are answered in order, one at a time, so a client that
 sends the next frame only after the answer (as the page does) never builds a backlog. A page from
-another origin (another site open in the visitor's browser) is refused with close code 1008.
+another origin (another site open in the visitor's browser), a foreign Host or a missing token
+(with ``--token``) is refused with close code 1008 (``ferkit.serve.security``).
 """
 from __future__ import annotations
-
-from urllib.parse import urlparse
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
@@ -23,12 +22,9 @@ router = APIRouter(tags=["stream"])
 
 @router.websocket("/v1/ws")
 async def stream(websocket: WebSocket, settings: SettingsDep, engine: EngineDep) -> None:
-    origin = websocket.headers.get("origin")
-    if origin and urlparse(origin).netloc != websocket.headers.get("host"):
-        # another site's page in the visitor's browser: refuse (non-browser clients send no Origin)
-        await websocket.close(code=1008, reason="cross-origin WebSocket refused")
-        return
-    await websocket.accept()
+    # Host, Origin and token were checked by ferkit.serve.security.Guard; a browser that offered
+    # subprotocols (the page's "ferkit", "bearer.<token>") needs one of them echoed
+    await websocket.accept(subprotocol="ferkit" if "ferkit" in websocket.scope.get("subprotocols", []) else None)
     frame = 0
     try:
         while True:
@@ -42,7 +38,8 @@ async def stream(websocket: WebSocket, settings: SettingsDep, engine: EngineDep)
                 if len(data) > settings.max_upload_bytes:
                     raise InputError(413, f"frame too large: {len(data) / 1e6:.1f} MB; the limit is "
                                           f"{settings.max_upload_mb:g} MB")
-                pred = await engine.predict(data)
+                with engine.admit():
+                    pred = await engine.predict(data)
                 await websocket.send_json({**pred.result.to_dict(), "model": settings.model, "timing": pred.timing,
                                            "frame": frame})
             except InputError as e:

@@ -13,6 +13,10 @@
   const $ = (id) => document.getElementById(id);
   const video = $("video"), overlay = $("overlay"), chart = $("chart"), photoView = $("photo-view");
   const capture = document.createElement("canvas");
+  // With `ferkit serve --token`, open the page as http://host:port/#token=TOKEN: the token stays in
+  // the browser (a fragment is never sent) and goes with each request as a bearer token.
+  const TOKEN = new URLSearchParams(location.hash.slice(1)).get("token");
+  const AUTH = TOKEN ? { Authorization: `Bearer ${TOKEN}` } : {};
 
   const state = {
     classes: [], model: null, mode: "camera", hasCamera: false, ws: null, busy: false,
@@ -181,7 +185,8 @@
 
   // ------------------------------------------------------------------ camera + WebSocket
   function connect() {
-    const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/v1/ws`);
+    const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/v1/ws`;
+    const ws = TOKEN ? new WebSocket(url, ["ferkit", `bearer.${TOKEN}`]) : new WebSocket(url);
     state.ws = ws;
     ws.onopen = () => { state.busy = false; setStatus("live"); pump(); };
     ws.onmessage = (ev) => {
@@ -272,7 +277,7 @@
     form.append("file", file);
     const t = performance.now();
     try {
-      const [response] = await Promise.all([fetch("/v1/predict", { method: "POST", body: form }), photoView.decode().catch(() => {})]);
+      const [response] = await Promise.all([fetch("/v1/predict", { method: "POST", body: form, headers: AUTH }), photoView.decode().catch(() => {})]);
       const msg = await response.json();
       $("latency").textContent = `${Math.round(performance.now() - t)} ms`;
       if (!response.ok) throw new Error(msg.detail || `HTTP ${response.status}`);
@@ -296,7 +301,7 @@
   (async () => {
     drawChart();
     try {
-      const m = await (await fetch("/v1/models")).json();
+      const m = await (await fetch("/v1/models", { headers: AUTH })).json();
       state.model = m.loaded;
       state.classes = m.loaded.classes;
       $("model").textContent = `${m.loaded.name} · ${m.loaded.arch || "model"} · ${m.loaded.detector} · ${m.loaded.device}`;
