@@ -54,15 +54,18 @@ def _cut_clip(path: Path, frames: int = 60) -> None:
     """An MJPG AVI of the clip's first frames, cut to half its bytes: readable, but short of its header."""
     import cv2
 
-    cap = cv2.VideoCapture(str(CLIP))
-    full = path.with_name("full.avi")
-    w = cv2.VideoWriter(str(full), cv2.VideoWriter_fourcc(*"MJPG"), 29.97, (640, 360))
-    for _ in range(frames):
-        ok, frame = cap.read()
-        assert ok
-        w.write(frame)
-    w.release()
-    cap.release()
+    from ferkit.infer._sources import quiet_opencv
+
+    with quiet_opencv():  # FFmpeg's log level is fixed at its first use in this process: keep it quiet
+        cap = cv2.VideoCapture(str(CLIP))
+        full = path.with_name("full.avi")
+        w = cv2.VideoWriter(str(full), cv2.VideoWriter_fourcc(*"MJPG"), 29.97, (640, 360))
+        for _ in range(frames):
+            ok, frame = cap.read()
+            assert ok
+            w.write(frame)
+        w.release()
+        cap.release()
     data = full.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     full.unlink()

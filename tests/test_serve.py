@@ -566,3 +566,26 @@ def test_cli_refuses_a_weak_token_in_one_line(capsys) -> None:
     assert ferkit_main(["serve", "--token", "secret", "--port", str(free_port())]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("ferkit: error: serve: --token:") and "16 or more" in err[0]
+
+
+def test_huge_image_is_detected_on_a_bounded_copy(client: httpx.Client, small_face: bytes) -> None:
+    """A 49-megapixel upload (under the 50 MP limit) is answered, detection running on a copy of at
+    most --max-detect-megapixels (2); a face in a 4-megapixel photo is boxed in that photo's pixels."""
+    jpeg = {"Content-Type": "image/jpeg"}
+    buf = io.BytesIO()
+    Image.new("RGB", (7000, 7000), (120, 130, 140)).save(buf, "JPEG", quality=20)
+    assert len(buf.getvalue()) < LIMIT_MB * 1_000_000
+    r = client.post("/v1/predict", content=buf.getvalue(), headers=jpeg)
+    assert r.status_code == 200 and (r.json()["width"], r.json()["height"], r.json()["faces"]) == (7000, 7000, [])
+    assert_one_face(client.post("/v1/predict", content=small_face, headers=jpeg))
+
+    small = Image.open(io.BytesIO(small_face))
+    big = small.resize((small.width * 5, small.height * 5), Image.BICUBIC)  # 2000x2500: 5 MP
+    buf = io.BytesIO()
+    big.save(buf, "JPEG", quality=60)
+    served = assert_one_face(client.post("/v1/predict", content=buf.getvalue(), headers=jpeg))
+    assert (served["width"], served["height"]) == big.size
+    x, y, w, h = served["faces"][0]["box"]
+    sx, sy, sw, sh = (v * 5 for v in assert_one_face(client.post("/v1/predict", content=small_face, headers=jpeg))["faces"][0]["box"])
+    inter = max(0, min(x + w, sx + sw) - max(x, sx)) * max(0, min(y + h, sy + sh) - max(y, sy))
+    assert inter / (w * h + sw * sh - inter) > 0.5, (served["faces"][0]["box"], (sx, sy, sw, sh))

@@ -27,7 +27,8 @@ def settings_from_args(a: argparse.Namespace):
     from ferkit.serve.settings import Settings
 
     given = {k: getattr(a, k) for k in ("host", "port", "model", "detector", "backend", "device", "min_size", "workers",
-                                        "max_upload_mb", "max_megapixels", "max_batch", "batch_wait_ms", "max_pending",
+                                        "max_upload_mb", "max_megapixels", "max_detect_megapixels", "max_batch", "batch_wait_ms",
+                                        "max_pending",
                                         "allowed_hosts", "token")}
     try:
         return Settings(**{k: v for k, v in given.items() if v is not None})
@@ -93,6 +94,8 @@ def add_parser(sub) -> None:
     p.add_argument("--max-upload-mb", type=float, help="largest accepted upload in MB (default: 10)")
     p.add_argument("--max-megapixels", type=float, help="largest accepted image, checked from its header before "
                    "decoding (default: 50)")
+    p.add_argument("--max-detect-megapixels", type=float, help="detect faces on a copy scaled down to this size, "
+                   "boxes mapped back: a huge image costs the detector no more than this (default: 2)")
     p.add_argument("--max-batch", type=int, help="most faces classified together across concurrent requests (default: 32)")
     p.add_argument("--batch-wait-ms", type=float, help="wait this long for more faces before a batch (default: 0, "
                    "batch only what queued while the classifier was busy)")

@@ -61,12 +61,14 @@ def pil_to_rgb(im: Any) -> np.ndarray:
     (alpha dropped), CMYK converted."""
     from PIL import Image, ImageOps
 
-    im = ImageOps.exif_transpose(im)
+    ImageOps.exif_transpose(im, in_place=True)  # no copy of a large photo when it is upright already
     if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         a = np.asarray(im, np.float64)
         a = np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0).clip(0, None)
         im = Image.fromarray((a / max(1.0, float(a.max())) * 255).round().astype(np.uint8))
-    return np.ascontiguousarray(np.array(im.convert("RGB"), dtype=np.uint8))
+    if im.mode != "RGB":
+        im = im.convert("RGB")
+    return np.ascontiguousarray(np.array(im, dtype=np.uint8))
 
 
 def to_rgb_array(image: Any, *, what: str = "image") -> np.ndarray:

@@ -62,6 +62,10 @@ class Recognizer:
             ``.onnx``/``.json`` pair, or a name/path/pair exported on first use into the cache
             (``ferkit.infer._backends``). Probabilities match PyTorch within 1e-4.
         threads: ONNX Runtime intra-op threads (None: ``torch.get_num_threads()``).
+        detect_max_pixels: detect faces on a copy of the image scaled down to at most this many
+            pixels (boxes mapped back; crops still cut from the full image), so that a huge image
+            costs the detector no more than this; None (default): the image as it is. The
+            detector's ``min_size`` then applies to the copy.
 
     Preprocessing comes only from the model's metadata (``ferkit.data.transforms.eval_transform``).
     Load once, call many times; nothing is printed.
@@ -83,6 +87,7 @@ class Recognizer:
         backend: str = "torch",
         threads: int | None = None,
         prior: str | Sequence[float] | dict[str, float] | None = None,
+        detect_max_pixels: int | None = None,
     ):
         from ferkit.data.transforms import eval_transform
 
@@ -109,6 +114,9 @@ class Recognizer:
         self.margin = float(getattr(self.detector, "crop_margin", 0.0) if margin is None else margin)
         self.max_faces = max_faces
         self.batch_size = int(batch_size)
+        if detect_max_pixels is not None and detect_max_pixels < 64 * 64:
+            raise FerkitError(f"Recognizer: detect_max_pixels must be at least 4096, not {detect_max_pixels}")
+        self.detect_max_pixels = detect_max_pixels
 
     def __repr__(self) -> str:
         name = self.meta.get("name") or self.meta.get("arch")
@@ -118,12 +126,32 @@ class Recognizer:
     # ------------------------------------------------------------------------------ building blocks
     def detect(self, image: np.ndarray) -> tuple[Faces, np.ndarray | None]:
         """Faces and, when configured, their landmarks ``(n, 5|68, 2)`` in an RGB uint8 image."""
-        faces = self.detector.detect(image)
+        faces = self._detect_scaled(image)
         if self.max_faces is not None and len(faces) > self.max_faces:
             faces = faces[np.argsort(-faces.scores, kind="stable")[: self.max_faces]]
         faces = faces.sorted()
         points = landmarks(image, faces, self.landmarks) if self.landmarks and len(faces) else None
         return faces, points
+
+    def _detect_scaled(self, image: np.ndarray) -> Faces:
+        """The detector on ``image``, or on its copy scaled to ``detect_max_pixels`` with the boxes
+        mapped back (outward to whole pixels, clipped to the image)."""
+        h, w = image.shape[:2]
+        if not self.detect_max_pixels or h * w <= self.detect_max_pixels:
+            return self.detector.detect(image)
+        import cv2
+
+        scale = (self.detect_max_pixels / (h * w)) ** 0.5
+        small = cv2.resize(image, (max(1, int(w * scale)), max(1, int(h * scale))), interpolation=cv2.INTER_AREA)
+        found = self.detector.detect(small)
+        if not len(found):
+            return found
+        sx, sy = w / small.shape[1], h / small.shape[0]
+        xyxy = found.xyxy.astype(np.float64) * [sx, sy, sx, sy]
+        x1, y1 = np.floor(xyxy[:, 0]).clip(0, w - 1), np.floor(xyxy[:, 1]).clip(0, h - 1)
+        x2, y2 = np.ceil(xyxy[:, 2]).clip(1, w), np.ceil(xyxy[:, 3]).clip(1, h)
+        boxes = np.stack([x1, y1, np.maximum(x2 - x1, 1), np.maximum(y2 - y1, 1)], axis=1)
+        return Faces(boxes.astype(np.int64), found.scores)
 
     def crop(self, image: np.ndarray, faces: Faces, points: np.ndarray | None = None) -> list[np.ndarray]:
         """The crops the classifier sees (before the model's preprocessing), one per face."""

@@ -34,7 +34,7 @@ def build_recognizer(settings: Settings) -> Any:
     """The Recognizer for ``settings``; options left unset (None) keep the Recognizer's defaults."""
     from ferkit.infer import Recognizer
 
-    kwargs: dict[str, Any] = {"device": settings.device}
+    kwargs: dict[str, Any] = {"device": settings.device, "detect_max_pixels": int(settings.max_detect_megapixels * 1e6)}
     if settings.detector is not None:
         kwargs["detector"] = settings.detector
     if settings.min_size is not None:

@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=1, description="uvicorn worker processes, each with its own model")
     max_upload_mb: float = Field(10.0, gt=0, description="largest accepted upload (image bytes), in MB (10**6 bytes)")
     max_megapixels: float = Field(50.0, gt=0, description="largest accepted image, from its header, before decoding")
+    max_detect_megapixels: float = Field(2.0, gt=0, description="faces are detected on a copy of the image scaled "
+                                         "down to this many megapixels (boxes mapped back, crops from the full image)")
     max_batch: int = Field(32, ge=1, description="most faces classified together across concurrent requests")
     batch_wait_ms: float = Field(0.0, ge=0, le=1000, description="how long a batch waits for more faces (0: it takes "
                                  "only what queued up while the classifier was busy, adding no latency)")

@@ -1,0 +1,78 @@
+"""A huge upload against ``ferkit serve`` (issue 18): a 7000x7000 JPEG (49 megapixels, under the
+50 MP limit) alone, then beside a normal request (obama.jpg sent 0.2 s after it); the answer times,
+and the server's resident memory before, at its peak (VmHWM) and after.
+
+    python benchmarks/bench_serve_huge.py [--side 7000] [-- extra ferkit serve options]
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import platform
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+from bench_serve import SAMPLES, start_server  # the script's own folder is on sys.path
+from PIL import Image
+
+
+def rss_mb(pid: int) -> tuple[float, float]:
+    """(VmRSS, VmHWM) of a process in MB (Linux)."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--side", type=int, default=7000)
+    p.add_argument("serve_args", nargs=argparse.REMAINDER, help="after --: options for ferkit serve")
+    a = p.parse_args()
+    buf = io.BytesIO()
+    Image.new("RGB", (a.side, a.side), (120, 130, 140)).save(buf, "JPEG", quality=20)
+    huge, normal = buf.getvalue(), (SAMPLES / "obama.jpg").read_bytes()
+    jpeg = {"Content-Type": "image/jpeg"}
+    extra = [x for x in a.serve_args if x != "--"]
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, url = start_server(extra, Path(tmp) / "server.log")
+        try:
+            with httpx.Client(base_url=url, timeout=300) as c:
+                for _ in range(2):
+                    c.post("/v1/predict", content=normal, headers=jpeg)  # warm-up
+                base, _ = rss_mb(proc.pid)
+                t = time.perf_counter()
+                r = c.post("/v1/predict", content=huge, headers=jpeg)
+                alone = time.perf_counter() - t
+                after, peak = rss_mb(proc.pid)
+                print(f"machine: {platform.processor() or platform.machine()}; server {url} {' '.join(extra)}")
+                print(f"{a.side}x{a.side} JPEG ({len(huge) / 1e3:.0f} kB) alone: HTTP {r.status_code} in {alone:.2f} s, "
+                      f"{len(r.json().get('faces', []))} faces; server RSS {base:.0f} MB before, peak {peak:.0f} MB "
+                      f"(+{peak - base:.0f}), {after:.0f} MB after")
+                got: dict[str, float] = {}
+
+                def send(name: str, body: bytes, delay: float) -> None:
+                    time.sleep(delay)
+                    t0 = time.perf_counter()
+                    with httpx.Client(base_url=url, timeout=300) as cc:
+                        cc.post("/v1/predict", content=body, headers=jpeg).raise_for_status()
+                    got[name] = time.perf_counter() - t0
+
+                threads = [threading.Thread(target=send, args=("huge", huge, 0.0)),
+                           threading.Thread(target=send, args=("normal", normal, 0.2))]
+                for th in threads:
+                    th.start()
+                for th in threads:
+                    th.join()
+                print(f"side by side: the huge one {got['huge']:.2f} s, a normal request (obama.jpg) sent 0.2 s later "
+                      f"{got['normal']:.2f} s")
+                time.sleep(10)
+                print(f"server RSS 10 s later: {rss_mb(proc.pid)[0]:.0f} MB")
+        finally:
+            proc.terminate()
+            proc.wait(30)
+
+
+if __name__ == "__main__":
+    main()
