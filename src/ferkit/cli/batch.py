@@ -11,8 +11,9 @@ frame without a face gets one row with no box. Running the same command again sk
 already in DIR (same path, size and modification time); a run killed at any point loses at most
 the shard in flight and never duplicates a row.
 
-Engines: local (default: a process pool over every core, one model load per worker), or ray
-(Ray Data actors; a local Ray, or the cluster at --address; --gpus N for GPU actors).
+Engines: local (default: a process pool over every core, forked from this process once the model
+is loaded), or ray (Ray Data actors, each loading the model; a local Ray, or the cluster at
+--address; --gpus N for GPU actors).
 """
 from __future__ import annotations
 
