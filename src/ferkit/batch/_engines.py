@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Self
 
 from ferkit.batch._inputs import Input
 from ferkit.batch._worker import BatchWorker, InputResult
@@ -176,7 +176,7 @@ class RayStart:
     def start(self) -> None:
         import ray
 
-        if ray.is_initialized():
+        if self.started or ray.is_initialized():
             return
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR"}
         try:
@@ -198,14 +198,22 @@ class RayStart:
             ray.shutdown()
             self.started = False
 
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
 
 def run_ray(items: Sequence[Input], spec: dict[str, Any], options: dict[str, Any], *, workers: int | None = None,
             chunk: int = 8, gpus: int = 0, start: RayStart | None = None) -> Iterator[InputResult]:
-    """Ray Data over an actor pool, on the Ray that ``start`` connected to or started (default: a
-    local Ray, or the one already initialised in this process); a Ray it started is shut down after."""
+    """Ray Data over an actor pool, on the Ray that ``start`` connected to or started (whoever made
+    ``start`` stops it); without one, a local Ray (or the one already initialised in this process)
+    that is shut down after."""
     import ray
     import ray.data
 
+    own = start is None
     start = start or RayStart(None, workers)
     try:
         start.start()
@@ -229,4 +237,5 @@ def run_ray(items: Sequence[Input], spec: dict[str, Any], options: dict[str, Any
             for text in batch["result"]:
                 yield InputResult.from_json(text)
     finally:
-        start.stop()
+        if own:
+            start.stop()

@@ -68,10 +68,10 @@ def read_path_list(path: str | os.PathLike[str]) -> list[str]:
         elif suffix == ".csv":
             with p.open(newline="", encoding="utf-8") as f:
                 rows = list(csv.reader(f))
-            col = rows[0].index("path") if rows and "path" in rows[0] else 0
-            body = rows[1:] if rows and "path" in rows[0] else rows
+            header = bool(rows) and "path" in rows[0]
+            col = rows[0].index("path") if header else 0
             entries = []
-            for n, row in enumerate(body, start=2 if rows and "path" in rows[0] else 1):
+            for n, row in enumerate(rows[1:] if header else rows, start=2 if header else 1):
                 if len(row) <= col or not row[col].strip():
                     raise FerkitError(f"{p}: row {n}: no path in column {col + 1}")
                 entries.append(row[col].strip())

@@ -5,12 +5,13 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 from ferkit.batch._engines import ENGINES, RayStart, run_local, run_ray
-from ferkit.batch._inputs import Input, expand_inputs
-from ferkit.batch._sink import ShardSink, todo_inputs
+from ferkit.batch._inputs import expand_inputs
+from ferkit.batch._sink import ShardSink
 from ferkit.batch._worker import InputResult, recognizer_identity
 from ferkit.detect import DEFAULT_DETECTOR
 from ferkit.errors import FerkitError
@@ -60,7 +61,7 @@ class BatchSummary:
         s = (f"{self.processed} input{'s' * (self.processed != 1)} processed"
              + (f" ({self.skipped} already done)" if self.skipped else "")
              + f", {self.faces} face{'s' * (self.faces != 1)}, {self.failures} failed; "
-             f"{self.frames / max(self.seconds, 1e-9):.1f} images/s on {len(self.workers)} worker"
+             f"{self.per_second:.1f} images/s on {len(self.workers)} worker"
              f"{'s' * (len(self.workers) != 1)} ({self.engine}); {self.shards} shard{'s' * (self.shards != 1)} "
              f"written to {self.out}")
         return s
@@ -111,6 +112,8 @@ def run_batch(
     Raises FerkitError (one line) for bad settings, a folder holding another run, or no inputs.
     Unreadable inputs do not raise: they are rows of the failures table.
     """
+    from ferkit.infer import Recognizer
+
     unknown = set(recognizer_options) - set(RECOGNIZER_OPTIONS)
     if unknown:
         raise FerkitError(f"run_batch: unknown option(s) {', '.join(sorted(unknown))}")
@@ -129,87 +132,72 @@ def run_batch(
     items, problems = expand_inputs(inputs)
     if not items:
         raise FerkitError(problems[0] if len(problems) == 1 else f"batch: nothing to read ({'; '.join(problems) or 'no inputs'})")
-    ray_start = RayStart(address, workers) if engine == "ray" else None
-    try:
-        return _run(items, problems, out, model=model, detector=detector, engine=engine, workers=workers, gpus=gpus,
-                    every=every, fps=fps, fmt=format, shard_size=shard_size, shard_seconds=shard_seconds, chunk=chunk,
-                    device=device, on_result=on_result, on_start=on_start, ray_start=ray_start,
-                    recognizer_options=recognizer_options)
-    finally:
-        if ray_start is not None:
-            ray_start.stop()
+    # Ray (started or joined on the main thread, which it requires) is shut down when the run ends
+    with RayStart(address, workers) if engine == "ray" else nullcontext() as ray_start:
+        spec = {"model": os.fspath(model), "detector": detector, "device": device,
+                **{k: v for k, v in recognizer_options.items() if v is not None}}
+        # loaded here first: every setting is checked (one line) before any worker starts, and the
+        # model's identity is known for the manifest; the local engine then reuses it (Ray starts
+        # meanwhile, on the main thread, which it requires)
+        if ray_start is None:
+            rec = Recognizer(**spec)
+        else:
+            with ThreadPoolExecutor(1, thread_name_prefix="ferkit-load") as pool:
+                loading = pool.submit(Recognizer, **spec)
+                ray_start.start()
+                rec = loading.result()
+        ident = recognizer_identity(rec, spec["model"])
+        # what decides the rows (effective values, so that the API's defaults and the CLI's agree);
+        # a run resumes only into a folder made with the same
+        settings = {"align": rec.align, "landmarks": rec.landmarks, "margin": rec.margin, "min_size": spec.get("min_size"),
+                    "max_faces": rec.max_faces, "backend": spec.get("backend", "torch"), "prior": spec.get("prior") or "train",
+                    "every": every if fps is None else None, "fps": fps}
+        sink = ShardSink(out, {"format": format, **ident, "classes": list(rec.classes), "settings": settings},
+                         landmarks=rec.landmarks is not None)
+        done = sink.done_keys()
+        todo = [i for i in items if i.key not in done]
+        summary = BatchSummary(os.fspath(out), inputs=len(items), skipped=len(items) - len(todo), engine=engine,
+                               problems=problems)
+        if on_start:
+            on_start(len(items), summary.skipped)
+        n = workers or (os.cpu_count() or 1)
+        options = {"every": every, "fps": fps}
+        if engine == "local":
+            results = run_local(todo, spec, options, workers=min(n, max(1, len(todo))), chunk=chunk, recognizer=rec)
+        else:
+            del rec  # the actors load their own
+            results = run_ray(todo, spec, options, workers=workers, chunk=chunk, gpus=gpus, start=ray_start)
 
+        pending: list[InputResult] = []
+        last_commit = t0 = time.perf_counter()
 
-def _run(items: list[Input], problems: list[str], out: str | os.PathLike[str], *, model: Any, detector: str, engine: str,
-         workers: int | None, gpus: int, every: int, fps: float | None, fmt: str, shard_size: int, shard_seconds: float,
-         chunk: int, device: str, on_result: Callable[[InputResult], None] | None,
-         on_start: Callable[[int, int], None] | None, ray_start: RayStart | None,
-         recognizer_options: dict[str, Any]) -> BatchSummary:
-    from ferkit.infer import Recognizer
+        def commit() -> None:
+            nonlocal last_commit
+            if sink.commit(pending):
+                summary.shards += 1
+            pending.clear()
+            last_commit = time.perf_counter()
 
-    spec = {"model": os.fspath(model), "detector": detector, "device": device,
-            **{k: v for k, v in recognizer_options.items() if v is not None}}
-    # loaded here first: every setting is checked (one line) before any worker starts, and the
-    # model's identity is known for the manifest; the local engine then reuses it (Ray starts
-    # meanwhile, on the main thread, which it requires)
-    if ray_start is None:
-        rec = Recognizer(**spec)
-    else:
-        with ThreadPoolExecutor(1, thread_name_prefix="ferkit-load") as pool:
-            loading = pool.submit(Recognizer, **spec)
-            ray_start.start()
-            rec = loading.result()
-    ident = recognizer_identity(rec, spec["model"])
-    # what decides the rows (effective values, so that the API's defaults and the CLI's agree);
-    # a run resumes only into a folder made with the same
-    settings = {"align": rec.align, "landmarks": rec.landmarks, "margin": rec.margin, "min_size": spec.get("min_size"),
-                "max_faces": rec.max_faces, "backend": spec.get("backend", "torch"), "prior": spec.get("prior") or "train",
-                "every": every if fps is None else None, "fps": fps}
-    sink = ShardSink(out, {"format": fmt, **ident, "classes": list(rec.classes), "settings": settings},
-                     landmarks=rec.landmarks is not None)
-    todo = todo_inputs(items, sink.done_keys())
-    summary = BatchSummary(os.fspath(out), inputs=len(items), skipped=len(items) - len(todo), engine=engine,
-                           problems=problems)
-    if on_start:
-        on_start(len(items), summary.skipped)
-    n = workers or (os.cpu_count() or 1)
-    options = {"every": every, "fps": fps}
-    if engine == "local":
-        results = run_local(todo, spec, options, workers=min(n, max(1, len(todo))), chunk=chunk, recognizer=rec)
-    else:
-        del rec  # the actors load their own
-        results = run_ray(todo, spec, options, workers=workers, chunk=chunk, gpus=gpus, start=ray_start)
-
-    pending: list[InputResult] = []
-    last_commit = t0 = time.perf_counter()
-
-    def commit() -> None:
-        nonlocal last_commit
-        if sink.commit(pending):
-            summary.shards += 1
-        pending.clear()
-        last_commit = time.perf_counter()
-
-    first: float | None = None
-    try:
-        for r in results:
-            if first is None:
-                first = time.perf_counter() - t0
-            pending.append(r)
-            summary.processed += 1
-            summary.faces += sum(row["face"] is not None for row in r.rows)
-            summary.failures += r.failure is not None
-            summary.frames += r.frames
-            summary.workers.add(r.worker)
-            if on_result:
-                on_result(r)
-            if len(pending) >= shard_size or time.perf_counter() - last_commit >= shard_seconds:
-                commit()
-    finally:  # results received are complete: keep them even when interrupted
-        commit()
-        summary.seconds = time.perf_counter() - t0
-    summary.startup_seconds = first or 0.0
-    sink.note(engine=engine, workers=sorted(summary.workers), processed=summary.processed, seconds=round(summary.seconds, 3),
-              frames_per_second=round(summary.per_second, 3), startup_seconds=round(summary.startup_seconds, 3),
-              steady_frames_per_second=round(summary.steady_per_second, 3))
-    return summary
+        first: float | None = None
+        try:
+            for r in results:
+                if first is None:
+                    first = time.perf_counter() - t0
+                pending.append(r)
+                summary.processed += 1
+                summary.faces += r.faces
+                summary.failures += r.failure is not None
+                summary.frames += r.frames
+                summary.workers.add(r.worker)
+                if on_result:
+                    on_result(r)
+                if len(pending) >= shard_size or time.perf_counter() - last_commit >= shard_seconds:
+                    commit()
+        finally:  # results received are complete: keep them even when interrupted
+            commit()
+            summary.seconds = time.perf_counter() - t0
+        summary.startup_seconds = first or 0.0
+        sink.note(engine=engine, workers=sorted(summary.workers), processed=summary.processed, seconds=round(summary.seconds, 3),
+                  frames_per_second=round(summary.per_second, 3), startup_seconds=round(summary.startup_seconds, 3),
+                  steady_frames_per_second=round(summary.steady_per_second, 3))
+        return summary

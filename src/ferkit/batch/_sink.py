@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from ferkit._fileio import atomic_path, atomic_write_text, remove_stale_temporaries
-from ferkit.batch._inputs import Input
 from ferkit.batch._schema import arrow_schemas, column_names
 from ferkit.batch._worker import InputResult
 from ferkit.errors import FerkitError
@@ -71,6 +70,7 @@ class ShardSink:
         self.faces_dir, self.failures_dir = self.out / "faces", self.out / "failures"
         if self.out.exists() and not self.out.is_dir():
             raise FerkitError(f"{self.out}: exists and is not a folder")
+        self.schemas = arrow_schemas(self.classes, landmarks) if self.fmt == "parquet" else (None, None)
         self.manifest = self._open()
         self.seq = 1 + max((s["seq"] for s in self.manifest["shards"]), default=-1)
 
@@ -135,11 +135,10 @@ class ShardSink:
         failures = [r.failure for r in results if r.failure]
         name = f"part-{self.seq:06d}.{self.fmt}"
         entry: dict[str, Any] = {"seq": self.seq, "faces": None, "failures": None, "inputs": len(results),
-                                 "rows": len(faces), "faces_found": sum(r["face"] is not None for r in faces),
+                                 "rows": len(faces), "faces_found": sum(r.faces for r in results),
                                  "failed": len(failures), "frames": sum(r.frames for r in results)}
-        schemas = arrow_schemas(self.classes, self.landmarks) if self.fmt == "parquet" else (None, None)
-        for rows, folder, schema, key in ((faces, self.faces_dir, schemas[0], "faces"),
-                                          (failures, self.failures_dir, schemas[1], "failures")):
+        for rows, folder, schema, key in ((faces, self.faces_dir, self.schemas[0], "faces"),
+                                          (failures, self.failures_dir, self.schemas[1], "failures")):
             if rows:
                 _write_rows(folder / name, rows, schema)
                 entry[key] = f"{folder.name}/{name}"
@@ -205,7 +204,3 @@ def read_table(out: str | os.PathLike[str], table: str = "faces") -> Any:
         return pa.concat_tables(tables).to_pandas(types_mapper=nullable.get)
     frames = [pd.read_json(f, lines=True, dtype=False) for f in files]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
-
-def todo_inputs(items: list[Input], done: set[tuple[str, int, int]]) -> list[Input]:
-    return [i for i in items if i.key not in done]

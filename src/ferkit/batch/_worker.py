@@ -29,6 +29,11 @@ class InputResult:
     frames: int = 0  # images and sampled video frames classified
     worker: str = ""
 
+    @property
+    def faces(self) -> int:
+        """Faces found (rows with a box)."""
+        return sum(row["face"] is not None for row in self.rows)
+
     def to_json(self) -> str:
         return json.dumps({"item": self.item.to_dict(), "rows": self.rows, "failure": self.failure,
                            "frames": self.frames, "worker": self.worker})

@@ -1,8 +1,10 @@
 """Arguments shared by the subcommands that read a labelled dataset split (evaluate, compare, calibrate),
-and the rebuilt command line that reports record (benchmark, ensemble report)."""
+the rebuilt command line that reports record (benchmark, ensemble report), and one-line messages
+printed above a progress bar (predict, batch)."""
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -30,3 +32,12 @@ def add_dataset_args(p: argparse.ArgumentParser, *, split_help: str, data_requir
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--device", default="auto", help=device_help)
     p.add_argument("--label-mode", default="majority", help="FER+ labels: majority | plurality | probability")
+
+
+def say(progress: Any, message: str) -> None:
+    """Print a one-line message on stderr, above the live progress bar when one is shown (so the bar
+    is not broken), as plain text (no rich markup)."""
+    if progress.live.is_started:
+        progress.console.print(message, markup=False, highlight=False, style=None)
+    else:
+        print(message, file=sys.stderr)

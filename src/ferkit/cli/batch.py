@@ -21,6 +21,7 @@ import argparse
 import sys
 from typing import Any
 
+from ferkit.cli._common import say
 from ferkit.cli.predict import add_common
 
 
@@ -44,11 +45,10 @@ def run(a: argparse.Namespace) -> int:
             print(f"resuming: {skipped} of {total} inputs already in {a.out}", file=sys.stderr)
 
     def on_result(r: Any) -> None:
-        counts["faces"] += sum(row["face"] is not None for row in r.rows)
+        counts["faces"] += r.faces
         counts["failed"] += r.failure is not None
         if r.failure:
-            progress.console.print(r.failure["reason"], markup=False, highlight=False) if progress.live.is_started \
-                else print(r.failure["reason"], file=sys.stderr)
+            say(progress, r.failure["reason"])
         progress.update(task, advance=1, **counts)
 
     with progress:

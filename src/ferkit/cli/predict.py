@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ferkit._fileio import atomic_write_image, atomic_write_text
+from ferkit.cli._common import say
 from ferkit.errors import FerkitError
 
 DEFAULT_SAMPLE = "../shared/data/samples/two_people.jpg"
@@ -127,8 +128,7 @@ def run(a: argparse.Namespace) -> int:
     def on_error(item: Any, e: FerkitError) -> None:
         failures.append(str(e))
         if not single:
-            progress.console.print(str(e), markup=False, highlight=False, style=None) if progress.live.is_started \
-                else print(e, file=sys.stderr)
+            say(progress, str(e))
 
     def feed() -> Any:
         for p in paths:
@@ -146,9 +146,7 @@ def run(a: argparse.Namespace) -> int:
         for r in rec.iter_predict(feed(), on_error=on_error):
             results.append(r)
             if not r.faces:
-                msg = f"{r.path}: no face found"
-                progress.console.print(msg, markup=False, highlight=False) if progress.live.is_started \
-                    else print(msg, file=sys.stderr)
+                say(progress, f"{r.path}: no face found")
             if out_dir:
                 write_annotated(r.path, r, annotated_path(r.path, out_dir, taken, inputs), a.landmarks is not None)
 
