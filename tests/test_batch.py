@@ -43,10 +43,12 @@ class Inputs:
         self.not_image = root / "notes.jpg"
         self.not_image.write_text("these are notes, not a photo\n")
         self.missing = root / "missing.jpg"
+        self.not_video = root / "interview.mp4"
+        self.not_video.write_text("not a video either\n")
         self.truncated = root / "cut.avi"
         _cut_clip(self.truncated)
         self.images = self.crops + self.photos
-        self.bad = [str(self.corrupt), str(self.not_image), str(self.missing)]
+        self.bad = [str(self.corrupt), str(self.not_image), str(self.missing), str(self.not_video)]
         self.all = self.images + self.bad + [str(CLIP), str(self.truncated)]
 
 
@@ -124,6 +126,7 @@ def assert_matches_reference(faces: pd.DataFrame, failures: pd.DataFrame, inputs
     assert "truncated or corrupt" in reasons[str(inputs.corrupt)] and reasons[str(inputs.corrupt)].startswith(str(inputs.corrupt))
     assert "not an image" in reasons[str(inputs.not_image)]
     assert "no such file" in reasons[str(inputs.missing)]
+    assert "not a readable video" in reasons[str(inputs.not_video)]
     assert "truncated video: decoded" in reasons[str(inputs.truncated)]
     cut = failures[failures.path == str(inputs.truncated)]
     assert 20 < int(cut.frames_read.iloc[0]) < 60
@@ -189,7 +192,7 @@ def test_ray_engine_on_local_ray(inputs: Inputs, reference: dict, tmp_path: Path
         s = run_batch(inputs.all, tmp_path / "out", engine="ray", every=EVERY, format="jsonl")
     finally:
         ray.shutdown()
-    assert s.processed == len(inputs.all) and s.failures == 4
+    assert s.processed == len(inputs.all) and s.failures == 5
     assert len(s.workers) == 2  # both actors of the pool took work
     assert sorted(p.suffix for p in (tmp_path / "out" / "faces").iterdir()) == [".jsonl"] * s.shards
     faces = read_table(tmp_path / "out")
@@ -274,7 +277,8 @@ def test_output_folder_is_never_taken_over(tmp_path: Path, capfd) -> None:
     assert (s.processed, s.skipped) == (1, 1) and not stray.exists()
     df = read_table(out)
     assert sorted(df.path) == sorted([photo, str(SAMPLES / "biden.jpg")])
-    for argv, msg in ((["--every", "0"], "--every must be >= 1"), (["--workers", "0"], "--workers must be >= 1"),
+    for argv, msg in ((["--every", "0"], "--every must be >= 1"), (["--fps", "0"], "--fps must be > 0"),
+                      (["--workers", "0"], "--workers must be >= 1"),
                       (["--engine", "ray", "--address", f"127.0.0.1:{_free_port()}"], "no Ray cluster answers there")):
         assert main(["batch", photo, "--out", str(tmp_path / "o2"), *argv]) == 2
         err = capfd.readouterr().err.strip()
