@@ -5,7 +5,10 @@ XML ``<box top left width height>``). A detection matches a ground-truth face wh
 least ``--iou`` (greedy, best IoU first, each used once); recall is also shown at IoU 0.3 because
 Haar's boxes are looser than the dlib-style ground truth. Also counts faces on the labelled sample
 photos (two_people 2, multi_face 6, obama 1, dogs 0). The time is the best of ``--repeat`` runs per
-photo (image already decoded), summed over the photos and divided by their number.
+photo (image already decoded), summed over the photos and divided by their number. Video: the
+mean time per 640x360 frame over the first ``--frames`` frames of the Hamilton clip, and the faces
+found there (1-4 people per frame, many small or turned), with video's ``--min-size 40``. Install:
+what the detector needs beyond OpenCV and NumPy, in MB on disk.
 
     python benchmarks/bench_detect.py [--detectors haar dlib-hog dlib-cnn] [--repeat 3] [--threads N]
 """
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -20,10 +24,14 @@ import numpy as np
 from bench_data import timed  # the script's own folder is on sys.path
 
 from ferkit.detect import detect_faces, get_detector, iou, list_detectors
-from ferkit.infer import load_image
+from ferkit.infer import load_image, open_source
 
 SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "samples"
 EXPECTED = {"two_people.jpg": 2, "multi_face.jpg": 6, "obama.jpg": 1, "dogs.jpg": 0}
+#: MB on disk of what each detector needs beyond OpenCV and NumPy (measured in this venv: dlib-bin's
+#: module 11 MB, face-recognition-models 126 MB, ai-edge-litert 59 MB + 4 MB of its dependencies,
+#: the two BlazeFace files shipped in ferkit 1.3 MB)
+INSTALL_MB = {"haar": 0, "dlib-hog": 11, "dlib-cnn": 137, "blazeface": 64, "blazeface-short": 64}
 
 
 def ground_truth(folder: Path) -> dict[Path, np.ndarray]:
@@ -37,6 +45,17 @@ def ground_truth(folder: Path) -> dict[Path, np.ndarray]:
                 if b.get("ignore", "0") != "1"
             ]
             out[folder / img.get("file")] = np.asarray(boxes, np.int64).reshape(-1, 4)
+    return out
+
+
+def clip_frames(path: Path, n: int) -> list[np.ndarray]:
+    """The first ``n`` frames of a video as RGB arrays."""
+    out: list[np.ndarray] = []
+    with open_source(path) as src:
+        for _, _, rgb in src.frames():
+            out.append(rgb)
+            if len(out) == n:
+                break
     return out
 
 
@@ -62,6 +81,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="runs per photo, best kept (dlib-cnn always 1)")
     ap.add_argument("--iou", type=float, default=0.5, help="IoU for a match (default %(default)s)")
     ap.add_argument("--threads", type=int, help="cv2.setNumThreads (Haar is multi-threaded; dlib is not)")
+    ap.add_argument("--frames", type=int, default=120, help="clip frames timed per detector (default: %(default)s)")
     a = ap.parse_args()
     import cv2
 
@@ -69,10 +89,12 @@ def main() -> None:
         cv2.setNumThreads(a.threads)
     gt = ground_truth(a.samples / "voc_faces")
     images = {p: load_image(p) for p in gt}
+    frames = clip_frames(a.samples / "short_hamilton_clip.mp4", a.frames)
     n_gt = sum(len(b) for b in gt.values())
     print(f"{platform.processor() or platform.machine()}, {len(images)} VOC photos, {n_gt} faces, "
           f"cv2 threads {cv2.getNumThreads()}, IoU >= {a.iou}")
-    print(f"{'detector':<10} {'recall':>8} {'@0.3':>6} {'false+':>6} {'mean IoU':>8} {'ms/photo':>9}  "
+    print(f"{'detector':<15} {'recall':>8} {'@0.3':>6} {'false+':>6} {'mean IoU':>8} {'ms/photo':>9} {'ms/frame':>8} "
+          f"{'clip faces':>10} {'MB':>4}  "
           + "  ".join(f"{k.split('.')[0]}({v})" for k, v in EXPECTED.items()))
     for name in a.detectors:
         det = get_detector(name)
@@ -88,8 +110,12 @@ def main() -> None:
             hits03 += match(faces.boxes, gt[path], 0.3)[0]
             n_pred += len(faces)
         counts = [len(detect_faces(load_image(a.samples / f), det)) for f in EXPECTED]
-        print(f"{name:<10} {hits:>4}/{n_gt:<3} {hits03:>6} {n_pred - hits03:>6} {np.mean(ious) if ious else 0:>8.2f} "
-              f"{1000 * total_t / len(images):>9.1f}  " + "  ".join(f"{c:>{len(k.split('.')[0]) + 3}}" for c, k in zip(counts, EXPECTED)))
+        video = get_detector(name, min_size=40)
+        t0 = time.perf_counter()
+        clip_faces = sum(len(detect_faces(f, video)) for f in frames)
+        ms_frame = 1000 * (time.perf_counter() - t0) / len(frames)
+        print(f"{name:<15} {hits:>4}/{n_gt:<3} {hits03:>6} {n_pred - hits03:>6} {np.mean(ious) if ious else 0:>8.2f} "
+              f"{1000 * total_t / len(images):>9.1f} {ms_frame:>8.1f} {clip_faces:>10} {INSTALL_MB.get(name, '?'):>4}  " + "  ".join(f"{c:>{len(k.split('.')[0]) + 3}}" for c, k in zip(counts, EXPECTED)))
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ from ferkit.models import load_model
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 MARGINS = (-0.1, -0.05, 0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
-DETECTORS = ("haar", "dlib-hog", "dlib-cnn")
+DETECTORS = ("haar", "dlib-hog", "dlib-cnn", "blazeface")
 
 
 def study(rec: Recognizer, photos: list, truth: np.ndarray, originals: np.ndarray, labels: np.ndarray,

@@ -22,8 +22,9 @@ import pytest
 from ferkit.batch import expand_inputs, read_table, run_batch
 from ferkit.cli import main
 from ferkit.errors import FerkitError
+from ferkit.infer import Recognizer, open_source
 
-from _paths import FER, SAMPLES, require
+from _paths import FER, SAMPLES, cut_clip, require
 
 require(FER)
 require(SAMPLES)
@@ -46,31 +47,10 @@ class Inputs:
         self.not_video = root / "interview.mp4"
         self.not_video.write_text("not a video either\n")
         self.truncated = root / "cut.avi"
-        _cut_clip(self.truncated)
+        cut_clip(self.truncated)
         self.images = self.crops + self.photos
         self.bad = [str(self.corrupt), str(self.not_image), str(self.missing), str(self.not_video)]
         self.all = self.images + self.bad + [str(CLIP), str(self.truncated)]
-
-
-def _cut_clip(path: Path, frames: int = 60) -> None:
-    """An MJPG AVI of the clip's first frames, cut to half its bytes: readable, but short of its header."""
-    import cv2
-
-    from ferkit.infer._sources import quiet_opencv
-
-    with quiet_opencv():  # FFmpeg's log level is fixed at its first use in this process: keep it quiet
-        cap = cv2.VideoCapture(str(CLIP))
-        full = path.with_name("full.avi")
-        w = cv2.VideoWriter(str(full), cv2.VideoWriter_fourcc(*"MJPG"), 29.97, (640, 360))
-        for _ in range(frames):
-            ok, frame = cap.read()
-            assert ok
-            w.write(frame)
-        w.release()
-        cap.release()
-    data = full.read_bytes()
-    path.write_bytes(data[: len(data) // 2])
-    full.unlink()
 
 
 @pytest.fixture(scope="module")
@@ -80,12 +60,13 @@ def inputs(tmp_path_factory) -> Inputs:
 
 @pytest.fixture(scope="module")
 def reference(inputs: Inputs, tmp_path_factory) -> dict:
-    """`ferkit predict --format json` on the images and `ferkit video --stride EVERY` on the clip."""
+    """`ferkit predict --format json` on the images, and `Recognizer.stream` (what `ferkit video`
+    runs) on every EVERY-th frame of the clip with the photos' default detector, as batch uses."""
     out = tmp_path_factory.mktemp("batch_reference")
     assert main(["predict", *inputs.images, "--format", "json", "-o", str(out / "images.json")]) == 0
     images = {r["path"]: r for r in json.loads((out / "images.json").read_text())}
-    assert main(["video", str(CLIP), "--out", str(out / "video"), "--stride", str(EVERY)]) == 0
-    frames = json.loads((out / "video" / "short_hamilton_clip_faces.json").read_text())["frames"]
+    with open_source(CLIP) as src:
+        frames = [fr.to_dict() for fr in Recognizer().stream(src, stride=EVERY) if fr.processed]
     return {"images": images, "frames": {f["frame"]: f for f in frames}}
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from ferkit.detect import (
     DEFAULT_DETECTOR,
+    VIDEO_DETECTOR,
     DetectorError,
     Faces,
     align,
@@ -50,8 +51,8 @@ def _inside(boxes: np.ndarray, img: np.ndarray) -> bool:
 
 # --------------------------------------------------------------------------------------- registry
 def test_registry() -> None:
-    assert list_detectors() == ["dlib-cnn", "dlib-hog", "haar"]
-    assert DEFAULT_DETECTOR == "dlib-hog"
+    assert list_detectors() == ["blazeface", "blazeface-short", "dlib-cnn", "dlib-hog", "haar"]
+    assert DEFAULT_DETECTOR == "dlib-hog" and VIDEO_DETECTOR == "blazeface"
     with pytest.raises(DetectorError, match="unknown face detector 'mtcnn'.*haar"):
         get_detector("mtcnn")
     with pytest.raises(ValueError, match="already registered"):
@@ -68,7 +69,7 @@ def test_invalid_images() -> None:
 
 
 # --------------------------------------------------------------------------------------- detection
-@pytest.mark.parametrize("detector", ["dlib-hog", "haar"])
+@pytest.mark.parametrize("detector", ["dlib-hog", "haar", "blazeface"])
 @pytest.mark.parametrize("name,expected", [("two_people", 2), ("obama", 1), ("multi_face", 6)])
 def test_face_counts(images, detector: str, name: str, expected: int) -> None:
     faces = detect_faces(images[name], detector)
@@ -78,8 +79,40 @@ def test_face_counts(images, detector: str, name: str, expected: int) -> None:
     assert list(faces.boxes[:, 0]) == sorted(faces.boxes[:, 0])  # reading order
 
 
-def test_default_detector_no_false_faces_on_dogs(images) -> None:
-    assert len(detect_faces(images["dogs"])) == 0
+@pytest.mark.parametrize("detector", [DEFAULT_DETECTOR, VIDEO_DETECTOR])
+def test_default_detectors_no_false_faces_on_dogs(images, detector: str) -> None:
+    assert len(detect_faces(images["dogs"], detector)) == 0
+
+
+def test_blazeface_boxes_match_dlib_and_tiles_find_small_faces(images) -> None:
+    """BlazeFace frames faces like dlib's HOG (the crop margins were measured on those boxes);
+    its scores are probabilities; the tiles find faces too small for the 192 px whole view."""
+    for name in ("obama", "two_people", "multi_face"):
+        bz, hog = detect_faces(images[name], "blazeface"), detect_faces(images[name], "dlib-hog")
+        assert (iou(bz.boxes, hog.boxes).max(1) > 0.6).all()
+        assert ((bz.scores > 0.5) & (bz.scores <= 1)).all()
+    # multi_face.jpg at half size in the corner of a 3x wider grey canvas: its faces (16-27 px) are
+    # 4-7 px in the whole 192 px view, under what the model finds; the automatic tiles find them
+    small = cv2.resize(images["multi_face"], None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+    canvas = np.full((small.shape[0] * 3, small.shape[1] * 3, 3), 128, np.uint8)
+    canvas[: small.shape[0], : small.shape[1]] = small
+    whole, tiled = get_detector("blazeface", tiles=0, min_size=12), get_detector("blazeface", min_size=12)
+    assert tiled._grid(*canvas.shape[:2]) >= 2 and whole._grid(*canvas.shape[:2]) == 0
+    found = tiled.detect(canvas)
+    assert len(whole.detect(canvas)) < len(found) == 6 and _inside(found.boxes, canvas)
+    # a grayscale image and a tiny one
+    assert len(detect_faces(cv2.cvtColor(images["obama"], cv2.COLOR_RGB2GRAY), "blazeface")) == 1
+    assert len(detect_faces(np.zeros((3, 5, 3), np.uint8), "blazeface")) == 0
+
+
+@pytest.mark.parametrize("options,message", [
+    ({"threshold": 1.5}, "threshold must be between 0 and 1"),
+    ({"min_size": 0}, "min_size must be >= 1"),
+    ({"tiles": 9}, "tiles must be between 0 and 8"),
+])
+def test_blazeface_bad_options(options: dict, message: str) -> None:
+    with pytest.raises(DetectorError, match=message):
+        get_detector("blazeface", **options)
 
 
 def test_dlib_cnn_small_image(images) -> None:

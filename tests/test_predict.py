@@ -179,6 +179,18 @@ def test_prior_uniform_shifts_probabilities_by_bayes_rule(capsys) -> None:
     assert "--prior 'happy=x': 'x' is not a number" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("detector", ["blazeface", "dlib-hog", "haar"])
+def test_cli_min_score_drops_faces_below_the_detector_score(capsys, detector: str) -> None:
+    """--min-score keeps the faces whose `detection_score` (shown in the JSON) reaches it."""
+    assert main(["predict", MULTI, "--format", "json", "--detector", detector]) == 0
+    scores = sorted(f["detection_score"] for f in json.loads(capsys.readouterr().out)[0]["faces"])
+    assert len(scores) == 6
+    cut = (scores[2] + scores[3]) / 2  # between the third and fourth score
+    assert main(["predict", MULTI, "--format", "json", "--detector", detector, "--min-score", str(cut)]) == 0
+    kept = [f["detection_score"] for f in json.loads(capsys.readouterr().out)[0]["faces"]]
+    assert sorted(kept) == pytest.approx(scores[3:], abs=1e-6)
+
+
 def test_cli_default_sample_csv_and_detector(capsys, monkeypatch) -> None:
     monkeypatch.chdir(REPO)  # the default input is ../shared/data/samples/two_people.jpg from here
     assert main(["predict", "--format", "csv", "--detector", "haar"]) == 0

@@ -20,7 +20,7 @@ from ferkit.infer import (
     open_source,
 )
 
-from _paths import SAMPLES
+from _paths import SAMPLES, cut_clip
 
 HAMILTON = SAMPLES / "short_hamilton_clip.mp4"
 PAN_FRAMES = 24
@@ -132,12 +132,61 @@ def test_cli_video_real_clip(tmp_path: Path, capfd) -> None:
     assert main(["video", str(HAMILTON), "--out", str(out), "--stride", "5", "--smoothing", "0.5"]) == 0
     capfd.readouterr()
     assert _count_frames(out / "short_hamilton_clip_annotated.mp4") == _count_frames(HAMILTON) == 275
+    # H.264 (what browsers play) with the source's AAC audio, copied up to the end of the frames
+    import av
+
+    with av.open(str(out / "short_hamilton_clip_annotated.mp4")) as mp4, av.open(str(HAMILTON)) as src:
+        video, audio = mp4.streams.video[0], mp4.streams.audio[0]
+        assert video.codec_context.name == "h264" and video.codec_context.pix_fmt == "yuv420p"
+        assert sum(1 for _ in mp4.decode(video=0)) == 275
+        assert audio.codec_context.name == src.streams.audio[0].codec_context.name == "aac"
+        seconds = 275 / float(video.average_rate)
+        audio_s = float(audio.duration * audio.time_base)
+        assert seconds - 0.1 < audio_s < seconds + 0.1 and audio.frames > 300
     data = json.loads((out / "short_hamilton_clip_faces.json").read_text())
     rows = list(csv.DictReader((out / "short_hamilton_clip_faces.csv").open()))
     assert len(data["frames"]) == 55 and len(rows) == sum(len(f["faces"]) for f in data["frames"]) > 20
     per_frame = {f["frame"]: len(f["faces"]) for f in data["frames"]}
     assert all(sum(int(r["frame"]) == k for r in rows) == n for k, n in per_frame.items())
     assert all(len({f["track_id"] for f in fr["faces"]}) == len(fr["faces"]) for fr in data["frames"])
+
+
+def test_video_writer_even_size_no_audio_and_discard(pan_clip: Path, tmp_path: Path) -> None:
+    """Odd sizes become even (yuv420p); a source without audio, or not a video, adds no audio; a
+    writer closed without commit leaves nothing, not even its temporary file."""
+    import av
+
+    frame = load_image(SAMPLES / "obama.jpg")
+    for audio_from in (pan_clip, tmp_path / "notes.txt", None):
+        (tmp_path / "notes.txt").write_text("not a video\n")
+        out = tmp_path / "odd.mp4"
+        with VideoWriter(out, 25, (321, 241), audio_from=audio_from) as vw:
+            for _ in range(5):
+                vw.write(frame)
+        with av.open(str(out)) as mp4:
+            assert [s.type for s in mp4.streams] == ["video"]
+            assert (mp4.streams.video[0].width, mp4.streams.video[0].height) == (320, 240)
+        assert _count_frames(out) == 5
+    vw = VideoWriter(tmp_path / "gone.mp4", 25, (64, 64))
+    vw.write(frame)
+    vw.close(commit=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "odd.mp4"]
+
+
+def test_cli_video_warns_about_a_truncated_clip(tmp_path: Path, capfd) -> None:
+    """A clip cut in half: the frames that decode are processed, and a warning says how many of
+    those its header announces are missing; --max-frames stopping early is not a truncation."""
+    clip = tmp_path / "cut.avi"
+    cut_clip(clip, frames=60)
+    assert main(["video", str(clip), "--out", str(tmp_path / "o"), "--stride", "10"]) == 0
+    err = capfd.readouterr().err.splitlines()
+    warning = [line for line in err if line.startswith("warning:")]
+    decoded = _count_frames(tmp_path / "o" / "cut_annotated.mp4")
+    expected = (f"warning: {clip}: truncated video: decoded {decoded} of the 60 frames its header announces "
+                f"({60 - decoded} missing); the outputs cover the frames that decoded")
+    assert 0 < decoded < 60 and warning == [expected]
+    assert main(["video", str(clip), "--out", str(tmp_path / "p"), "--max-frames", "5"]) == 0
+    assert "warning" not in capfd.readouterr().err
 
 
 @pytest.mark.parametrize("argv,message", [

@@ -7,6 +7,7 @@ import os
 import re
 import secrets
 import shutil
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -88,3 +89,18 @@ def atomic_write_image(rgb: Any, path: str | os.PathLike[str], *, jpeg_quality: 
         if not cv2.imwrite(str(tmp), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params):
             raise OSError(f"{path}: cannot write the image")
     return Path(path)
+
+
+@contextmanager
+def stderr_to_devnull() -> Iterator[None]:
+    """File descriptor 2 to /dev/null for the block: for C++ libraries (Ray, LiteRT) that write their
+    start-up chatter straight to it, past Python's ``sys.stderr``."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)

@@ -10,13 +10,12 @@ objects, in completion order, to the process that writes the shards.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
 from typing import Any, Self
 
+from ferkit._fileio import stderr_to_devnull
 from ferkit.batch._inputs import Input
 from ferkit.batch._worker import BatchWorker, InputResult
 from ferkit.errors import FerkitError
@@ -137,20 +136,6 @@ def check_address(address: str, timeout: float = 5.0) -> None:
                           "`ray start --head`") from None
 
 
-@contextmanager
-def _stderr_to_devnull() -> Iterator[None]:
-    """File descriptor 2 to /dev/null for the block (C++ code writes there directly)."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 class RayStart:
     """Connects to the cluster at ``address`` or starts a local Ray (``workers`` CPUs) when
     :meth:`start` is called (nothing when Ray is already initialised in this process); :meth:`stop`
@@ -180,7 +165,7 @@ class RayStart:
             return
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR"}
         try:
-            with _stderr_to_devnull():  # Ray's C++ logging announces the level it was set to
+            with stderr_to_devnull():  # Ray's C++ logging announces the level it was set to
                 if self.address:
                     ray.init(address=self.address, **kwargs)
                 else:

@@ -93,6 +93,7 @@ def make_recognizer(a: argparse.Namespace, device: str) -> Any:
 
     return Recognizer(a.model, a.detector, device=device, align=a.align, landmarks=a.landmarks, margin=a.margin,
                       min_size=a.min_size, max_faces=getattr(a, "max_faces", None), batch_size=a.batch_size,
+                      detector_options=None if a.min_score is None else {"threshold": a.min_score},
                       backend=a.backend, prior=parse_prior(getattr(a, "prior", None)))
 
 
@@ -183,17 +184,21 @@ def run(a: argparse.Namespace) -> int:
     return 1 if a.strict and failures else 0
 
 
-def add_common(pr: argparse.ArgumentParser) -> None:
-    """Model and face options shared by predict, video and webcam."""
+def add_common(pr: argparse.ArgumentParser, detector: str | None = None) -> None:
+    """Model and face options shared by predict, video and webcam (``detector``: the default, by
+    default ``ferkit.detect.DEFAULT_DETECTOR``)."""
     from ferkit.detect import DEFAULT_DETECTOR, list_detectors
 
     pr.add_argument("--model", default="default", help="shipped model name or saved model path (default: %(default)s)")
-    pr.add_argument("--detector", default=DEFAULT_DETECTOR, choices=list_detectors(),
-                    help="face detector (default: %(default)s, the best measured on the VOC sample photos)")
+    pr.add_argument("--detector", default=detector or DEFAULT_DETECTOR, choices=list_detectors(),
+                    help="face detector (default: %(default)s; measurements: benchmarks/README.md)")
     pr.add_argument("--min-size", type=int, help="smallest face side in pixels (default: the detector's, ~36 for dlib-hog, 30 for "
-                    "haar; webcam: 80, which skips dlib's upsampling: ~4x faster)")
+                    "haar, 24 for blazeface; video: 40, webcam: 80, which spare dlib's upsampling and BlazeFace's tiles)")
+    pr.add_argument("--min-score", type=float, help="drop faces whose detector score (`detection_score` in the JSON) "
+                    "is below this; the scale is the detector's: blazeface a probability (default 0.5), dlib an SVM "
+                    "margin (default 0), haar a level weight (default: keep all)")
     pr.add_argument("--margin", type=float, help="context around each face box before classifying, fraction per side "
-                    "(default: the detector's, 0.05 for haar and dlib-hog, 0.1 for dlib-cnn)")
+                    "(default: the detector's, 0.05 for haar, dlib-hog and blazeface, 0.1 for dlib-cnn)")
     pr.add_argument("--align", action="store_true", help="rotate faces so that the eyes are level before classifying")
     pr.add_argument("--landmarks", type=int, choices=(5, 68), help="compute and report dlib landmarks")
     pr.add_argument("--batch-size", type=int, default=64, help="faces per classifier forward pass (default: %(default)s)")

@@ -5,10 +5,10 @@ FPS; press q (or close the window) to quit. ``--headless`` runs the same loop wi
 (machines without a screen), ``--record out.mp4`` keeps the annotated video, ``--source`` reads a
 video file or stream URL instead of a camera. A camera that does not exist gives a one-line error.
 
-Speed: faces in front of a webcam are large, so ``--min-size`` defaults to 80 px here, which lets
-dlib's HOG detector skip upsampling: about 50 FPS instead of 15 on a 640x360 one-face clip on a busy
-2-core CPU (``benchmarks/bench_predict.py``). Give ``--min-size 36`` for faces far from the camera,
-or ``--stride 3`` to classify every third frame.
+Speed: the ``blazeface`` detector (6 ms per 640x360 frame) with ``--min-size 80`` (faces near the
+camera: no tiles) and ``--smoothing 0.5``: 81 FPS on the 640x360 sample clip on the 2-core
+development CPU (``benchmarks/bench_video.py``). Give ``--min-size 24`` for faces far from the
+camera, ``--stride 3`` to classify every third frame, ``--detector dlib-hog`` for the photos' default.
 """
 from __future__ import annotations
 
@@ -93,8 +93,10 @@ def add_parser(sub) -> None:
     pr.add_argument("--record", metavar="FILE.mp4", help="save the annotated video")
     pr.add_argument("--label-duration", type=float, default=0.5,
                     help="seconds a face's box and label stay on screen after it was last seen (default: %(default)s)")
-    add_common(pr)
+    from ferkit.detect import VIDEO_DETECTOR
+
+    add_common(pr, detector=VIDEO_DETECTOR)
     add_stream_options(pr)
-    pr.set_defaults(smoothing=0.5, min_size=80)  # live: large faces, no upsampling (see the module doc)
+    pr.set_defaults(min_size=80)  # live: large faces, no upsampling or tiles (see the module doc)
     pr.add_argument("--torch-device", default="cpu", help="torch device for the classifier (default: %(default)s)")
     pr.set_defaults(func=run)

@@ -20,6 +20,7 @@ class HaarDetector:
         scale_factor: pyramid step (1.1 = 10 %); larger is faster and misses more.
         min_neighbors: overlapping raw hits needed to keep a face; larger = fewer false positives.
         cascade: a cascade XML file (default: OpenCV's ``haarcascade_frontalface_default.xml``).
+        threshold: drop faces whose level weight is below this (default: keep all).
     Score: the cascade's level weight (about 0 to 10; higher is surer). ``crop_margin`` 0.05.
     """
 
@@ -29,7 +30,8 @@ class HaarDetector:
     #: (benchmarks/crop_geometry.py, MODEL_CARD.md "Crop geometry": 80.9 % agreement, IoU 0.81 with FER2013's framing)
     crop_margin = 0.05
 
-    def __init__(self, min_size: int = 30, scale_factor: float = 1.1, min_neighbors: int = 5, cascade: str | None = None):
+    def __init__(self, min_size: int = 30, scale_factor: float = 1.1, min_neighbors: int = 5, cascade: str | None = None,
+                 threshold: float | None = None):
         import cv2
 
         if min_size < 1:
@@ -43,6 +45,7 @@ class HaarDetector:
         self.min_size = int(min_size)
         self.scale_factor = float(scale_factor)
         self.min_neighbors = int(min_neighbors)
+        self.threshold = threshold
 
     def detect(self, image: np.ndarray) -> Faces:
         import cv2
@@ -59,4 +62,5 @@ class HaarDetector:
         if len(rects) == 0:
             return Faces.empty()
         h, w = gray.shape
-        return Faces(clip_boxes(np.asarray(rects), w, h), np.asarray(weights, np.float32).reshape(-1))
+        faces = Faces(clip_boxes(np.asarray(rects), w, h), np.asarray(weights, np.float32).reshape(-1))
+        return faces if self.threshold is None else faces[faces.scores >= self.threshold]

@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 import numpy as np
 
@@ -168,38 +168,110 @@ def open_source(source: str | int | os.PathLike[str]) -> VideoSource:
 
 
 class VideoWriter:
-    """Write RGB frames to an MP4 (``mp4v``) file atomically: frames go to a temporary file in the
-    same folder, which replaces ``path`` on :meth:`close` (``commit=False`` discards it).
+    """Write RGB frames to an H.264 MP4 atomically, optionally with the audio of a source file.
+
+    Frames are encoded by PyAV (FFmpeg's libx264, yuv420p, ``crf`` quality, ``+faststart``: what
+    browsers play) into a temporary file in the same folder, which replaces ``path`` on
+    :meth:`close` (``commit=False`` discards it). ``audio_from``: a video file whose audio streams are
+    copied (not re-encoded) alongside the frames, up to the end of the frames written (a source
+    without audio, or a camera, adds none). Odd frame sizes are rounded down to even ones (yuv420p).
+    ``preset`` ``ultrafast`` encodes a 640x360 frame in 2.3 ms on the 2-core development CPU, about
+    the size of OpenCV's ``mp4v`` (1.3 MB for the 9 s sample clip); ``veryfast`` takes 6.0 ms for
+    0.5 MB: real time first.
 
     Used as a context manager, the file is kept only when the block ends without an exception."""
 
-    def __init__(self, path: str | os.PathLike[str], fps: float, size: tuple[int, int], fourcc: str = "mp4v"):
-        import cv2
+    def __init__(self, path: str | os.PathLike[str], fps: float, size: tuple[int, int], *,
+                 audio_from: str | os.PathLike[str] | None = None, crf: int = 23, preset: str = "ultrafast"):
+        from fractions import Fraction
+
+        import av
 
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = self.path.with_name(f".{self.path.stem}.{os.getpid()}.tmp{self.path.suffix or '.mp4'}")
-        self.size = (int(size[0]), int(size[1]))
-        with quiet_opencv():
-            self._w = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*fourcc), float(fps), self.size)
-        if not self._w.isOpened():
-            self._tmp.unlink(missing_ok=True)
-            raise SourceError(f"{self.path}: cannot write video (codec {fourcc!r} unavailable in this OpenCV build)")
+        self.size = (max(2, int(size[0]) // 2 * 2), max(2, int(size[1]) // 2 * 2))
+        self.rate = Fraction(float(fps) if fps and fps > 0 else 30.0).limit_denominator(1001)
         self.frames = 0
+        self._audio: dict[int, Any] = {}  # input stream index -> output stream
+        self._in: Any = None
+        try:
+            self._w = av.open(str(self._tmp), "w", format="mp4", options={"movflags": "+faststart"})
+            self._video = self._w.add_stream("libx264", rate=self.rate, options={"crf": str(crf), "preset": preset})
+            self._video.width, self._video.height = self.size
+            self._video.pix_fmt = "yuv420p"
+            if audio_from is not None and Path(audio_from).is_file():
+                self._add_audio(Path(audio_from))
+        except (av.error.FFmpegError, ValueError) as e:
+            self._tmp.unlink(missing_ok=True)
+            raise SourceError(f"{self.path}: cannot write video ({e})") from None
+        self._audio_packets = self._demux_audio()
+
+    def _add_audio(self, source: Path) -> None:
+        import av
+
+        try:
+            self._in = av.open(str(source))
+        except av.error.FFmpegError:
+            return  # not a file FFmpeg reads: frames only
+        for stream in self._in.streams.audio:
+            self._audio[stream.index] = self._w.add_stream_from_template(stream)
+
+    def _demux_audio(self) -> Iterator[Any]:
+        """The source's audio packets in file order (nothing once the file stops decoding)."""
+        import av
+
+        if not self._audio:
+            return
+        try:
+            for packet in self._in.demux([self._in.streams[i] for i in self._audio]):
+                if packet.dts is not None:
+                    yield packet
+        except av.error.FFmpegError:
+            return  # a truncated source: the audio ends where it does
+
+    def _mux_audio_until(self, seconds: float) -> None:
+        """Copy the audio packets that start before ``seconds`` (the end of the frames written)."""
+        while self._audio:
+            packet = self._pending if self._pending is not None else next(self._audio_packets, None)
+            if packet is None:
+                self._audio = {}
+                return
+            if float((packet.pts if packet.pts is not None else packet.dts) * packet.time_base) >= seconds:
+                self._pending = packet
+                return
+            self._pending = None
+            packet.stream = self._audio[packet.stream.index]
+            self._w.mux(packet)
+
+    _pending: Any = None
 
     def write(self, rgb: np.ndarray) -> None:
+        import av
         import cv2
 
         if (rgb.shape[1], rgb.shape[0]) != self.size:
             rgb = cv2.resize(rgb, self.size, interpolation=cv2.INTER_AREA)
-        self._w.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        frame.pts = self.frames
+        self._w.mux(self._video.encode(frame))
         self.frames += 1
+        if self._audio:
+            self._mux_audio_until(float(self.frames / self.rate))
 
     def close(self, commit: bool = True) -> None:
         if self._w is None:
             return
-        self._w.release()
-        self._w = None
+        try:
+            if commit:
+                self._w.mux(self._video.encode(None))  # flush the encoder's delayed frames
+                if self._audio:
+                    self._mux_audio_until(float(self.frames / self.rate))
+        finally:
+            self._w.close()
+            self._w = None
+            if self._in is not None:
+                self._in.close()
         if commit:
             os.replace(self._tmp, self.path)
         else:
