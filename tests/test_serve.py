@@ -570,7 +570,9 @@ def test_cli_refuses_a_weak_token_in_one_line(capsys) -> None:
 
 def test_huge_image_is_detected_on_a_bounded_copy(client: httpx.Client, small_face: bytes) -> None:
     """A 49-megapixel upload (under the 50 MP limit) is answered, detection running on a copy of at
-    most --max-detect-megapixels (2); a face in a 4-megapixel photo is boxed in that photo's pixels."""
+    most --max-detect-megapixels (2); a face in a 20-megapixel JPEG (decoded at half size, the
+    largest DCT scale that keeps 2 MP) is boxed in that photo's pixels; its annotated copy comes
+    back at the decoded size with the box drawn there."""
     jpeg = {"Content-Type": "image/jpeg"}
     buf = io.BytesIO()
     Image.new("RGB", (7000, 7000), (120, 130, 140)).save(buf, "JPEG", quality=20)
@@ -580,12 +582,18 @@ def test_huge_image_is_detected_on_a_bounded_copy(client: httpx.Client, small_fa
     assert_one_face(client.post("/v1/predict", content=small_face, headers=jpeg))
 
     small = Image.open(io.BytesIO(small_face))
-    big = small.resize((small.width * 5, small.height * 5), Image.BICUBIC)  # 2000x2500: 5 MP
+    big = small.resize((small.width * 10, small.height * 10), Image.BICUBIC)  # 4000x5000: 20 MP
     buf = io.BytesIO()
     big.save(buf, "JPEG", quality=60)
     served = assert_one_face(client.post("/v1/predict", content=buf.getvalue(), headers=jpeg))
     assert (served["width"], served["height"]) == big.size
     x, y, w, h = served["faces"][0]["box"]
-    sx, sy, sw, sh = (v * 5 for v in assert_one_face(client.post("/v1/predict", content=small_face, headers=jpeg))["faces"][0]["box"])
+    sx, sy, sw, sh = (v * 10 for v in assert_one_face(client.post("/v1/predict", content=small_face, headers=jpeg))["faces"][0]["box"])
     inter = max(0, min(x + w, sx + sw) - max(x, sx)) * max(0, min(y + h, sy + sh) - max(y, sy))
     assert inter / (w * h + sw * sh - inter) > 0.5, (served["faces"][0]["box"], (sx, sy, sw, sh))
+    r = client.post("/v1/predict", params={"annotate": "true"}, content=buf.getvalue(), headers=jpeg)
+    drawn = Image.open(io.BytesIO(r.content))
+    assert r.status_code == 200 and r.headers["X-Faces"] == "1" and drawn.size == (2000, 2500)
+    diff = np.abs(np.asarray(drawn, np.int16) - np.asarray(big.resize((2000, 2500)), np.int16)).max(2)
+    ys, xs = np.nonzero(diff > 100)  # the box is drawn around the face, in the decoded image's pixels
+    assert abs(np.median(xs) * 2 - (x + w / 2)) < w and abs(np.median(ys) * 2 - (y + h / 2)) < h

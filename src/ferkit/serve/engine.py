@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -49,6 +49,9 @@ class Prediction:
     result: ImageResult
     timing: dict[str, float | int]
     image: np.ndarray | None = field(default=None, repr=False)  # the decoded RGB image, when asked for
+    #: the upload's pixels per pixel of ``image`` (> 1 when a large JPEG was decoded at reduced size);
+    #: ``result`` is in the upload's pixels
+    scale: float = 1.0
 
 
 class Engine:
@@ -95,19 +98,20 @@ class Engine:
         """Run CPU work (decoding, detection, drawing, encoding) on the detection thread."""
         return await asyncio.get_running_loop().run_in_executor(self._detect_pool, fn, *args)
 
-    def _prepare(self, data: bytes) -> tuple[np.ndarray, Any, Any, list[np.ndarray], float, float]:
+    def _prepare(self, data: bytes) -> tuple[np.ndarray, float, Any, Any, list[np.ndarray], float, float]:
         t0 = time.perf_counter()
-        rgb = decode_image(data, max_pixels=self.settings.max_pixels)
+        # a JPEG larger than the detector's working copy is decoded at 1/2-1/8 size (memory bound)
+        rgb, scale = decode_image(data, max_pixels=self.settings.max_pixels, reduce_to=self.recognizer.detect_max_pixels)
         t1 = time.perf_counter()
         rec = self.recognizer
         faces, points = rec.detect(rgb)
         crops = rec.crop(rgb, faces, points)
-        return rgb, faces, points, crops, (t1 - t0) * 1e3, (time.perf_counter() - t1) * 1e3
+        return rgb, scale, faces, points, crops, (t1 - t0) * 1e3, (time.perf_counter() - t1) * 1e3
 
     async def predict(self, data: bytes, *, path: str | None = None, keep_image: bool = False) -> Prediction:
         """Every face in the encoded image ``data``. Raises InputError for bad images."""
         t0 = time.perf_counter()
-        rgb, faces, points, crops, decode_ms, detect_ms = await self.run_cpu(self._prepare, data)
+        rgb, scale, faces, points, crops, decode_ms, detect_ms = await self.run_cpu(self._prepare, data)
         timing: dict[str, float | int] = {"decode_ms": decode_ms, "detect_ms": detect_ms}
         if crops:
             c = await self.batcher.classify(crops)
@@ -118,20 +122,22 @@ class Engine:
             timing.update(queue_ms=0.0, classify_ms=0.0, batch_faces=0)
         timing["total_ms"] = (time.perf_counter() - t0) * 1e3
         timing = {k: (round(v, 2) if isinstance(v, float) else v) for k, v in timing.items()}
-        result = ImageResult(path, self._faces(faces, points, probs), int(rgb.shape[1]), int(rgb.shape[0]))
-        return Prediction(result, timing, rgb if keep_image else None)
+        h, w = (round(n * scale) for n in rgb.shape[:2])
+        result = ImageResult(path, self._faces(faces, points, probs, scale), w, h)
+        return Prediction(result, timing, rgb if keep_image else None, scale)
 
-    def _faces(self, faces: Any, points: np.ndarray | None, probs: np.ndarray) -> list[FaceResult]:
+    def _faces(self, faces: Any, points: np.ndarray | None, probs: np.ndarray, scale: float = 1.0) -> list[FaceResult]:
+        """FaceResults in the upload's pixels (boxes and landmarks times ``scale``)."""
         out = []
         for i, (box, score) in enumerate(faces):
             p = probs[i]
             k = int(np.argmax(p))
             out.append(FaceResult(
-                box=tuple(int(v) for v in box),
+                box=tuple(round(v * scale) for v in box),
                 emotion=self.classes[k],
                 confidence=float(p[k]),
                 probabilities={c: float(v) for c, v in zip(self.classes, p)},
-                landmarks=None if points is None else points[i],
+                landmarks=None if points is None else points[i] * scale,
                 detection_score=float(score),
             ))
         return out
@@ -143,6 +149,12 @@ class Engine:
         from ferkit.viz import annotate
 
         assert prediction.image is not None, "predict(keep_image=True) first"
+        result, s = prediction.result, prediction.scale
+        if s != 1.0:  # drawn on the image as decoded: boxes and landmarks back to its pixels
+            result = replace(result, faces=[
+                replace(f, box=tuple(round(v / s) for v in f.box),
+                        landmarks=None if f.landmarks is None else np.asarray(f.landmarks) / s)
+                for f in result.faces])
         buf = io.BytesIO()
-        Image.fromarray(annotate(prediction.image, prediction.result)).save(buf, "JPEG", quality=quality)
+        Image.fromarray(annotate(prediction.image, result)).save(buf, "JPEG", quality=quality)
         return buf.getvalue()
