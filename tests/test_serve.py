@@ -73,7 +73,7 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[Server]:
-    srv = Server(tmp_path_factory.mktemp("serve"), "--max-upload-mb", str(LIMIT_MB))
+    srv = Server(tmp_path_factory.mktemp("serve"), "--max-upload-mb", str(LIMIT_MB), "--head-timeout-s", "2")
     yield srv
     srv.stop()
 
@@ -597,3 +597,30 @@ def test_huge_image_is_detected_on_a_bounded_copy(client: httpx.Client, small_fa
     diff = np.abs(np.asarray(drawn, np.int16) - np.asarray(big.resize((2000, 2500)), np.int16)).max(2)
     ys, xs = np.nonzero(diff > 100)  # the box is drawn around the face, in the decoded image's pixels
     assert abs(np.median(xs) * 2 - (x + w / 2)) < w and abs(np.median(ys) * 2 - (y + h / 2)) < h
+
+
+def test_slow_request_heads_are_closed_and_disconnects_log_one_line(server: Server, client: httpx.Client,
+                                                                   small_face: bytes) -> None:
+    """A connection that trickles its request head (a header line every 0.3 s, never the blank line)
+    is closed after --head-timeout-s (2 here) however many bytes come; a client that disconnects in
+    the middle of its upload leaves one log line, no traceback; normal requests are served after."""
+    with socket.create_connection(("127.0.0.1", server.port)) as s:
+        s.settimeout(15)
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        t0 = time.monotonic()
+        with pytest.raises(OSError):  # the server closes: a send fails (EPIPE/ECONNRESET) ...
+            while time.monotonic() - t0 < 10:
+                s.sendall(b"X-Slow: 1\r\n")
+                time.sleep(0.3)
+        closed_after = time.monotonic() - t0
+        assert s.recv(100) == b""  # ... and nothing was answered
+    assert 1.5 < closed_after < 6
+    with socket.create_connection(("127.0.0.1", server.port)) as s:
+        s.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/jpeg\r\n"
+                  b"Content-Length: 100000\r\n\r\n" + small_face[:5000])
+        time.sleep(0.5)
+    assert_one_face(client.post("/v1/predict", content=small_face, headers={"Content-Type": "image/jpeg"}))
+    log = server.log.read_text()
+    assert "request head not complete after 2 s; connection closed" in log
+    assert "POST /v1/predict: the client disconnected before its request body was complete" in log
+    assert "Traceback" not in log

@@ -28,7 +28,7 @@ def settings_from_args(a: argparse.Namespace):
 
     given = {k: getattr(a, k) for k in ("host", "port", "model", "detector", "backend", "device", "min_size", "workers",
                                         "max_upload_mb", "max_megapixels", "max_detect_megapixels", "max_batch", "batch_wait_ms",
-                                        "max_pending",
+                                        "max_pending", "head_timeout_s",
                                         "allowed_hosts", "token")}
     try:
         return Settings(**{k: v for k, v in given.items() if v is not None})
@@ -51,6 +51,7 @@ def run(a: argparse.Namespace) -> int:
 
     from ferkit.detect import list_detectors
     from ferkit.models._shipped import resolve_model_path
+    from ferkit.serve.server import uvicorn_options
     from ferkit.serve.settings import ENV_PREFIX
 
     s = settings_from_args(a)
@@ -67,13 +68,13 @@ def run(a: argparse.Namespace) -> int:
     if s.workers == 1:
         from ferkit.serve import create_app
 
-        uvicorn.run(create_app(s), host=s.host, port=s.port, log_level=log_level)
+        uvicorn.run(create_app(s), host=s.host, port=s.port, log_level=log_level, **uvicorn_options(s))
     else:  # each worker process builds its app (and loads its model) from the environment
         for key, value in s.model_dump().items():
             if value is not None:
                 os.environ[ENV_PREFIX + key.upper()] = value.get_secret_value() if key == "token" else str(value)
         uvicorn.run("ferkit.serve.app:create_app_from_env", factory=True, host=s.host, port=s.port,
-                    workers=s.workers, log_level=log_level)
+                    workers=s.workers, log_level=log_level, **uvicorn_options(s))
     return 0
 
 
@@ -101,6 +102,8 @@ def add_parser(sub) -> None:
                    "batch only what queued while the classifier was busy)")
     p.add_argument("--max-pending", type=int, help="images accepted at once; beyond, 503 + Retry-After before the "
                    "upload is read (default: 16)")
+    p.add_argument("--head-timeout-s", type=float, help="seconds a connection may take to send a request's line and "
+                   "headers; slower (or half-sent) heads are closed (default: 10)")
     p.add_argument("--allowed-hosts", metavar="NAMES", help="extra Host names to answer to, comma-separated, e.g. "
                    "myserver.lan ('*': any); loopback names and the bound address always")
     p.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on everything but /health and the page "
