@@ -1,8 +1,10 @@
-"""A huge upload against ``ferkit serve`` (issue 18): a 7000x7000 JPEG (49 megapixels, under the
-50 MP limit) alone, then beside a normal request (obama.jpg sent 0.2 s after it); the answer times,
-and the server's resident memory before, at its peak (VmHWM) and after.
+"""Huge uploads against ``ferkit serve`` (issue 18): a 7000x7000 JPEG (49 megapixels, under the
+50 MP limit) alone, then beside a normal request (obama.jpg sent 0.2 s after it); then ``--uploads``
+clients (default 100) each sending a 9.9 MB JPEG at once, behind a slow 49 MP request: how many
+were answered, refused (503) or failed, and the server's resident memory before, at its peak
+(VmHWM) and 10 s after.
 
-    python benchmarks/bench_serve_huge.py [--side 7000] [-- extra ferkit serve options]
+    python benchmarks/bench_serve_huge.py [--side 7000] [--uploads 100] [-- extra ferkit serve options]
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 from bench_serve import SAMPLES, start_server  # the script's own folder is on sys.path
 from PIL import Image
 
@@ -25,9 +28,50 @@ def rss_mb(pid: int) -> tuple[float, float]:
     return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
 
 
+def big_jpeg(target: int = 9_900_000) -> bytes:
+    """A noisy photo-sized JPEG just under ``target`` bytes (noise does not compress)."""
+    rng = np.random.default_rng(0)
+    side, last = 1000, b""
+    while True:
+        buf = io.BytesIO()
+        Image.fromarray(rng.integers(0, 256, (side, side, 3), np.uint8)).save(buf, "JPEG", quality=95)
+        if len(buf.getvalue()) > target:
+            return last
+        last, side = buf.getvalue(), side + 100
+
+
+def concurrent_uploads(url: str, pid: int, n: int, slow: bytes) -> None:
+    """``n`` clients post a 9.9 MB JPEG at once while a 49 MP request holds the detector."""
+    body = big_jpeg()
+    base, _ = rss_mb(pid)
+    codes: list[int | str] = []
+
+    def post(data: bytes) -> None:
+        try:
+            with httpx.Client(base_url=url, timeout=300) as c:
+                codes.append(c.post("/v1/predict", content=data, headers={"Content-Type": "image/jpeg"}).status_code)
+        except httpx.HTTPError as e:
+            codes.append(type(e).__name__)
+
+    threads = [threading.Thread(target=post, args=(slow,))] + [threading.Thread(target=post, args=(body,)) for _ in range(n)]
+    t = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    dt = time.perf_counter() - t
+    after, peak = rss_mb(pid)
+    counts = {k: codes.count(k) for k in sorted(set(codes), key=str)}
+    print(f"{n} concurrent {len(body) / 1e6:.1f} MB uploads behind a 49 MP one: {counts} in {dt:.1f} s; server RSS "
+          f"{base:.0f} MB before, peak {peak:.0f} MB, {after:.0f} MB at the end")
+    time.sleep(10)
+    print(f"server RSS 10 s later: {rss_mb(pid)[0]:.0f} MB")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--side", type=int, default=7000)
+    p.add_argument("--uploads", type=int, default=100, help="concurrent 9.9 MB uploads (0: skip)")
     p.add_argument("serve_args", nargs=argparse.REMAINDER, help="after --: options for ferkit serve")
     a = p.parse_args()
     buf = io.BytesIO()
@@ -69,6 +113,8 @@ def main() -> None:
                       f"{got['normal']:.2f} s")
                 time.sleep(10)
                 print(f"server RSS 10 s later: {rss_mb(proc.pid)[0]:.0f} MB")
+                if a.uploads:
+                    concurrent_uploads(url, proc.pid, a.uploads, huge)
         finally:
             proc.terminate()
             proc.wait(30)

@@ -8,6 +8,7 @@ threads would not run faster; ``--workers N`` (processes) is the way to use more
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import io
 import logging
 import time
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -28,6 +30,26 @@ from ferkit.types import FaceResult, ImageResult
 __all__ = ["Engine", "Prediction", "build_recognizer"]
 
 log = logging.getLogger("ferkit.serve")
+
+
+#: uploads at least this large are followed by :func:`release_free_memory`
+TRIM_AFTER_BYTES = 1_000_000
+
+
+@cache
+def _libc() -> Any:
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc (macOS, Windows, musl): nothing to trim
+        return None
+
+
+def release_free_memory() -> None:
+    """glibc keeps freed memory of large decodes in its arenas; ``malloc_trim`` returns it to the
+    system, so the server's resident memory comes back down after a burst of large uploads."""
+    libc = _libc()
+    if libc is not None and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
 
 
 def build_recognizer(settings: Settings) -> Any:
@@ -111,7 +133,11 @@ class Engine:
     async def predict(self, data: bytes, *, path: str | None = None, keep_image: bool = False) -> Prediction:
         """Every face in the encoded image ``data``. Raises InputError for bad images."""
         t0 = time.perf_counter()
-        rgb, scale, faces, points, crops, decode_ms, detect_ms = await self.run_cpu(self._prepare, data)
+        try:
+            rgb, scale, faces, points, crops, decode_ms, detect_ms = await self.run_cpu(self._prepare, data)
+        finally:
+            if len(data) >= TRIM_AFTER_BYTES:  # give the freed decode buffers back to the system
+                self._detect_pool.submit(release_free_memory)
         timing: dict[str, float | int] = {"decode_ms": decode_ms, "detect_ms": detect_ms}
         if crops:
             c = await self.batcher.classify(crops)
