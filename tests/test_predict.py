@@ -247,3 +247,46 @@ def test_cli_table(capsys) -> None:
     assert main(["predict", OBAMA]) == 0
     out = capsys.readouterr().out
     assert "obama.jpg" in out and "emotion" in out and "conf" in out
+
+
+@pytest.mark.parametrize("detector", ["dlib-hog", "blazeface"])
+def test_boxes_found_on_the_working_copy_map_back_within_2_px(detector: str) -> None:
+    """Each VOC photo doubled (every pixel repeated 2x2) with a working size of the photo's own
+    pixel count: the copy the detector sees is the original photo, so the boxes mapped back must be
+    the original photo's boxes doubled, within 2 px; the default working size is 2 megapixels."""
+    import cv2
+
+    photos = sorted((SAMPLES / "voc_faces").glob("*.jpg"))
+    assert len(photos) == 9
+    full = Recognizer("default", detector, detect_max_pixels=None)
+    assert Recognizer("default", detector).detect_max_pixels == 2_000_000 and full.detect_max_pixels is None
+    n = 0
+    for p in photos:
+        img = load_image(p)
+        h, w = img.shape[:2]
+        big = cv2.resize(img, (2 * w, 2 * h), interpolation=cv2.INTER_NEAREST)
+        expected, _ = full.detect(img)
+        found, _ = Recognizer("default", detector, detect_max_pixels=h * w).detect(big)
+        assert len(found) == len(expected), p.name
+        np.testing.assert_allclose(found.xyxy, expected.xyxy * 2, atol=2, err_msg=p.name)
+        n += len(found)
+    assert n >= 40
+
+
+def test_a_large_jpeg_file_is_decoded_reduced_and_boxed_in_its_own_pixels(tmp_path: Path) -> None:
+    """A 20-megapixel JPEG given as a path is decoded at half size (the largest DCT scale that keeps
+    the 2 MP working size); its face is boxed in the file's pixels, where the same photo given as
+    a full-size array has it (dlib's boxes move by a pyramid step between the two copies)."""
+    small = Image.open(OBAMA).convert("RGB")
+    small = small.resize((400, round(400 * small.height / small.width)))
+    big = small.resize((small.width * 10, small.height * 10), Image.BICUBIC)
+    path = tmp_path / "big.jpg"
+    big.save(path, quality=90)
+    rec = Recognizer()
+    from_file, from_array = rec.predict(path), rec.predict(np.asarray(big))
+    assert (from_file.width, from_file.height) == big.size == (from_array.width, from_array.height)
+    assert len(from_file.faces) == len(from_array.faces) == 1
+    from ferkit.detect import iou
+
+    a, b = (np.asarray(r.faces[0].box, np.float64) for r in (from_file, from_array))
+    assert iou(a, b)[0, 0] > 0.6 and b[2] > 800, (a, b)

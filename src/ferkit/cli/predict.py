@@ -94,6 +94,8 @@ def make_recognizer(a: argparse.Namespace, device: str) -> Any:
     return Recognizer(a.model, a.detector, device=device, align=a.align, landmarks=a.landmarks, margin=a.margin,
                       min_size=a.min_size, max_faces=getattr(a, "max_faces", None), batch_size=a.batch_size,
                       detector_options=None if a.min_score is None else {"threshold": a.min_score},
+                      **({} if a.max_detect_megapixels is None else
+                         {"detect_max_pixels": round(a.max_detect_megapixels * 1e6)}),
                       backend=a.backend, prior=parse_prior(getattr(a, "prior", None)))
 
 
@@ -194,6 +196,9 @@ def add_common(pr: argparse.ArgumentParser, detector: str | None = None) -> None
                     help="face detector (default: %(default)s; measurements: benchmarks/README.md)")
     pr.add_argument("--min-size", type=int, help="smallest face side in pixels (default: the detector's, ~36 for dlib-hog, 30 for "
                     "haar, 24 for blazeface; video: 40, webcam: 80, which spare dlib's upsampling and BlazeFace's tiles)")
+    pr.add_argument("--max-detect-megapixels", type=float, help="detect faces on a copy scaled down to this size, "
+                    "boxes mapped back, crops from the full image (default: 2, as serve; 0: full resolution, for "
+                    "faces under ~50 px in large photos)")
     pr.add_argument("--min-score", type=float, help="drop faces whose detector score (`detection_score` in the JSON) "
                     "is below this; the scale is the detector's: blazeface a probability (default 0.5), dlib an SVM "
                     "margin (default 0), haar a level weight (default: keep all)")

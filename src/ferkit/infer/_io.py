@@ -11,7 +11,8 @@ import numpy as np
 
 from ferkit.errors import FerkitError
 
-__all__ = ["IMAGE_SUFFIXES", "ImageReadError", "expand_paths", "load_image", "pil_to_rgb", "to_rgb_array"]
+__all__ = ["IMAGE_SUFFIXES", "ImageReadError", "decode_reduced", "draft_jpeg", "expand_paths", "load_image", "pil_to_rgb", "read_image",
+           "to_rgb_array"]
 
 #: file suffixes treated as images when a folder is expanded
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm", ".jfif")
@@ -34,6 +35,15 @@ def load_image(path: str | os.PathLike[str]) -> np.ndarray:
     image gives its first frame. Raises ImageReadError with one line naming the file for a missing
     file, a folder, a non-image file, or a truncated or corrupt image.
     """
+    return read_image(path)[0]
+
+
+def read_image(path: str | os.PathLike[str], *, reduce_to: int | None = None) -> tuple[np.ndarray, tuple[int, int]]:
+    """:func:`load_image`, with a JPEG of more than ``reduce_to`` pixels decoded at 1/2, 1/4 or 1/8
+    of its size (:func:`draft_jpeg`). Returns the array and the image's full upright size
+    ``(width, height)`` (the array's own size unless it was reduced)."""
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
     p = Path(path)
@@ -42,16 +52,40 @@ def load_image(path: str | os.PathLike[str]) -> np.ndarray:
     if p.is_dir():
         raise ImageReadError(f"{path}: is a folder, not an image")
     try:
-        with Image.open(p) as im:
-            im.load()
-            rgb = pil_to_rgb(im)
+        with warnings.catch_warnings():  # Pillow's warning names its own file; its error (2x the size) stays
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(p) as im:
+                rgb, size = decode_reduced(im, reduce_to)
     except UnidentifiedImageError:
         raise ImageReadError(f"{path}: not an image file (or a format Pillow cannot read)") from None
     except Image.DecompressionBombError as e:
         raise ImageReadError(f"{path}: image too large ({_why(e)})") from e
     except (OSError, SyntaxError, ValueError) as e:  # truncated data, corrupt headers, bad EXIF
         raise ImageReadError(f"{path}: truncated or corrupt image ({_why(e)})") from e
-    return rgb
+    return rgb, size
+
+
+def decode_reduced(im: Any, reduce_to: int | None) -> tuple[np.ndarray, tuple[int, int]]:
+    """An opened PIL image decoded (:func:`draft_jpeg`, then :func:`pil_to_rgb`): the RGB array and
+    the full upright ``(width, height)``, for mapping boxes found on a reduced JPEG back."""
+    w, h = im.size
+    draft_jpeg(im, reduce_to)
+    im.load()
+    drafted = im.size
+    rgb = pil_to_rgb(im)
+    upright = (rgb.shape[1], rgb.shape[0]) == drafted  # else EXIF turned it by 90 degrees
+    return rgb, ((w, h) if upright else (h, w))
+
+
+def draft_jpeg(im: Any, reduce_to: int | None) -> None:
+    """Before ``im.load()``: have a JPEG of more than ``reduce_to`` pixels decoded at the smallest of
+    1/2, 1/4, 1/8 of its size that keeps at least ``reduce_to`` pixels (libjpeg's DCT scaling: the
+    full image is never in memory; a 49-megapixel photo takes 9 MB instead of 147). Other formats,
+    and ``reduce_to=None``, are left as they are."""
+    w, h = im.size
+    if reduce_to and im.format in ("JPEG", "MPO") and w * h > reduce_to:
+        k = (w * h / reduce_to) ** 0.5
+        im.draft("RGB", (max(1, int(w / k)), max(1, int(h / k))))
 
 
 def pil_to_rgb(im: Any) -> np.ndarray:

@@ -120,21 +120,21 @@ class Engine:
         """Run CPU work (decoding, detection, drawing, encoding) on the detection thread."""
         return await asyncio.get_running_loop().run_in_executor(self._detect_pool, fn, *args)
 
-    def _prepare(self, data: bytes) -> tuple[np.ndarray, float, Any, Any, list[np.ndarray], float, float]:
+    def _prepare(self, data: bytes) -> tuple[np.ndarray, tuple[int, int], Any, Any, list[np.ndarray], float, float]:
         t0 = time.perf_counter()
         # a JPEG larger than the detector's working copy is decoded at 1/2-1/8 size (memory bound)
-        rgb, scale = decode_image(data, max_pixels=self.settings.max_pixels, reduce_to=self.recognizer.detect_max_pixels)
+        rgb, size = decode_image(data, max_pixels=self.settings.max_pixels, reduce_to=self.recognizer.detect_max_pixels)
         t1 = time.perf_counter()
         rec = self.recognizer
         faces, points = rec.detect(rgb)
         crops = rec.crop(rgb, faces, points)
-        return rgb, scale, faces, points, crops, (t1 - t0) * 1e3, (time.perf_counter() - t1) * 1e3
+        return rgb, size, faces, points, crops, (t1 - t0) * 1e3, (time.perf_counter() - t1) * 1e3
 
     async def predict(self, data: bytes, *, path: str | None = None, keep_image: bool = False) -> Prediction:
         """Every face in the encoded image ``data``. Raises InputError for bad images."""
         t0 = time.perf_counter()
         try:
-            rgb, scale, faces, points, crops, decode_ms, detect_ms = await self.run_cpu(self._prepare, data)
+            rgb, (w, h), faces, points, crops, decode_ms, detect_ms = await self.run_cpu(self._prepare, data)
         finally:
             if len(data) >= TRIM_AFTER_BYTES:  # give the freed decode buffers back to the system
                 self._detect_pool.submit(release_free_memory)
@@ -148,7 +148,7 @@ class Engine:
             timing.update(queue_ms=0.0, classify_ms=0.0, batch_faces=0)
         timing["total_ms"] = (time.perf_counter() - t0) * 1e3
         timing = {k: (round(v, 2) if isinstance(v, float) else v) for k, v in timing.items()}
-        h, w = (round(n * scale) for n in rgb.shape[:2])
+        scale = w / rgb.shape[1]
         result = ImageResult(path, self._faces(faces, points, probs, scale), w, h)
         return Prediction(result, timing, rgb if keep_image else None, scale)
 

@@ -41,19 +41,18 @@ def sniff(data: bytes) -> str:
     return repr(text) if text.isprintable() else head.hex(" ")
 
 
-def decode_image(data: bytes, *, max_pixels: int, reduce_to: int | None = None) -> tuple[np.ndarray, float]:
+def decode_image(data: bytes, *, max_pixels: int, reduce_to: int | None = None) -> tuple[np.ndarray, tuple[int, int]]:
     """Decode an uploaded image (JPEG, PNG, WebP, BMP, TIFF, GIF's first frame; EXIF orientation
     applied; high bit depths scaled, as ``ferkit predict`` reads files: ``ferkit.infer._io.pil_to_rgb``).
 
-    ``reduce_to``: a JPEG of more pixels than this is decoded at 1/2, 1/4 or 1/8 of its size (the
-    largest of those that keeps at least ``reduce_to`` pixels; libjpeg's DCT scaling, so the full
-    image is never in memory): a 49-megapixel photo takes 9 MB instead of 147. Returns the RGB
-    array and the factor from its pixels to the original's (1.0 when decoded at full size).
+    ``reduce_to``: a JPEG of more pixels than this is decoded at 1/2, 1/4 or 1/8 of its size
+    (``ferkit.infer._io.draft_jpeg``). Returns the RGB array and the image's full upright
+    ``(width, height)``.
     Raises InputError: 400 empty, 413 too many pixels, 415 another format, 422 not an image /
     truncated / corrupt."""
     from PIL import Image, UnidentifiedImageError
 
-    from ferkit.infer._io import pil_to_rgb
+    from ferkit.infer._io import decode_reduced
 
     if not data:
         raise InputError(400, "empty image: the upload has no bytes")
@@ -75,14 +74,9 @@ def decode_image(data: bytes, *, max_pixels: int, reduce_to: int | None = None) 
         if w < 1 or h < 1:
             raise InputError(422, f"image has no pixels ({w}x{h})")
         try:
-            if reduce_to is not None and im.format in ("JPEG", "MPO") and w * h > reduce_to:
-                k = (w * h / reduce_to) ** 0.5
-                im.draft("RGB", (max(1, int(w / k)), max(1, int(h / k))))
-            im.load()
-            factor = w / im.size[0]
-            rgb = pil_to_rgb(im)
+            rgb, size = decode_reduced(im, reduce_to)
         except Image.DecompressionBombError as e:
             raise InputError(413, _bomb_message(e, max_pixels)) from None
         except (OSError, SyntaxError, ValueError) as e:  # truncated data, broken streams, bad EXIF
             raise InputError(422, f"truncated or corrupt {im.format or 'image'}: {_why(e)}") from None
-    return rgb, factor
+    return rgb, size
