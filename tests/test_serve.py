@@ -204,6 +204,26 @@ def test_websocket(server: Server, small_face: bytes) -> None:
         assert len(json.loads(ws.recv(timeout=60))["faces"]) == 1
 
 
+def test_websocket_frame_size_limits(server: Server, small_face: bytes) -> None:
+    """A frame over the upload limit gets a JSON 413 and the connection goes on; one over twice the
+    limit is refused by the protocol (close code 1009, message too big) before it is buffered."""
+    from websockets.exceptions import ConnectionClosedError
+    from websockets.sync.client import connect
+
+    url = server.url.replace("http", "ws") + "/v1/ws"
+    with connect(url, max_size=None) as ws:
+        ws.send(b"\xff\xd8" + b"\0" * int(1.5 * LIMIT_MB * 1_000_000))
+        err = json.loads(ws.recv(timeout=60))
+        assert err["status"] == 413 and "frame too large" in err["detail"]
+        ws.send(small_face)
+        assert len(json.loads(ws.recv(timeout=60))["faces"]) == 1
+    with connect(url, max_size=None) as ws:
+        with pytest.raises(ConnectionClosedError) as closed:
+            ws.send(b"\xff\xd8" + b"\0" * (3 * LIMIT_MB * 1_000_000))
+            ws.recv(timeout=60)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+
+
 def test_websocket_refuses_other_origins(server: Server) -> None:
     from websockets.exceptions import InvalidStatus
     from websockets.sync.client import connect
@@ -552,7 +572,7 @@ def test_token_and_busy_limit(tmp_path: Path, small_face: bytes) -> None:
             r = c.post("/v1/predict", content=small_face, headers={**jpeg, **auth})
             assert r.status_code == 503 and r.headers["retry-after"] == "1" and "server busy" in r.json()["detail"]
             load = c.get("/health").json()["load"]
-            assert load == {"in_flight": 1, "max_pending": 1, "saturated": True, "refused": 1}
+            assert load == {"in_flight": 1, "max_pending": 1, "saturated": True, "refused": 1, "abandoned": 0}
             sock.sendall(small_face[1000:])
             assert _status(sock) == 200
             sock.close()
@@ -560,6 +580,47 @@ def test_token_and_busy_limit(tmp_path: Path, small_face: bytes) -> None:
             assert c.get("/health").json()["load"]["in_flight"] == 0
     finally:
         srv.stop()
+
+
+def test_time_budget_answers_503_and_the_server_goes_on(tmp_path: Path, small_face: bytes) -> None:
+    """With dlib-cnn (seconds per photo on a CPU) and ``--request-budget-s 0.5``, a request gets 503
+    with Retry-After when its budget runs out; /health counts it as abandoned and stays green."""
+    srv = Server(tmp_path, "--detector", "dlib-cnn", "--request-budget-s", "0.5")
+    try:
+        with httpx.Client(base_url=srv.url, timeout=60) as c:
+            r = c.post("/v1/predict", content=small_face, headers={"Content-Type": "image/jpeg"})
+            assert r.status_code == 503 and r.headers["retry-after"] == "5" and "budget of 0.5 s" in r.json()["detail"]
+            health = c.get("/health")
+            assert health.status_code == 200 and health.json()["load"]["abandoned"] == 1
+    finally:
+        srv.stop()
+    assert "Traceback" not in srv.log.read_text()
+
+
+def test_work_of_a_departed_client_is_dropped(server: Server, client: httpx.Client, small_face: bytes) -> None:
+    """A request queued behind a slow one (a 49-megapixel PNG: seconds of decoding) whose client
+    disconnects is dropped before it runs, with one log line; the slow one is still answered."""
+    buf = io.BytesIO()
+    Image.new("RGB", (7000, 7000), (120, 130, 140)).save(buf, "PNG")
+    assert len(buf.getvalue()) < LIMIT_MB * 1_000_000
+    before = client.get("/health").json()["load"]["abandoned"]
+    got: dict[str, httpx.Response] = {}
+    slow = threading.Thread(target=lambda: got.update(r=client.post("/v1/predict", content=buf.getvalue(),
+                                                                    headers={"Content-Type": "image/png"})))
+    slow.start()
+    deadline = time.monotonic() + 30
+    while client.get("/health").json()["load"]["in_flight"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    sock = _raw(server.port, f"POST /v1/predict HTTP/1.1\nHost: 127.0.0.1:{server.port}\nContent-Type: image/jpeg\n"
+                f"Content-Length: {len(small_face)}\n", small_face)
+    while client.get("/health").json()["load"]["in_flight"] < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.2)  # its body is read; it waits for the detector thread
+    sock.close()
+    slow.join()
+    assert got["r"].status_code == 200 and got["r"].json()["width"] == 7000
+    assert client.get("/health").json()["load"]["abandoned"] == before + 1
+    assert "the client disconnected before its image was processed; its work was dropped" in server.log.read_text()
 
 
 def test_cli_refuses_a_weak_token_in_one_line(capsys) -> None:

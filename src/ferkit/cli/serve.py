@@ -28,7 +28,7 @@ def settings_from_args(a: argparse.Namespace):
 
     given = {k: getattr(a, k) for k in ("host", "port", "model", "detector", "backend", "device", "min_size", "workers",
                                         "max_upload_mb", "max_megapixels", "max_detect_megapixels", "max_batch", "batch_wait_ms",
-                                        "max_pending", "head_timeout_s",
+                                        "max_pending", "request_budget_s", "head_timeout_s",
                                         "allowed_hosts", "token")}
     try:
         return Settings(**{k: v for k, v in given.items() if v is not None})
@@ -102,6 +102,8 @@ def add_parser(sub) -> None:
                    "batch only what queued while the classifier was busy)")
     p.add_argument("--max-pending", type=int, help="images accepted at once; beyond, 503 + Retry-After before the "
                    "upload is read (default: 16)")
+    p.add_argument("--request-budget-s", type=float, help="seconds an image may wait for and use the detector; "
+                   "beyond, 503 and its work is dropped (default: 30); work for a client that disconnected is dropped too")
     p.add_argument("--head-timeout-s", type=float, help="seconds a connection may take to send a request's line and "
                    "headers; slower (or half-sent) heads are closed (default: 10)")
     p.add_argument("--allowed-hosts", metavar="NAMES", help="extra Host names to answer to, comma-separated, e.g. "

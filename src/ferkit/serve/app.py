@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from ferkit import __version__
-from ferkit.serve.engine import Engine
+from ferkit.serve.engine import ClientGone, Engine
 from ferkit.serve.errors import InputError
 from ferkit.serve.routers import meta, predict, stream
 from ferkit.serve.security import Guard, allowed_hosts_for
@@ -79,6 +79,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def _gone(request: Request, exc: ClientDisconnect) -> Response:
         # the client closed its connection before its upload was complete: nobody to answer, one line
         log.info("%s %s: the client disconnected before its request body was complete", request.method, request.url.path)
+        return Response(status_code=400)
+
+    @app.exception_handler(ClientGone)
+    async def _left(request: Request, exc: ClientGone) -> Response:
+        log.info("%s %s: the client disconnected before its image was processed; its work was dropped",
+                 request.method, request.url.path)
         return Response(status_code=400)
 
     @app.exception_handler(Exception)

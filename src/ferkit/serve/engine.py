@@ -12,7 +12,7 @@ import ctypes
 import io
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -30,6 +30,10 @@ from ferkit.types import FaceResult, ImageResult
 __all__ = ["Engine", "Prediction", "build_recognizer"]
 
 log = logging.getLogger("ferkit.serve")
+
+
+class ClientGone(Exception):
+    """The client disconnected while its image waited or was processed: nobody to answer."""
 
 
 #: uploads at least this large are followed by :func:`release_free_memory`
@@ -90,6 +94,7 @@ class Engine:
         self.started = time.time()
         self.in_flight = 0  # images admitted and not answered yet (the event loop is the only writer)
         self.refused = 0
+        self.abandoned = 0  # images dropped because the client left or the budget ran out
         self.load_s = time.perf_counter() - t
         log.info("loaded %r in %.1f s", self.recognizer, self.load_s)
 
@@ -130,11 +135,34 @@ class Engine:
         crops = rec.crop(rgb, faces, points)
         return rgb, size, faces, points, crops, (t1 - t0) * 1e3, (time.perf_counter() - t1) * 1e3
 
-    async def predict(self, data: bytes, *, path: str | None = None, keep_image: bool = False) -> Prediction:
-        """Every face in the encoded image ``data``. Raises InputError for bad images."""
+    async def _watched(self, fn: Any, *args: Any, gone: Callable[[], Awaitable[bool]] | None) -> Any:
+        """``run_cpu(fn, *args)`` within ``request_budget_s``, polling ``gone()`` (the client left?)
+        every 0.25 s: either ends it with ClientGone / InputError 503, and the job is dropped if it
+        has not started (a started one finishes on its thread; its result is unused)."""
+        job = asyncio.ensure_future(self.run_cpu(fn, *args))
+        deadline = time.monotonic() + self.settings.request_budget_s
+        while True:
+            done, _ = await asyncio.wait({job}, timeout=max(0.0, min(0.25, deadline - time.monotonic())))
+            if done:
+                return job.result()
+            if gone is not None and await gone():
+                job.cancel()
+                self.abandoned += 1
+                raise ClientGone()
+            if time.monotonic() >= deadline:
+                job.cancel()
+                self.abandoned += 1
+                raise InputError(503, f"the image was not processed within the server's budget of "
+                                      f"{self.settings.request_budget_s:g} s (ferkit serve --request-budget-s); retry "
+                                      "later", headers={"Retry-After": "5"})
+
+    async def predict(self, data: bytes, *, path: str | None = None, keep_image: bool = False,
+                      gone: Callable[[], Awaitable[bool]] | None = None) -> Prediction:
+        """Every face in the encoded image ``data``. Raises InputError for bad images or when the time
+        budget runs out, ClientGone when ``gone()`` (polled while waiting) says the client left."""
         t0 = time.perf_counter()
         try:
-            rgb, (w, h), faces, points, crops, decode_ms, detect_ms = await self.run_cpu(self._prepare, data)
+            rgb, (w, h), faces, points, crops, decode_ms, detect_ms = await self._watched(self._prepare, data, gone=gone)
         finally:
             if len(data) >= TRIM_AFTER_BYTES:  # give the freed decode buffers back to the system
                 self._detect_pool.submit(release_free_memory)

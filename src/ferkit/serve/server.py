@@ -72,4 +72,9 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         # connections + tasks: the pending images, the page's WebSockets and health checks, with room
         "limit_concurrency": 4 * settings.max_pending + 32,
         "h11_max_incomplete_event_size": 16 * 1024,  # a request head larger than 16 KB is refused
+        # WebSocket frames: one message queued per connection (websockets' default is 16, each up
+        # to 16 MB: pipelined 10 MB frames held 1.5 GB); a message over twice the upload limit closes
+        # the connection (1009), one between the limit and that gets a JSON 413 and the connection lives
+        "ws_max_size": 2 * settings.max_upload_bytes,
+        "ws_max_queue": 1,
     }

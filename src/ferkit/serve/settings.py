@@ -37,6 +37,8 @@ class Settings(BaseSettings):
 
     max_pending: int = Field(16, ge=1, description="images accepted at once (requests and WebSocket frames being read, "
                              "detected or classified); beyond, 503 with Retry-After, before the upload is read")
+    request_budget_s: float = Field(30.0, gt=0, le=3600, description="seconds an image may wait for and use the "
+                                    "detector; beyond, 503 and its work is dropped")
     head_timeout_s: float = Field(10.0, gt=0, le=600, description="seconds a connection may take to send a request's "
                                   "line and headers (slow or half-sent heads are closed)")
     allowed_hosts: str | None = Field(None, description="extra Host names the server answers to, comma-separated "

@@ -157,7 +157,7 @@ async def predict(
     (the face keys of `ferkit predict --format json`), the image size, the model and timing."""
     with engine.admit():  # 503 before reading the upload when the server is full
         data, name = await image_from_request(request, settings)
-        pred = await engine.predict(data, path=name, keep_image=annotate)
+        pred = await engine.predict(data, path=name, keep_image=annotate, gone=request.is_disconnected)
         if annotate:
             jpeg = await engine.run_cpu(engine.annotated_jpeg, pred)
             return Response(jpeg, media_type="image/jpeg",
