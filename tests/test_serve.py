@@ -685,3 +685,28 @@ def test_slow_request_heads_are_closed_and_disconnects_log_one_line(server: Serv
     assert "request head not complete after 2 s; connection closed" in log
     assert "POST /v1/predict: the client disconnected before its request body was complete" in log
     assert "Traceback" not in log
+
+
+def test_metrics_in_prometheus_text_format(server: Server, client: httpx.Client, small_face: bytes) -> None:
+    """/metrics counts requests by route and status (refused ones too), latency, faces and the queue."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def samples() -> dict[tuple[str, tuple], float]:
+        r = client.get("/metrics")
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+        return {(s.name, tuple(sorted(s.labels.items()))): s.value
+                for family in text_string_to_metric_families(r.text) for s in family.samples}
+
+    ok = ("ferkit_http_requests_total", (("method", "POST"), ("route", "/v1/predict"), ("status", "200")))
+    bad = ("ferkit_http_requests_total", (("method", "POST"), ("route", "/v1/predict"), ("status", "422")))
+    before = samples()
+    assert_one_face(client.post("/v1/predict", content=small_face, headers={"Content-Type": "image/jpeg"}))
+    assert client.post("/v1/predict", content=b"not an image", headers={"Content-Type": "image/jpeg"}).status_code == 422
+    assert client.get("/v1/predict", headers={"Host": "evil.example"}).status_code == 400  # refused by the Host check
+    after = samples()
+    assert after[ok] == before.get(ok, 0) + 1 and after[bad] == before.get(bad, 0) + 1
+    assert after[("ferkit_faces_total", ())] == before[("ferkit_faces_total", ())] + 1
+    assert after[("ferkit_in_flight", ())] == 0 and after[("ferkit_max_pending", ())] == 16
+    count = ("ferkit_http_request_duration_seconds_count", (("method", "POST"), ("route", "/v1/predict")))
+    assert after[count] == before.get(count, 0) + 2
+    assert any(name == "ferkit_http_requests_total" and dict(labels).get("status") == "400" for name, labels in after)

@@ -2,7 +2,7 @@
 
 Binds 127.0.0.1 unless ``--host`` says otherwise. Endpoints: ``POST /v1/predict`` (multipart field
 ``file`` or a raw ``image/*`` body; ``?annotate=true`` for a JPEG), ``WebSocket /v1/ws``, ``GET
-/health``, ``GET /v1/models``, the OpenAPI document at ``/openapi.json``. Bad uploads get a 4xx
+/health``, ``GET /v1/models``, ``GET /metrics`` (Prometheus), the OpenAPI document at ``/openapi.json``. Bad uploads get a 4xx
 ``{"detail": "..."}``, a full server 503. Requests must name this server in ``Host`` (loopback names
 unless ``--allowed-hosts``), browsers' cross-site requests are refused, and ``--token`` requires a
 bearer token. Every option is also an environment variable ``FERKIT_SERVE_<OPTION>``.

@@ -17,6 +17,7 @@ from starlette.requests import ClientDisconnect
 from ferkit import __version__
 from ferkit.serve.engine import ClientGone, Engine
 from ferkit.serve.errors import InputError
+from ferkit.serve.metrics import Metrics
 from ferkit.serve.routers import meta, predict, stream
 from ferkit.serve.security import Guard, allowed_hosts_for
 from ferkit.serve.settings import Settings, get_settings
@@ -62,6 +63,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.dependency_overrides[get_settings] = lambda: settings
+    metrics = app.state.metrics = Metrics(lambda: getattr(app.state, "engine", None))
+
+    @app.get("/metrics", include_in_schema=False)
+    async def _metrics() -> Response:
+        """Counters in the Prometheus text format (see ferkit.serve.metrics)."""
+        return metrics.response()
 
     @app.exception_handler(InputError)
     async def _input_error(request: Request, exc: InputError) -> JSONResponse:
@@ -99,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=meta.STATIC_DIR), name="static")
     token = settings.token.get_secret_value() if settings.token else None
     app.add_middleware(Guard, allowed_hosts=allowed_hosts_for(settings.host, settings.extra_hosts), token=token)
+    app.middleware("http")(metrics.middleware)  # outermost: requests the Guard refuses are counted too
     return app
 
 

@@ -159,7 +159,9 @@ async def predict(
         data, name = await image_from_request(request, settings)
         pred = await engine.predict(data, path=name, keep_image=annotate, gone=request.is_disconnected)
         if annotate:
+            request.app.state.metrics.faces.inc(len(pred.result.faces))
             jpeg = await engine.run_cpu(engine.annotated_jpeg, pred)
             return Response(jpeg, media_type="image/jpeg",
                             headers={"X-Faces": str(len(pred.result.faces)), "X-Total-Ms": str(pred.timing["total_ms"])})
+    request.app.state.metrics.faces.inc(len(pred.result.faces))
     return {**pred.result.to_dict(), "model": settings.model, "timing": pred.timing}

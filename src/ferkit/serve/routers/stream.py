@@ -40,6 +40,7 @@ async def stream(websocket: WebSocket, settings: SettingsDep, engine: EngineDep)
                                           f"{settings.max_upload_mb:g} MB")
                 with engine.admit():
                     pred = await engine.predict(data)
+                websocket.app.state.metrics.faces.inc(len(pred.result.faces))
                 await websocket.send_json({**pred.result.to_dict(), "model": settings.model, "timing": pred.timing,
                                            "frame": frame})
             except InputError as e:
