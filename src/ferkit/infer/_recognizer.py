@@ -200,8 +200,8 @@ class Recognizer:
     def _prepare(self, image: ImageLike, path: str | None) -> _Pending:
         """Decode (a large JPEG file at a reduced size: ``read_image(reduce_to=detect_max_pixels)``),
         detect and crop; boxes and landmarks in the file's pixels."""
-        if path is not None:
-            rgb, (w, h) = read_image(path, reduce_to=self.detect_max_pixels)
+        if isinstance(image, (str, os.PathLike)):
+            rgb, (w, h) = read_image(image, reduce_to=self.detect_max_pixels)
         else:
             rgb = to_rgb_array(image)
             h, w = rgb.shape[:2]
