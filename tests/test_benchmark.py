@@ -8,6 +8,7 @@ import pytest
 
 from ferkit.cli import main
 from ferkit.data.composite import build_composites
+from ferkit.detect import DEFAULT_DETECTOR
 from ferkit.evaluate import load_eval_data, run_evaluation
 from ferkit.evaluate.benchmark import MARKER_END, MARKER_START, shipped_model_ids
 
@@ -50,7 +51,7 @@ def test_results_table_has_every_model_on_every_data_set(results):
     rows = table_rows(text)
     ids = shipped_model_ids()
     sets = ["FER2013 PublicTest", "FER2013 PrivateTest", "FER+ test, 8 classes", "FER+ test, 7 classes",
-            "FER2013 PublicTest subset, original crops", "same faces in photos, dlib-hog", "photos", "photos, dlib-hog"]
+            "FER2013 PublicTest subset, original crops", f"same faces in photos, {DEFAULT_DETECTOR}", "photos", f"photos, {DEFAULT_DETECTOR}"]
     assert [(r["model"].split(" ")[0], r["data set"]) for r in rows] == [(m, s) for m in ids for s in sets]
     for r in rows:
         m = re.fullmatch(r"(\d+\.\d\d) \((\d+\.\d\d)-(\d+\.\d\d)\)", r["accuracy % (95% CI)"])
@@ -60,11 +61,11 @@ def test_results_table_has_every_model_on_every_data_set(results):
         assert 0 <= float(r["macro-F1 %"]) <= 100 and float(r["faces/s"]) > 0
     n = {r["data set"]: int(r["images"]) for r in rows}
     assert n["FER2013 PublicTest"] == n["FER2013 PrivateTest"] == LIMIT
-    assert n["FER2013 PublicTest subset, original crops"] == n["same faces in photos, dlib-hog"] == UNCROPPED
-    assert n["photos"] == n["photos, dlib-hog"] == 8
+    assert n["FER2013 PublicTest subset, original crops"] == n[f"same faces in photos, {DEFAULT_DETECTOR}"] == UNCROPPED
+    assert n["photos"] == n[f"photos, {DEFAULT_DETECTOR}"] == 8
     # photos without a found face are counted and said
     notes = dict(re.findall(r"^(\d+)\. (.*)$", text, re.MULTILINE))
-    photo_row = next(r for r in rows if r["data set"] == "same faces in photos, dlib-hog")
+    photo_row = next(r for r in rows if r["data set"] == f"same faces in photos, {DEFAULT_DETECTOR}")
     assert any("no face found in" in notes[k.strip()] for k in photo_row["notes"].split(","))
 
 

@@ -51,8 +51,8 @@ def _inside(boxes: np.ndarray, img: np.ndarray) -> bool:
 
 # --------------------------------------------------------------------------------------- registry
 def test_registry() -> None:
-    assert list_detectors() == ["blazeface", "blazeface-short", "dlib-cnn", "dlib-hog", "haar"]
-    assert DEFAULT_DETECTOR == "dlib-hog" and VIDEO_DETECTOR == "blazeface"
+    assert list_detectors() == ["blazeface", "blazeface-short", "dlib-cnn", "dlib-hog", "dlib-hog+blazeface", "haar"]
+    assert DEFAULT_DETECTOR == "dlib-hog+blazeface" and VIDEO_DETECTOR == "blazeface"
     with pytest.raises(DetectorError, match="unknown face detector 'mtcnn'.*haar"):
         get_detector("mtcnn")
     with pytest.raises(ValueError, match="already registered"):
@@ -69,7 +69,7 @@ def test_invalid_images() -> None:
 
 
 # --------------------------------------------------------------------------------------- detection
-@pytest.mark.parametrize("detector", ["dlib-hog", "haar", "blazeface"])
+@pytest.mark.parametrize("detector", ["dlib-hog", "haar", "blazeface", "dlib-hog+blazeface"])
 @pytest.mark.parametrize("name,expected", [("two_people", 2), ("obama", 1), ("multi_face", 6)])
 def test_face_counts(images, detector: str, name: str, expected: int) -> None:
     faces = detect_faces(images[name], detector)
@@ -103,6 +103,24 @@ def test_blazeface_boxes_match_dlib_and_tiles_find_small_faces(images) -> None:
     # a grayscale image and a tiny one
     assert len(detect_faces(cv2.cvtColor(images["obama"], cv2.COLOR_RGB2GRAY), "blazeface")) == 1
     assert len(detect_faces(np.zeros((3, 5, 3), np.uint8), "blazeface")) == 0
+
+
+def test_combined_detector_adds_the_faces_hog_misses(images) -> None:
+    """dlib-hog+blazeface keeps dlib's boxes and adds BlazeFace's faces that overlap none of them:
+    multi_face.jpg with the left half darkened and blurred (HOG loses those faces, BlazeFace not)."""
+    import cv2
+
+    img = images["multi_face"].copy()
+    half = img.shape[1] // 2
+    img[:, :half] = cv2.GaussianBlur((img[:, :half] * 0.35).astype(np.uint8), (0, 0), 2.0)
+    hog, bz = detect_faces(img, "dlib-hog"), detect_faces(img, "blazeface")
+    both = detect_faces(img, "dlib-hog+blazeface")
+    assert len(hog) < len(both) <= len(hog) + len(bz)
+    assert set(map(tuple, hog.boxes.tolist())) <= set(map(tuple, both.boxes.tolist()))  # dlib's framing kept
+    assert (iou(both.boxes, both.boxes) - np.eye(len(both)) < 0.3).all()  # no face twice
+    assert get_detector("dlib-hog+blazeface").crop_margin == get_detector("dlib-hog").crop_margin
+    with pytest.raises(DetectorError, match="takes only min_size, not threshold"):
+        get_detector("dlib-hog+blazeface", threshold=0.5)
 
 
 @pytest.mark.parametrize("options,message", [

@@ -7,6 +7,7 @@ import shlex
 import sys
 
 from ferkit.cli._common import changed_flags
+from ferkit.detect import DEFAULT_DETECTOR
 from ferkit.evaluate.benchmark import (  # light: imports no torch
     DATA_ROOT,
     UNCROPPED_FACES,
@@ -23,7 +24,7 @@ def command_line(a: argparse.Namespace) -> str:
         parts += ["--models", *a.models]
     for path in a.data or []:
         parts += ["--data", path]
-    parts += changed_flags((("--data-root", a.data_root, DATA_ROOT), ("--detector", a.detector, "dlib-hog"),
+    parts += changed_flags((("--data-root", a.data_root, DATA_ROOT), ("--detector", a.detector, DEFAULT_DETECTOR),
                             ("--uncropped", a.uncropped, UNCROPPED_FACES), ("--limit", a.limit, None),
                             ("--tta", a.tta, "none"), ("--batch-size", a.batch_size, 128),
                             ("--threads", a.threads, 1), ("--out", a.out, "RESULTS.md")))
@@ -79,7 +80,8 @@ def add_parser(sub) -> None:
     b.add_argument("--data", action="append", metavar="DIR",
                    help="an extra class-per-folder data set, evaluated as crops and through the detector (repeatable)")
     b.add_argument("--data-root", default=DATA_ROOT, help=f"folder holding fer2013/, ferplus/, samples/ (default: {DATA_ROOT})")
-    b.add_argument("--detector", default="dlib-hog", help="face detector(s) for photos, comma-separated (default: dlib-hog)")
+    b.add_argument("--detector", default=DEFAULT_DETECTOR,
+                   help=f"face detector(s) for photos, comma-separated (default: {DEFAULT_DETECTOR})")
     b.add_argument("--uncropped", type=int, default=UNCROPPED_FACES,
                    help=f"PublicTest faces placed into photos for the detection rows; 0 = none (default: {UNCROPPED_FACES})")
     b.add_argument("--limit", type=int, help="a stratified subset of N images per data set (quick runs)")

@@ -97,7 +97,7 @@ def add_parser(sub) -> None:
                    help="the images are uncropped photos, one labelled person each: detect faces, classify the "
                         "largest as `ferkit predict` does; an image without a face counts as wrong")
     e.add_argument("--detector", default=None,
-                   help=f"face detector for --detect: dlib-hog, haar, dlib-cnn (default: {DEFAULT_DETECTOR})")
+                   help=f"face detector for --detect (default: {DEFAULT_DETECTOR}; see ferkit.detect)")
     e.add_argument("--groups", metavar="REGEX",
                    help="bootstrap whole groups of images, not single images: REGEX on each file name, its first "
                         r"group (or the whole match) is the group id, e.g. 'S(\d+)_' for CK+ subjects")

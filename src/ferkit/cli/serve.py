@@ -86,7 +86,7 @@ def add_parser(sub) -> None:
     p.add_argument("--host", help="address to bind (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, help="TCP port (default: 8000)")
     p.add_argument("--model", help="shipped model name or saved model path (default: default)")
-    p.add_argument("--detector", choices=list_detectors(), help="face detector (default: dlib-hog)")
+    p.add_argument("--detector", choices=list_detectors(), help="face detector (default: dlib-hog+blazeface, as predict)")
     p.add_argument("--backend", choices=("torch", "onnx"), help="inference backend (default: torch)")
     p.add_argument("--device", help="torch device for the classifier (default: cpu)")
     p.add_argument("--min-size", type=int, help="smallest face side in pixels (default: the detector's; 80 makes "

@@ -15,8 +15,8 @@ A progress bar with the processing FPS is shown on stderr when it is a terminal;
 printed at the end, and a warning when fewer frames decode than the file's header announces (a
 truncated file). Ctrl-C stops early and keeps what was processed.
 
-Defaults for video: the ``blazeface`` detector (6 ms per 640x360 frame; ``--detector dlib-hog`` for
-the photos' default), ``--min-size 40`` and ``--smoothing 0.5`` (labels that do not flicker).
+Defaults for video: the ``blazeface`` detector (6 ms per 640x360 frame; ``--detector dlib-hog+blazeface``
+for the photos' default), ``--min-size 40`` and ``--smoothing 0.5`` (labels that do not flicker).
 """
 from __future__ import annotations
 

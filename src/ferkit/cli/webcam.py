@@ -8,7 +8,8 @@ video file or stream URL instead of a camera. A camera that does not exist gives
 Speed: the ``blazeface`` detector (6 ms per 640x360 frame) with ``--min-size 80`` (faces near the
 camera: no tiles) and ``--smoothing 0.5``: 81 FPS on the 640x360 sample clip on the 2-core
 development CPU (``benchmarks/bench_video.py``). Give ``--min-size 24`` for faces far from the
-camera, ``--stride 3`` to classify every third frame, ``--detector dlib-hog`` for the photos' default.
+camera, ``--stride 3`` to classify every third frame, ``--detector dlib-hog+blazeface`` for the
+photos' default.
 """
 from __future__ import annotations
 

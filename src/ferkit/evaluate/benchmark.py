@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ferkit import _docblock
+from ferkit.detect import DEFAULT_DETECTOR
 from ferkit.errors import ConfigError, FerkitError
 
 __all__ = [
@@ -137,7 +138,7 @@ def shipped_model_ids() -> dict[str, list[str]]:
 
 
 def default_datasets(data_root: str | os.PathLike[str] = DATA_ROOT, *, uncropped: str | os.PathLike[str] | None = None,
-                     uncropped_faces: int = UNCROPPED_FACES, detectors: Sequence[str] = ("dlib-hog",),
+                     uncropped_faces: int = UNCROPPED_FACES, detectors: Sequence[str] = (DEFAULT_DETECTOR,),
                      limit: int | None = None) -> list[BenchmarkData]:
     """The standard data sets under ``data_root``: FER2013 PublicTest/PrivateTest, FER+ FER2013Test
     (majority labels, 8 classes and FER2013's 7), and, when ``uncropped`` (a folder written by
@@ -166,7 +167,7 @@ def default_datasets(data_root: str | os.PathLike[str] = DATA_ROOT, *, uncropped
     return out
 
 
-def folder_datasets(paths: Sequence[str | os.PathLike[str]], detectors: Sequence[str] = ("dlib-hog",),
+def folder_datasets(paths: Sequence[str | os.PathLike[str]], detectors: Sequence[str] = (DEFAULT_DETECTOR,),
                     limit: int | None = None) -> list[BenchmarkData]:
     """Extra class-per-folder sets (``--data``): each as given (crops) and through each detector."""
     out = []
@@ -193,7 +194,7 @@ def run_benchmark(
     *,
     data_root: str | os.PathLike[str] = DATA_ROOT,
     extra: Sequence[str | os.PathLike[str]] = (),
-    detectors: Sequence[str] = ("dlib-hog",),
+    detectors: Sequence[str] = (DEFAULT_DETECTOR,),
     uncropped_faces: int = UNCROPPED_FACES,
     limit: int | None = None,
     tta: str = "none",
@@ -208,7 +209,7 @@ def run_benchmark(
         datasets: the data sets (default: :func:`default_datasets` under ``data_root``, with an
             uncropped PublicTest subset of ``uncropped_faces`` photos built in a temporary folder).
         extra: class-per-folder sets added to ``datasets`` (see :func:`folder_datasets`).
-        detectors: face detectors for the uncropped and extra sets (``"dlib-hog"``, ``"haar"``, ``"dlib-cnn"``).
+        detectors: face detectors for the uncropped and extra sets (default: ``ferkit.detect.DEFAULT_DETECTOR``).
         limit: a stratified subset of this many images per data set (quick runs, tests).
         tta, batch_size, device: as for ``ferkit evaluate``.
         log: called with one line per finished evaluation (progress).

@@ -1,7 +1,7 @@
 """Inference: faces and their emotions in images, folders, videos, streams and cameras.
 
 >>> from ferkit.infer import Recognizer
->>> rec = Recognizer()                                  # shipped default model, dlib-hog faces
+>>> rec = Recognizer()                                  # shipped default model, dlib-hog+blazeface faces
 >>> result = rec.predict("photo.jpg")                   # ImageResult; result.to_dict() is the JSON contract
 >>> for frame in rec.stream("clip.mp4", smoothing=0.5): # FrameResult per frame, faces with track ids
 ...     ...

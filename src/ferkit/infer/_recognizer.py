@@ -45,7 +45,7 @@ class Recognizer:
         model: a shipped model name (``"default"``), a saved model path (``.safetensors``/``.json``
             pair or its folder), or a ``(nn.Module, meta)`` pair as returned by ``ferkit.models.load_model``
             (any module mapping ``(N, C, H, W)`` to ``(N, classes)`` logits, an ensemble included).
-        detector: a detector name (``"dlib-hog"`` default, ``"haar"``, ``"dlib-cnn"``; see
+        detector: a detector name (``"dlib-hog+blazeface"`` default, ``"dlib-hog"``, ``"blazeface"``, ``"haar"``, ``"dlib-cnn"``; see
             ``ferkit.detect``) or a detector object.
         device: torch device for the classifier (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``).
         align: rotate each face so that the eyes are level before classifying (needs landmarks:

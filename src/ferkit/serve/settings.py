@@ -22,7 +22,7 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="address to bind; loopback unless asked otherwise")
     port: int = Field(8000, ge=0, le=65535)
     model: str = Field("default", description="shipped model name or saved model path")
-    detector: str | None = Field(None, description="face detector name (None: the Recognizer's default, dlib-hog)")
+    detector: str | None = Field(None, description="face detector name (None: the Recognizer's default, dlib-hog+blazeface)")
     backend: Literal["torch", "onnx"] | None = Field(None, description="inference backend (None: the Recognizer's default)")
     device: str = Field("cpu", description="torch device for the classifier")
     min_size: int | None = Field(None, ge=1, description="smallest face side in pixels (None: the detector's default)")
