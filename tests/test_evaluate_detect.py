@@ -25,7 +25,7 @@ import pytest
 from PIL import Image
 
 from ferkit.data.composite import Background, build_composites, compose
-from ferkit.detect import DetectorError
+from ferkit.detect import DEFAULT_DETECTOR, DetectorError
 from ferkit.errors import ConfigError
 from ferkit.evaluate import evaluate, load_eval_data, run_evaluation
 from ferkit.infer import load_image
@@ -79,7 +79,7 @@ def photos(faces, tmp_path_factory):
 def detected(photos, tmp_path_factory):
     root, _ = photos
     out = tmp_path_factory.mktemp("ev") / "detect"
-    m = evaluate("default", root, "folder", detect="dlib-hog", out=out, device="cpu", n_boot=N_BOOT, grid=16)
+    m = evaluate("default", root, "folder", detect=DEFAULT_DETECTOR, out=out, device="cpu", n_boot=N_BOOT, grid=16)
     return m, out
 
 
@@ -87,7 +87,7 @@ def detected(photos, tmp_path_factory):
 def test_detect_agrees_with_crop_classification_and_lists_faceless_images(photos, detected):
     root, made = photos
     m, out = detected
-    assert m["detector"] == "dlib-hog" and m["n_images"] == N_FACES + len(NO_FACE)
+    assert m["detector"] == DEFAULT_DETECTOR and m["n_images"] == N_FACES + len(NO_FACE)
     assert set(NO_FACE) <= set(m["no_face_files"]) and m["n_no_face"] == len(m["no_face_files"])
     n_found = m["n_images"] - m["n_no_face"]
     assert n_found >= 0.5 * N_FACES, m["no_face_files"]        # measured: 18 of 28 (46 of 56 in a larger run)
@@ -140,7 +140,7 @@ def test_detect_report_lists_faceless_images(detected):
     m, out = detected
     on_disk = json.loads((out / "metrics.json").read_text())
     assert on_disk == json.loads(json.dumps(m))
-    assert any("detect-then-classify with dlib-hog" in n for n in on_disk["dataset"]["notes"])
+    assert any(f"detect-then-classify with {DEFAULT_DETECTOR}" in n for n in on_disk["dataset"]["notes"])
     report = (out / "report.md").read_text()
     assert "## Images without a face" in report
     for name in m["no_face_files"]:
@@ -154,7 +154,8 @@ def test_detect_report_lists_faceless_images(detected):
 @pytest.fixture(scope="module")
 def mixed(photos, faces, detected, tmp_path_factory):
     """A folder with a non-image, a truncated JPEG, a photo without a face, a 256x256 TIFF portrait,
-    a 4000x3000 JPEG with one face and three of the composite photos (in which a face was found)."""
+    a 4000x3000 JPEG with one face, two_people.jpg (two faces) and three of the composite photos (in
+    which a face was found)."""
     root, made = photos
     no_face = set(detected[0]["no_face_files"])
     mix = tmp_path_factory.mktemp("mixed") / "photos"
@@ -167,6 +168,7 @@ def mixed(photos, faces, detected, tmp_path_factory):
     data = made[-1].path.read_bytes()
     (mix / "sad" / "broken.jpg").write_bytes(data[: len(data) * 6 // 10])      # a real JPEG cut short
     shutil.copyfile(SAMPLES / "dogs.jpg", mix / "angry" / "dogs.jpg")
+    shutil.copyfile(SAMPLES / "two_people.jpg", mix / "happy" / "two_people.jpg")  # the largest face counts
     portrait = load_image(SAMPLES / "obama.jpg")[:910, :910]
     Image.fromarray(cv2.resize(portrait, (256, 256), interpolation=cv2.INTER_AREA)).save(mix / "neutral" / "portrait.tif")
     wide = cv2.resize(load_image(SAMPLES / "dogs.jpg"), (4000, 3000), interpolation=cv2.INTER_CUBIC)
@@ -176,7 +178,7 @@ def mixed(photos, faces, detected, tmp_path_factory):
 
 
 def _check_mixed(m: dict, mix: Path) -> None:
-    assert m["n_images"] == 6 and m["detector"] == "dlib-hog"
+    assert m["n_images"] == 7 and m["detector"] == DEFAULT_DETECTOR
     assert m["no_face_files"] == ["angry/dogs.jpg"] and m["n_no_face"] == 1
     assert any(n.startswith("2 files could not be read and were skipped") for n in m["dataset"]["notes"])
     assert any("had more than one face; the largest was classified" in n for n in m["dataset"]["notes"])
@@ -184,7 +186,7 @@ def _check_mixed(m: dict, mix: Path) -> None:
 
 def test_unreadable_files_warn_and_the_rest_is_scored(mixed, rec, caplog):
     with caplog.at_level(logging.WARNING, logger="ferkit.evaluate"):
-        ev = run_evaluation("default", mixed, "folder", detect="dlib-hog", device="cpu", n_boot=N_BOOT)
+        ev = run_evaluation("default", mixed, "folder", detect=DEFAULT_DETECTOR, device="cpu", n_boot=N_BOOT)
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 2 and all("\n" not in w for w in warnings), warnings
     assert any(str(mixed / "happy" / "notes.jpg") in w and "not an image" in w for w in warnings), warnings
@@ -206,7 +208,7 @@ def test_unreadable_files_warn_and_the_rest_is_scored(mixed, rec, caplog):
 def test_cli_detect_end_to_end(mixed, tmp_path):
     out = tmp_path / "out"
     r = _ferkit("evaluate", "--model", "default", "--data", mixed, "--format", "folder", "--detect",
-                "--detector", "dlib-hog", "--n-boot", N_BOOT, "--out", out, "--json", "--no-progress")
+                "--detector", DEFAULT_DETECTOR, "--n-boot", N_BOOT, "--out", out, "--json", "--no-progress")
     assert r.returncode == 0, r.stderr
     m = json.loads(r.stdout)
     _check_mixed(m, mixed)
@@ -215,7 +217,7 @@ def test_cli_detect_end_to_end(mixed, tmp_path):
     assert len(warned) == 2, r.stderr
     assert any("notes.jpg" in w for w in warned) and any("broken.jpg" in w for w in warned)
     rows = _predictions(out)
-    assert set(rows) == {"angry/dogs.jpg", "neutral/portrait.tif", "surprise/huge.jpg",
+    assert set(rows) == {"angry/dogs.jpg", "neutral/portrait.tif", "surprise/huge.jpg", "happy/two_people.jpg",
                          *(f"{p.parent.name}/{p.name}" for p in mixed.glob("*/0*_PublicTest_*.jpg"))}
     assert "`angry/dogs.jpg`" in (out / "report.md").read_text()
 
@@ -225,7 +227,7 @@ def test_detect_bad_options_are_one_line_errors(photos, tmp_path):
     r = _ferkit("evaluate", "--data", root, "--format", "folder", "--detector", "haar", "--out", tmp_path / "a")
     assert r.returncode == 2 and "--detector haar needs --detect" in r.stderr and len(r.stderr.splitlines()) == 1
     with pytest.raises(ConfigError, match="--tta flip applies to crop classification"):
-        evaluate("default", root, "folder", detect="dlib-hog", tta="flip")
+        evaluate("default", root, "folder", detect=DEFAULT_DETECTOR, tta="flip")
     with pytest.raises(DetectorError, match="unknown face detector 'retina'"):
         evaluate("default", root, "folder", detect="retina")
     assert not (tmp_path / "a").exists()

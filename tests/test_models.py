@@ -355,6 +355,23 @@ def test_tampered_or_incomplete_files_are_refused(tmp_path: Path) -> None:
         load_model(weights)
 
 
+def test_json_edited_after_saving_is_refused_but_calibration_may_change(tmp_path: Path) -> None:
+    """The hash of the JSON's architecture fields is stored inside the weights file (covered by the
+    file's sha256): another model_kwargs or input is refused in one line; a new temperature loads."""
+    weights = save_model(create_model("vgg_fer", in_chans=1), tmp_path / "m", _meta())
+    meta_path = weights.with_suffix(".json")
+    good = json.loads(meta_path.read_text())
+    for edit in ({"model_kwargs": {"drop_rate": 0.5}}, {"input": {**good["input"], "size": 64}},
+                 {"classes": list(reversed(good["classes"]))}):
+        meta_path.write_text(json.dumps({**good, **edit}))
+        with pytest.raises(WeightsError) as e:
+            load_model(weights)
+        assert str(e.value).startswith(f"{meta_path}: arch, classes, input, model_kwargs, num_classes differ")
+        assert "\n" not in str(e.value)
+    meta_path.write_text(json.dumps({**good, "temperature": 1.5}))
+    assert load_model(weights)[1]["temperature"] == 1.5
+
+
 def test_save_model_checks_meta(tmp_path: Path) -> None:
     model = create_model("vgg_fer", in_chans=1)
     with pytest.raises(ValueError, match="8 classes"):

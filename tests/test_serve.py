@@ -572,7 +572,7 @@ def test_token_and_busy_limit(tmp_path: Path, small_face: bytes) -> None:
             r = c.post("/v1/predict", content=small_face, headers={**jpeg, **auth})
             assert r.status_code == 503 and r.headers["retry-after"] == "1" and "server busy" in r.json()["detail"]
             load = c.get("/health").json()["load"]
-            assert load == {"in_flight": 1, "max_pending": 1, "saturated": True, "refused": 1, "abandoned": 0}
+            assert load == {"in_flight": 1, "max_pending": 1, "saturated": True, "waiting": 0, "refused": 1, "abandoned": 0}
             sock.sendall(small_face[1000:])
             assert _status(sock) == 200
             sock.close()
@@ -613,9 +613,8 @@ def test_work_of_a_departed_client_is_dropped(server: Server, client: httpx.Clie
         time.sleep(0.02)
     sock = _raw(server.port, f"POST /v1/predict HTTP/1.1\nHost: 127.0.0.1:{server.port}\nContent-Type: image/jpeg\n"
                 f"Content-Length: {len(small_face)}\n", small_face)
-    while client.get("/health").json()["load"]["in_flight"] < 2 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    time.sleep(0.2)  # its body is read; it waits for the detector thread
+    while client.get("/health").json()["load"]["waiting"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)  # until its body is read and it waits for the detection thread
     sock.close()
     slow.join()
     assert got["r"].status_code == 200 and got["r"].json()["width"] == 7000

@@ -85,20 +85,20 @@ def detect_and_classify(recognizer: Any, faces: FaceSet, *, progress: Progress |
             pending_rows.clear()
 
     for i in range(total):
-        try:
-            source = faces.paths[i] if faces.paths is not None else faces.load_image(i)
-            rgb = to_rgb_array(source, what=str(faces.ids[i]))   # the reader `ferkit predict` uses
+        try:  # the steps of `ferkit predict`: read (large JPEGs reduced), detect, crop
+            source = faces.paths[i] if faces.paths is not None else to_rgb_array(faces.load_image(i), what=str(faces.ids[i]))
+            prepared = recognizer.prepare(source, keep_image=True)
         except FerkitError as e:
             unreadable.append(str(e))
             log.warning("%s; skipped", e)
         else:
-            dets, points = recognizer.detect(rgb)
+            dets, rgb = prepared.faces, prepared.image
             row = len(kept)
             kept.append(i)
             n_faces.append(len(dets))
             if len(dets):
                 k = largest_face(dets)
-                crop = recognizer.crop(rgb, dets[[k]], None if points is None else points[[k]])[0]
+                crop = prepared.crops[k]
                 pending.append(crop)
                 pending_rows.append(row)
                 found.append(True)
@@ -110,7 +110,7 @@ def detect_and_classify(recognizer: Any, faces: FaceSet, *, progress: Progress |
                 found.append(False)
                 boxes.append([-1, -1, -1, -1])
                 thumbs.append(_thumbnail(rgb))
-            del rgb
+            del rgb, prepared
         if progress is not None:
             progress(i + 1, total)
     flush()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from ferkit.infer._backends import PRIORS, parse_prior, prior_shift
 from ferkit.infer._io import IMAGE_SUFFIXES, ImageReadError, expand_paths, load_image, to_rgb_array
-from ferkit.infer._recognizer import Recognizer
+from ferkit.infer._recognizer import Prepared, Recognizer
 from ferkit.infer._sources import SourceError, VideoSource, VideoWriter, open_source
 from ferkit.infer._tracker import IoUTracker
 
@@ -22,6 +22,7 @@ __all__ = [
     "PRIORS",
     "ImageReadError",
     "IoUTracker",
+    "Prepared",
     "Recognizer",
     "SourceError",
     "VideoSource",

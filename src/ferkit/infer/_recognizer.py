@@ -19,20 +19,23 @@ from ferkit.infer._sources import VideoSource, open_source
 from ferkit.infer._tracker import IoUTracker
 from ferkit.types import FaceResult, FrameResult, ImageResult
 
-__all__ = ["Recognizer"]
+__all__ = ["Prepared", "Recognizer"]
 
 ImageLike = Any  # str | os.PathLike | np.ndarray (RGB uint8) | PIL.Image.Image
 
 
 @dataclass
-class _Pending:
-    """One image between detection and classification."""
+class Prepared:
+    """One image between detection and classification (:meth:`Recognizer.prepare`): its faces and
+    landmarks in the image's own pixels, their crops, the image's ``(width, height)``, and the
+    decoded array when asked for (``thumbnail``: a small copy for reports)."""
 
     path: str | None
     faces: Faces
     points: np.ndarray | None
     crops: list[np.ndarray]
     size: tuple[int, int]  # (width, height)
+    image: np.ndarray | None = None
 
 
 #: the default working size of face detection (pixels): see ``Recognizer(detect_max_pixels=)``
@@ -179,7 +182,7 @@ class Recognizer:
             out[start : start + len(chunk)] = probabilities(self.classifier(x), self.meta.get("temperature"), self.prior_shift)
         return out
 
-    def _faces(self, pending: _Pending, probs: np.ndarray, track_ids: Sequence[int] | None = None) -> list[FaceResult]:
+    def _faces(self, pending: Prepared, probs: np.ndarray, track_ids: Sequence[int] | None = None) -> list[FaceResult]:
         results = []
         for i, (box, score) in enumerate(pending.faces):
             p = probs[i]
@@ -197,9 +200,11 @@ class Recognizer:
             )
         return results
 
-    def _prepare(self, image: ImageLike, path: str | None) -> _Pending:
+    def prepare(self, image: ImageLike, path: str | None = None, *, keep_image: bool = False) -> Prepared:
         """Decode (a large JPEG file at a reduced size: ``read_image(reduce_to=detect_max_pixels)``),
-        detect and crop; boxes and landmarks in the file's pixels."""
+        detect and crop: the steps before :meth:`classify` that ``predict``, ``stream`` and
+        ``ferkit evaluate --detect`` share. Boxes and landmarks are in the file's pixels;
+        ``keep_image`` keeps the decoded array (possibly reduced) in ``Prepared.image``."""
         if isinstance(image, (str, os.PathLike)):
             rgb, (w, h) = read_image(image, reduce_to=self.detect_max_pixels)
         else:
@@ -211,7 +216,7 @@ class Recognizer:
             scale = w / rgb.shape[1]
             faces = Faces(clip_boxes(faces.boxes * scale, w, h), faces.scores)
             points = None if points is None else points * scale
-        return _Pending(path, faces, points, crops, (w, h))
+        return Prepared(path, faces, points, crops, (w, h), rgb if keep_image else None)
 
     # ------------------------------------------------------------------------------ images
     def predict(self, image: ImageLike) -> ImageResult:
@@ -220,7 +225,7 @@ class Recognizer:
         An image without a face gives an ImageResult with an empty ``faces`` list. Raises
         ImageReadError (one line naming the file) for a missing, non-image or truncated file."""
         path = os.fspath(image) if isinstance(image, (str, os.PathLike)) else None
-        pending = self._prepare(image, path)
+        pending = self.prepare(image, path)
         probs = self.classify(pending.crops)
         return ImageResult(path, self._faces(pending, probs), *pending.size)
 
@@ -235,7 +240,7 @@ class Recognizer:
 
         ``on_error(item, error)``: called for an image that cannot be read (FerkitError), which is
         then skipped; None (default) raises instead."""
-        pending: list[_Pending] = []
+        pending: list[Prepared] = []
         n_crops = 0
 
         def flush() -> Iterator[ImageResult]:
@@ -248,7 +253,7 @@ class Recognizer:
         for item in images:
             path = os.fspath(item) if isinstance(item, (str, os.PathLike)) else None
             try:
-                p = self._prepare(item, path)
+                p = self.prepare(item, path)
             except FerkitError as e:
                 if on_error is None:
                     raise
@@ -314,7 +319,7 @@ class Recognizer:
                     break
                 processed = index % stride == 0
                 if processed:
-                    pending = self._prepare(rgb, name)
+                    pending = self.prepare(rgb, name)
                     probs = self.classify(pending.crops)
                     ids, probs = tracker.update(pending.faces.boxes, probs)
                     last = self._faces(pending, probs, ids)

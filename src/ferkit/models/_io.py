@@ -131,6 +131,20 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+#: the JSON fields that say how the weights are rebuilt and read: their hash is stored inside the
+#: safetensors file (its header metadata, covered by the file's sha256 in the JSON), so a JSON edited
+#: after saving (another architecture, model_kwargs, input or classes) is refused; the calibration
+#: fields (temperature, prior, card) may change
+SPEC_FIELDS = ("arch", "classes", "input", "model_kwargs", "num_classes")
+SPEC_KEY = "ferkit_spec_sha256"
+
+
+def spec_sha256(meta: Mapping[str, Any]) -> str:
+    """sha256 of the canonical JSON of ``meta``'s :data:`SPEC_FIELDS`."""
+    spec = {k: meta.get(k) for k in SPEC_FIELDS}
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
 def _dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
@@ -196,7 +210,7 @@ def save_model(
 
     weights_path, meta_path = model_paths(path)
     with atomic_path(weights_path) as tmp:
-        save_file(state, tmp, metadata={"format": "pt"})
+        save_file(state, tmp, metadata={"format": "pt", SPEC_KEY: spec_sha256(out)})
         out["sha256"] = _sha256(tmp)
     atomic_write_text(meta_path, json.dumps(out, indent=2) + "\n")
     return weights_path
@@ -227,6 +241,21 @@ def _read_meta(meta_path: Path) -> dict[str, Any]:
     return meta
 
 
+def _check_spec(weights_path: Path, meta_path: Path, meta: Mapping[str, Any]) -> None:
+    """The JSON's SPEC_FIELDS must hash to what ``save_model`` stored in the weights file (files
+    written before ferkit stored it have none: nothing to compare)."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(weights_path), framework="pt") as f:
+            stored = (f.metadata() or {}).get(SPEC_KEY)
+    except (SafetensorError, OSError) as e:
+        raise WeightsError(f"{weights_path}: unreadable safetensors file ({first_line(e)})") from e
+    if stored is not None and stored != spec_sha256(meta):
+        raise WeightsError(f"{meta_path}: {', '.join(SPEC_FIELDS)} differ from what was saved with {weights_path.name} "
+                           "(the JSON was edited after the weights were written); refusing to load")
+
+
 def load_model(path: str | os.PathLike[str], *, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild a model written by :func:`save_model`; return ``(model in eval mode on device, meta)``.
 
@@ -237,7 +266,8 @@ def load_model(path: str | os.PathLike[str], *, device: str | torch.device = "cp
     The architecture is rebuilt with ``create_model(meta["arch"], num_classes=len(meta["classes"]),
     in_chans=meta["input"]["channels"], **meta["model_kwargs"])`` and the weights, after their sha256
     is checked, are loaded strictly in float32. Raises WeightsError naming the file for a missing
-    file, bad JSON, missing keys, a checksum mismatch or weights that do not fit.
+    file, bad JSON, missing keys, a checksum mismatch, a JSON whose architecture fields were edited
+    after saving (:data:`SPEC_FIELDS`, hashed into the weights file) or weights that do not fit.
     """
     from ferkit.models._shipped import resolve_model_path
 
@@ -253,6 +283,7 @@ def load_model(path: str | os.PathLike[str], *, device: str | torch.device = "cp
         raise WeightsError(
             f"{weights_path}: checksum mismatch, file corrupt or modified (sha256 differs from {meta_path.name})"
         )
+    _check_spec(weights_path, meta_path, meta)
     state = load_safetensors(weights_path)
     arch = meta["arch"]
     try:

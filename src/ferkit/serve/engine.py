@@ -95,6 +95,7 @@ class Engine:
         self.in_flight = 0  # images admitted and not answered yet (the event loop is the only writer)
         self.refused = 0
         self.abandoned = 0  # images dropped because the client left or the budget ran out
+        self._waiting: set[object] = set()  # images read and queued for the detection thread, not started
         self.load_s = time.perf_counter() - t
         log.info("loaded %r in %.1f s", self.recognizer, self.load_s)
 
@@ -139,8 +140,26 @@ class Engine:
         """``run_cpu(fn, *args)`` within ``request_budget_s``, polling ``gone()`` (the client left?)
         every 0.25 s: either ends it with ClientGone / InputError 503, and the job is dropped if it
         has not started (a started one finishes on its thread; its result is unused)."""
-        job = asyncio.ensure_future(self.run_cpu(fn, *args))
+        token = object()
+        self._waiting.add(token)
+
+        def started() -> Any:  # on the detection thread: no longer waiting
+            self._waiting.discard(token)
+            return fn(*args)
+
+        job = asyncio.ensure_future(self.run_cpu(started))
         deadline = time.monotonic() + self.settings.request_budget_s
+        try:
+            return await self._wait(job, deadline, gone)
+        finally:
+            self._waiting.discard(token)
+
+    @property
+    def waiting(self) -> int:
+        """Images read and waiting for the detection thread (the queue's depth)."""
+        return len(self._waiting)
+
+    async def _wait(self, job: asyncio.Future, deadline: float, gone: Callable[[], Awaitable[bool]] | None) -> Any:
         while True:
             done, _ = await asyncio.wait({job}, timeout=max(0.0, min(0.25, deadline - time.monotonic())))
             if done:

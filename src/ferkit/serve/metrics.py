@@ -4,9 +4,10 @@
   ``ferkit_http_request_duration_seconds{method, route}``, for every HTTP request (routes as
   templates, so the label set stays small; unknown paths count as ``other``);
 - ``ferkit_faces_total``: faces answered (HTTP and WebSocket);
-- gauges read at scrape time: ``ferkit_in_flight`` (images being read, detected or classified, the
-  queue depth), ``ferkit_max_pending``, and the counters ``ferkit_refused_total`` (503, server
-  full) and ``ferkit_abandoned_total`` (client gone or time budget out).
+- gauges read at scrape time: ``ferkit_in_flight`` (images being read, detected or classified),
+  ``ferkit_waiting`` (read and waiting for the detector: the queue depth), ``ferkit_max_pending``,
+  and the counters ``ferkit_refused_total`` (503, server full) and ``ferkit_abandoned_total``
+  (client gone or time budget out).
 
 Each app has its own registry, so several apps in one process (tests) do not collide.
 """
@@ -36,6 +37,7 @@ class Metrics:
         self.faces = Counter("ferkit_faces", "faces answered (HTTP and WebSocket)", registry=self.registry)
         for name, doc, read in (
             ("ferkit_in_flight", "images being read, detected or classified", lambda e: e.in_flight),
+            ("ferkit_waiting", "images read and waiting for the detection thread", lambda e: e.waiting),
             ("ferkit_max_pending", "the limit on images in flight (--max-pending)", lambda e: e.settings.max_pending),
             ("ferkit_refused_total", "images refused with 503 because the server was full", lambda e: e.refused),
             ("ferkit_abandoned_total", "images dropped: client gone or time budget out", lambda e: e.abandoned),

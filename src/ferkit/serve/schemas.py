@@ -95,6 +95,7 @@ class LoadStats(BaseModel):
     in_flight: int = Field(description="images admitted and not answered yet")
     max_pending: int = Field(description="the limit (ferkit serve --max-pending); beyond it, 503")
     saturated: bool = Field(description="in_flight has reached max_pending: new images are refused for now")
+    waiting: int = Field(0, description="images read and waiting for the detection thread (the queue's depth)")
     refused: int = Field(description="images refused with 503 since the start")
     abandoned: int = Field(0, description="images whose client left, or whose time budget ran out, before they "
                               "were processed: their work was dropped")

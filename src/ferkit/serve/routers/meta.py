@@ -21,7 +21,7 @@ router = APIRouter()
 @router.get("/health", response_model=HealthResponse, tags=["meta"], summary="Liveness, with load and batching counters")
 async def health(settings: SettingsDep, engine: EngineDep) -> dict:
     load = {"in_flight": engine.in_flight, "max_pending": settings.max_pending,
-            "saturated": engine.in_flight >= settings.max_pending, "refused": engine.refused,
+            "saturated": engine.in_flight >= settings.max_pending, "waiting": engine.waiting, "refused": engine.refused,
             "abandoned": engine.abandoned}
     return {"status": "ok", "version": __version__, "model": settings.model,
             "uptime_s": round(time.time() - engine.started, 1), "load": load, "batching": engine.batcher.stats.as_dict()}
