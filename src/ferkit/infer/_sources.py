@@ -195,6 +195,7 @@ class VideoWriter:
         self.frames = 0
         self._audio: dict[int, Any] = {}  # input stream index -> output stream
         self._in: Any = None
+        self._pending: Any = None  # the next audio packet, past the frames written so far
         try:
             self._w = av.open(str(self._tmp), "w", format="mp4", options={"movflags": "+faststart"})
             self._video = self._w.add_stream("libx264", rate=self.rate, options={"crf": str(crf), "preset": preset})
@@ -244,7 +245,6 @@ class VideoWriter:
             packet.stream = self._audio[packet.stream.index]
             self._w.mux(packet)
 
-    _pending: Any = None
 
     def write(self, rgb: np.ndarray) -> None:
         import av
