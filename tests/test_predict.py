@@ -290,3 +290,9 @@ def test_a_large_jpeg_file_is_decoded_reduced_and_boxed_in_its_own_pixels(tmp_pa
 
     a, b = (np.asarray(r.faces[0].box, np.float64) for r in (from_file, from_array))
     assert iou(a, b)[0, 0] > 0.6 and b[2] > 800, (a, b)
+
+
+def test_cli_bad_working_size_is_one_line(capfd) -> None:
+    assert main(["predict", TWO, "--max-detect-megapixels", "-1"]) == 2
+    out, err = capfd.readouterr()
+    assert out == "" and err.count("\n") == 1 and "detect_max_pixels must be at least 4096" in err

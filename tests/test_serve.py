@@ -721,3 +721,10 @@ def test_metrics_in_prometheus_text_format(server: Server, client: httpx.Client,
     count = ("ferkit_http_request_duration_seconds_count", (("method", "POST"), ("route", "/v1/predict")))
     assert after[count] == before.get(count, 0) + 2
     assert any(name == "ferkit_http_requests_total" and dict(labels).get("status") == "400" for name, labels in after)
+
+
+@pytest.mark.parametrize("flag", ["--request-budget-s", "--head-timeout-s"])
+def test_cli_refuses_a_non_positive_timeout_in_one_line(capsys, flag: str) -> None:
+    assert ferkit_main(["serve", flag, "0", "--port", str(free_port())]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"ferkit: error: serve: {flag}:"), err
