@@ -73,9 +73,10 @@ __all__ = [
 ]
 
 #: for photos (predict, serve, batch, evaluate --detect), chosen by measurement (benchmarks/README.md):
-#: dlib-hog's faces plus BlazeFace's that overlap none: all 43 VOC faces with no false hit, a face in
-#: 267 of the 300 FER2013 faces placed into photos (dlib-hog alone 234) and the best accuracy through
-#: the detector there (63.3%; dlib-hog 58.0%, blazeface 51-55%: its crops of pasted faces differ)
+#: dlib-hog's faces plus BlazeFace's (score >= 0.45) that overlap none: all 43 VOC faces with no false
+#: hit, a face in 270 of the 300 FER2013 faces placed into photos (dlib-hog alone 234) and the best
+#: accuracy through the detector there (64.3%; dlib-hog 58.0%, blazeface 51-55%: its crops of pasted
+#: faces differ)
 DEFAULT_DETECTOR = "dlib-hog+blazeface"
 #: for video and webcam: 16x faster than dlib-hog per 640x360 frame, and it finds more faces
 VIDEO_DETECTOR = "blazeface"
