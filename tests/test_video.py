@@ -3,6 +3,7 @@ from obama.jpg (one face, panning) and the 640x360 Hamilton clip; bad sources gi
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 from pathlib import Path
 
@@ -11,7 +12,11 @@ import numpy as np
 import pytest
 
 from ferkit.cli import main
+from ferkit.detect import Faces, get_detector, iou
 from ferkit.infer import (
+    VIDEO_DETECT_EVERY,
+    DetectAndFollow,
+    FlowFollower,
     IoUTracker,
     Recognizer,
     SourceError,
@@ -70,6 +75,86 @@ def test_tracker_ids_and_smoothing() -> None:
 
 
 # --------------------------------------------------------------------------------------- stream
+def _warp(img: np.ndarray, dx: float, dy: float, scale: float = 1.0) -> np.ndarray:
+    h, w = img.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), 0, scale)
+    m[:, 2] += (dx, dy)
+    return cv2.warpAffine(img, m, (w, h), borderMode=cv2.BORDER_REFLECT)
+
+
+def test_flow_follower_moves_boxes_with_the_faces() -> None:
+    """Boxes follow a shift and a zoom of a real photo (to a pixel), and a face that vanishes is lost."""
+    img = load_image(SAMPLES / "multi_face.jpg")
+    boxes = get_detector("dlib-hog").detect(img).boxes
+    assert len(boxes) == 6
+    f = FlowFollower()
+    f.start(img, boxes)
+    moved, ok = f.follow(_warp(img, 9, -5))
+    assert ok.all() and np.abs(moved - (boxes + [9, -5, 0, 0])).max() <= 1.0
+    h, w = img.shape[:2]
+    f.start(img, boxes)
+    zoomed, ok = f.follow(_warp(img, 0, 0, 1.08))
+    centre = np.array([w / 2, h / 2])
+    expect = np.concatenate([(boxes[:, :2] + boxes[:, 2:] / 2 - centre) * 1.08 + centre - boxes[:, 2:] * 1.08 / 2,
+                             boxes[:, 2:] * 1.08], 1)
+    assert ok.all() and np.abs(zoomed - expect).max() <= 1.5
+    img = load_image(SAMPLES / "two_people.jpg")
+    boxes = get_detector("dlib-hog").detect(img).boxes
+    for cover in (128, img[::-1, ::-1]):  # the first face hidden behind a grey card, or another picture
+        f.start(img, boxes)
+        hidden = img.copy()
+        x, y, bw, bh = boxes[0]
+        hidden[y : y + bh, x : x + bw] = cover if np.isscalar(cover) else cover[:bh, :bw]
+        assert f.follow(hidden)[1].tolist() == [False, True]
+
+
+def test_detect_and_follow_detects_every_k_frames_and_when_a_face_is_lost(pan_clip: Path) -> None:
+    detector, calls = get_detector("blazeface", min_size=40), []
+
+    def detect(rgb: np.ndarray) -> Faces:
+        calls.append(len(calls))
+        return detector.detect(rgb)
+
+    with open_source(pan_clip) as src:
+        frames = [rgb for _, _, rgb in src]
+    track = DetectAndFollow(detect, every=4)
+    found = [track(rgb) for rgb in frames]
+    assert len(calls) == PAN_FRAMES // 4 and all(len(f) == 1 for f in found)
+    for followed, rgb in zip(found, frames):  # every followed box on the face the detector finds there
+        assert iou(followed.boxes, detector.detect(rgb).boxes)[0, 0] > 0.7
+    calls.clear()
+    track = DetectAndFollow(detect, every=4)
+    for i, rgb in enumerate(frames[:8]):
+        faces = track(np.zeros_like(rgb) if i == 2 else rgb)  # a black frame: the face is lost, detect again
+        assert len(faces) == (0 if i == 2 else 1)
+    assert len(calls) == 4  # frames 0 (first), 2 (lost), 3 (nothing followed: detect), 7 (4 frames later)
+
+
+def test_stream_keeps_track_ids_through_the_hamilton_clip(rec: Recognizer) -> None:
+    """Video's defaults (blazeface, min size 40, detection every VIDEO_DETECT_EVERY frames): the people
+    on screen at the end (the speaker, on screen from frame ~33, and three in the audience) keep
+    one id each since they appeared, and an id never jumps to another face (successive boxes of a
+    track overlap)."""
+    rec = Recognizer(model=(rec.model, rec.meta), detector="blazeface", min_size=40)
+    frames = list(rec.stream(HAMILTON, detect_every=VIDEO_DETECT_EVERY, frames=False))
+    assert len(frames) == 275
+    tracks: dict[int, list[tuple[int, tuple[int, int, int, int]]]] = {}
+    for fr in frames:
+        assert len({f.track_id for f in fr.faces}) == len(fr.faces)
+        for f in fr.faces:
+            tracks.setdefault(f.track_id, []).append((fr.frame, f.box))
+    for seen in tracks.values():
+        for (_, a), (_, b) in itertools.pairwise(seen):
+            assert iou(np.array([a]), np.array([b]))[0, 0] > 0.3
+    last = [f.track_id for f in frames[-1].faces]
+    assert len(last) >= 3
+    for tid in last:
+        first = tracks[tid][0][0]
+        assert 274 - first >= 30 and len(tracks[tid]) >= 0.75 * (275 - first)
+    assert max(len(seen) for seen in tracks.values()) >= 200  # the speaker: one id for 200+ frames
+    assert len(tracks) <= 10
+
+
 def test_stream_single_face_keeps_its_track(rec: Recognizer, pan_clip: Path) -> None:
     frames = list(rec.stream(pan_clip, frames=False))
     assert [f.frame for f in frames] == list(range(PAN_FRAMES)) and all(f.processed for f in frames)
@@ -193,6 +278,7 @@ def test_cli_video_warns_about_a_truncated_clip(tmp_path: Path, capfd) -> None:
     (["video", "{tmp}/missing.mp4"], "{tmp}/missing.mp4: no such file"),
     (["video", "{tmp}/text.mp4"], "{tmp}/text.mp4: not a readable video"),
     (["webcam", "--device", "7", "--headless"], "camera 7: cannot open it"),
+    (["video", str(HAMILTON), "--detect-every", "0"], "video: --detect-every must be >= 1, not 0"),
 ])
 def test_cli_bad_sources_one_line(tmp_path: Path, capfd, argv: list[str], message: str) -> None:
     (tmp_path / "text.mp4").write_text("not a video\n")

@@ -6,7 +6,8 @@ FPS; press q (or close the window) to quit. ``--headless`` runs the same loop wi
 video file or stream URL instead of a camera. A camera that does not exist gives a one-line error.
 
 Speed: the ``blazeface`` detector (6 ms per 640x360 frame) with ``--min-size 80`` (faces near the
-camera: no tiles) and ``--smoothing 0.5``: 81 FPS on the 640x360 sample clip on the 2-core
+camera: no tiles), ``--detect-every 4`` (faces followed by optical flow between detections) and
+``--smoothing 0.5``: 81 FPS on the 640x360 sample clip on the 2-core
 development CPU (``benchmarks/bench_video.py``). Give ``--min-size 24`` for faces far from the
 camera, ``--stride 3`` to classify every third frame, ``--detector dlib-hog+blazeface`` for the
 photos' default.
@@ -43,6 +44,8 @@ def run(a: argparse.Namespace) -> int:
 
     if a.label_duration < 0:
         raise FerkitError(f"webcam: --label-duration must be >= 0, not {a.label_duration}")
+    if a.detect_every < 1:
+        raise FerkitError(f"webcam: --detect-every must be >= 1, not {a.detect_every}")
     src = open_source(a.source if a.source is not None else a.device)
     with src:
         if not a.headless:
@@ -52,7 +55,8 @@ def run(a: argparse.Namespace) -> int:
         shown: dict[int, tuple[object, float]] = {}
         meter, n_frames, t0, quit_key = FpsMeter(), 0, time.perf_counter(), False
         try:
-            for fr in rec.stream(src, stride=a.stride, smoothing=a.smoothing, max_frames=a.max_frames):
+            for fr in rec.stream(src, stride=a.stride, smoothing=a.smoothing, detect_every=a.detect_every,
+                                  max_frames=a.max_frames):
                 if fr.processed:
                     for f in fr.faces:
                         shown[f.track_id] = (f, fr.time_s)

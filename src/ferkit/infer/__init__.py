@@ -15,11 +15,14 @@ from ferkit.infer._backends import PRIORS, parse_prior, prior_shift
 from ferkit.infer._io import IMAGE_SUFFIXES, ImageReadError, expand_paths, load_image, to_rgb_array
 from ferkit.infer._recognizer import Prepared, Recognizer
 from ferkit.infer._sources import SourceError, VideoSource, VideoWriter, open_source
-from ferkit.infer._tracker import IoUTracker
+from ferkit.infer._tracker import VIDEO_DETECT_EVERY, DetectAndFollow, FlowFollower, IoUTracker
 
 __all__ = [
     "IMAGE_SUFFIXES",
     "PRIORS",
+    "VIDEO_DETECT_EVERY",
+    "DetectAndFollow",
+    "FlowFollower",
     "ImageReadError",
     "IoUTracker",
     "Prepared",

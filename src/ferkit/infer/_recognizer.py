@@ -16,7 +16,7 @@ from ferkit.errors import FerkitError
 from ferkit.infer._backends import load_classifier, prior_shift, probabilities
 from ferkit.infer._io import read_image, to_rgb_array
 from ferkit.infer._sources import VideoSource, open_source
-from ferkit.infer._tracker import IoUTracker
+from ferkit.infer._tracker import DetectAndFollow, IoUTracker
 from ferkit.types import FaceResult, FrameResult, ImageResult
 
 __all__ = ["Prepared", "Recognizer"]
@@ -136,12 +136,16 @@ class Recognizer:
     # ------------------------------------------------------------------------------ building blocks
     def detect(self, image: np.ndarray) -> tuple[Faces, np.ndarray | None]:
         """Faces and, when configured, their landmarks ``(n, 5|68, 2)`` in an RGB uint8 image."""
+        faces = self._find(image)
+        points = landmarks(image, faces, self.landmarks) if self.landmarks and len(faces) else None
+        return faces, points
+
+    def _find(self, image: np.ndarray) -> Faces:
+        """The detector's faces (at the working size), ``max_faces`` best, in reading order."""
         faces = self._detect_scaled(image)
         if self.max_faces is not None and len(faces) > self.max_faces:
             faces = faces[np.argsort(-faces.scores, kind="stable")[: self.max_faces]]
-        faces = faces.sorted()
-        points = landmarks(image, faces, self.landmarks) if self.landmarks and len(faces) else None
-        return faces, points
+        return faces.sorted()
 
     def _detect_scaled(self, image: np.ndarray) -> Faces:
         """The detector on ``image``, or on its copy scaled to ``detect_max_pixels`` with the boxes
@@ -210,7 +214,12 @@ class Recognizer:
         else:
             rgb = to_rgb_array(image)
             h, w = rgb.shape[:2]
-        faces, points = self.detect(rgb)
+        return self._prepared(rgb, path, *self.detect(rgb), (w, h), keep_image)
+
+    def _prepared(self, rgb: np.ndarray, path: str | None, faces: Faces, points: np.ndarray | None,
+                  size: tuple[int, int], keep_image: bool = False) -> Prepared:
+        """Crops of ``faces`` (found in ``rgb``), boxes and landmarks then mapped to ``size``."""
+        w, h = size
         crops = self.crop(rgb, faces, points)
         if w != rgb.shape[1]:
             scale = w / rgb.shape[1]
@@ -282,6 +291,7 @@ class Recognizer:
         source: str | int | os.PathLike[str] | VideoSource,
         *,
         stride: int = 1,
+        detect_every: int = 1,
         smoothing: float = 0.0,
         iou_threshold: float = 0.3,
         max_missed: int = 15,
@@ -296,6 +306,11 @@ class Recognizer:
             source: a video path, a URL, a camera index (``0`` or ``"0"``), or an open VideoSource.
             stride: classify every ``stride``-th frame (frame skipping for slow machines); the
                 frames in between are yielded with ``processed=False`` and the last faces.
+            detect_every: run the face detector on every ``detect_every``-th processed frame and
+                follow the faces between two detections by optical flow (``DetectAndFollow``);
+                the detector also runs as soon as a face is lost (a cut, a face leaving or
+                covered). A face that enters is found at the next detection, at most
+                ``detect_every - 1`` frames late. 1 (default): detect on every frame.
             smoothing: EMA factor for each track's probabilities (0 = off; see IoUTracker).
             iou_threshold, max_missed: tracker settings; a face keeps its ``track_id`` while its box
                 overlaps the previous one by ``iou_threshold`` and is not lost for more than
@@ -309,8 +324,12 @@ class Recognizer:
         """
         if stride < 1:
             raise FerkitError(f"stream: stride must be >= 1, not {stride}")
+        if detect_every < 1:
+            raise FerkitError(f"stream: detect_every must be >= 1, not {detect_every}")
         src = source if isinstance(source, VideoSource) else open_source(source)
         tracker = IoUTracker(iou_threshold, max_missed=max_missed, smoothing=smoothing)
+        follow = None if detect_every == 1 else DetectAndFollow(
+            self._find, detect_every, min_size=max(1, getattr(self.detector, "min_size", 2) // 2))
         last: list[FaceResult] = []
         name = src.name if isinstance(src.name, str) else str(src.name)
         try:
@@ -319,7 +338,12 @@ class Recognizer:
                     break
                 processed = index % stride == 0
                 if processed:
-                    pending = self.prepare(rgb, name)
+                    if follow is None:
+                        pending = self.prepare(rgb, name)
+                    else:
+                        faces = follow(rgb)
+                        points = landmarks(rgb, faces, self.landmarks) if self.landmarks and len(faces) else None
+                        pending = self._prepared(rgb, name, faces, points, (rgb.shape[1], rgb.shape[0]))
                     probs = self.classify(pending.crops)
                     ids, probs = tracker.update(pending.faces.boxes, probs)
                     last = self._faces(pending, probs, ids)
