@@ -715,3 +715,37 @@ def test_batch_augment_identity_flip_and_reproducibility(fer_folder):
     a, b = aug(x, torch.Generator().manual_seed(7)), aug(x, torch.Generator().manual_seed(7))
     assert torch.equal(a, b) and not torch.allclose(a, ref, atol=0.05) and a.shape == ref.shape
     assert not torch.equal(a, aug(x, torch.Generator().manual_seed(8)))
+
+
+@pytest.mark.parametrize("cfg", [
+    {"size": 48, "channels": 1, "mean": [0.5], "std": [0.5]},
+    {"size": 64, "channels": 3, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
+    {"size": 224, "channels": 3, "mean": [0.5] * 3, "std": [0.25] * 3},
+])
+def test_eval_transform_is_torchvisions_pipeline_to_the_bit(fer_folder, cfg: dict) -> None:
+    """eval_transform (PyTorch alone, so inference never imports torchvision) gives exactly what the
+    training side's torchvision v2 steps (channels, Resize with antialias, ToDtype, Normalize) give,
+    on FER2013 faces, a sample photo in colour and crops of odd sizes."""
+    import torch
+    from torchvision.transforms import v2
+
+    from ferkit.data.transforms import _head, _tail, eval_transform
+    from ferkit.infer import load_image
+
+    ours, theirs = eval_transform(cfg), v2.Compose(_head(cfg) + _tail(cfg))
+    part = fer_folder.split("PublicTest").select(np.arange(8))
+    photo = load_image(DATA / "samples" / "two_people.jpg")
+    images = [part.load_image(i) for i in range(8)] + [photo, photo[17:260, 5:301], photo[:40, :31]]
+    for img in images:
+        a, b = ours(img), theirs(img)
+        assert a.shape == (cfg["channels"], cfg["size"], cfg["size"]) and torch.equal(a, b)
+
+
+def test_inference_does_not_import_torchvision(tmp_path: Path) -> None:
+    """A Recognizer predicting a photo never imports torchvision (2 s of every start-up) or Lightning."""
+    code = ("import sys; from ferkit.infer import Recognizer; "
+            f"r = Recognizer().predict({str(DATA / 'samples' / 'obama.jpg')!r}); assert len(r.faces) == 1; "
+            "print(sorted(m for m in ('torchvision', 'lightning', 'timm', 'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 
 from ferkit.cli import main
-from ferkit.detect import Faces, get_detector, iou
+from ferkit.detect import VIDEO_DETECT_EVERY, Faces, get_detector, iou
 from ferkit.infer import (
-    VIDEO_DETECT_EVERY,
     DetectAndFollow,
     FlowFollower,
     IoUTracker,

@@ -144,7 +144,7 @@ def add_stream_options(pr: argparse.ArgumentParser) -> None:
     pr.add_argument("--smoothing", type=float, default=0.5,
                     help="EMA of each track's probabilities (labels that do not flicker frame to frame), 0 = off, "
                          "0.8 = about 5 frames of memory (default: %(default)s)")
-    from ferkit.infer import VIDEO_DETECT_EVERY
+    from ferkit.detect import VIDEO_DETECT_EVERY
 
     pr.add_argument("--detect-every", type=int, default=VIDEO_DETECT_EVERY, metavar="K",
                     help="run the face detector on every K-th processed frame and follow the faces in between by "

@@ -7,6 +7,11 @@ augmentations in front of the same final steps.
 
 Input to both: a uint8 numpy array, (H, W) grayscale or (H, W, 3) RGB. Output: a float32 tensor
 (C, size, size), normalised.
+
+`eval_transform` is written in PyTorch alone (the same operations as torchvision's v2 ``Resize``
+with antialiasing on uint8, ``ToDtype(scale=True)`` and ``Normalize``: equal to them, which a test
+checks), so that inference does not import torchvision (about 2 s of every start-up); training's
+transforms use torchvision's v2, imported when they are built.
 """
 from __future__ import annotations
 
@@ -17,9 +22,9 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torchvision.transforms import v2
 
-__all__ = ["BatchAugment", "eval_transform", "model_size_transform", "to_tensor_image", "train_transform"]
+__all__ = ["BatchAugment", "EvalTransform", "eval_transform", "model_size_transform", "to_tensor_image",
+           "train_transform"]
 
 
 def _get(cfg: Any, key: str) -> Any:
@@ -49,26 +54,58 @@ class _ToChannels(torch.nn.Module):
 
 
 def _head(input_cfg: Any) -> list:
+    from torchvision.transforms import v2
+
     size = int(_get(input_cfg, "size"))
     return [_ToChannels(int(_get(input_cfg, "channels"))), v2.Resize((size, size), antialias=True)]
 
 
 def _tail(input_cfg: Any) -> list:
+    from torchvision.transforms import v2
+
     return [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(_get(input_cfg, "mean")), list(_get(input_cfg, "std")))]
 
 
-def model_size_transform(input_cfg: Any) -> v2.Compose:
-    """The first steps of `eval_transform`: channels -> resize to size x size (uint8 tensor, no scaling)."""
+def model_size_transform(input_cfg: Any) -> Any:
+    """The first steps of `eval_transform`: channels -> resize to size x size (uint8 tensor, no scaling);
+    a torchvision v2 ``Compose``."""
+    from torchvision.transforms import v2
+
     return v2.Compose(_head(input_cfg))
 
 
-def eval_transform(input_cfg: Any) -> v2.Compose:
+class EvalTransform(torch.nn.Module):
+    """Channels -> resize to ``size`` x ``size`` (bilinear, antialiased, on the uint8 image, as
+    torchvision's ``v2.Resize(antialias=True)`` does on the CPU) -> [0, 1] -> ``(x - mean) / std``."""
+
+    def __init__(self, size: int, channels: int, mean: Any, std: Any):
+        super().__init__()
+        self.size, self.channels = int(size), int(channels)
+        self.mean = torch.as_tensor(list(mean), dtype=torch.float32).view(-1, 1, 1)
+        self.std = torch.as_tensor(list(std), dtype=torch.float32).view(-1, 1, 1)
+
+    def forward(self, img: np.ndarray) -> torch.Tensor:
+        t = to_tensor_image(img, self.channels)
+        if tuple(t.shape[-2:]) != (self.size, self.size):
+            t = F.interpolate(t[None], size=(self.size, self.size), mode="bilinear", align_corners=False,
+                              antialias=True)[0]
+        return t.to(torch.float32).mul_(1.0 / 255).sub_(self.mean).div_(self.std)
+
+    def extra_repr(self) -> str:
+        return f"size={self.size}, channels={self.channels}, mean={self.mean.flatten().tolist()}, std={self.std.flatten().tolist()}"
+
+
+def eval_transform(input_cfg: Any) -> EvalTransform:
     """Deterministic preprocessing: channels -> resize to size x size -> [0, 1] -> normalise."""
-    return v2.Compose(_head(input_cfg) + _tail(input_cfg))
+    return EvalTransform(_get(input_cfg, "size"), _get(input_cfg, "channels"), _get(input_cfg, "mean"),
+                         _get(input_cfg, "std"))
 
 
-def train_transform(input_cfg: Any, aug: Any) -> v2.Compose:
-    """`eval_transform` plus the augmentations of the papers, each switched by the ``augment`` config."""
+def train_transform(input_cfg: Any, aug: Any) -> Any:
+    """`eval_transform` plus the augmentations of the papers, each switched by the ``augment`` config
+    (a torchvision v2 ``Compose``)."""
+    from torchvision.transforms import v2
+
     size = int(_get(input_cfg, "size"))
     steps = _head(input_cfg)
     if _get(aug, "resized_crop") > 0:

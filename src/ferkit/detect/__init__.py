@@ -55,6 +55,7 @@ from ferkit.detect._base import (
 __all__ = [
     "DEFAULT_DETECTOR",
     "VIDEO_DETECTOR",
+    "VIDEO_DETECT_EVERY",
     "DetectorError",
     "FaceDetector",
     "Faces",
@@ -80,6 +81,11 @@ __all__ = [
 DEFAULT_DETECTOR = "dlib-hog+blazeface"
 #: for video and webcam: 16x faster than dlib-hog per 640x360 frame, and it finds more faces
 VIDEO_DETECTOR = "blazeface"
+#: frames per detection in ``ferkit video`` and ``webcam`` (``--detect-every``; the faces are followed
+#: by optical flow in between, ``ferkit.infer.DetectAndFollow``): on the sample clip recall stays
+#: within 1 point of detecting every frame up to 10; 4 keeps the boxes as close to the detector's
+#: and a new face at most 3 frames late (benchmarks/README.md, "Detect, then follow")
+VIDEO_DETECT_EVERY = 4
 
 
 @lru_cache(maxsize=16)

@@ -11,16 +11,33 @@ Drawing lives in ``ferkit.viz``; this package never draws, prints or exits.
 """
 from __future__ import annotations
 
-from ferkit.infer._backends import PRIORS, parse_prior, prior_shift
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ferkit.infer._io import IMAGE_SUFFIXES, ImageReadError, expand_paths, load_image, to_rgb_array
-from ferkit.infer._recognizer import Prepared, Recognizer
 from ferkit.infer._sources import SourceError, VideoSource, VideoWriter, open_source
-from ferkit.infer._tracker import VIDEO_DETECT_EVERY, DetectAndFollow, FlowFollower, IoUTracker
+from ferkit.infer._tracker import DetectAndFollow, FlowFollower, IoUTracker
+
+if TYPE_CHECKING:
+    from ferkit.infer._backends import PRIORS, parse_prior, prior_shift
+    from ferkit.infer._recognizer import Prepared, Recognizer
+
+#: names that need PyTorch, imported on first use: reading and checking inputs (``expand_paths``,
+#: ``load_image``) costs no torch import, so a missing file is reported in a fraction of a second
+_LAZY = {"PRIORS": "_backends", "parse_prior": "_backends", "prior_shift": "_backends",
+         "Prepared": "_recognizer", "Recognizer": "_recognizer"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"ferkit.infer.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'ferkit.infer' has no attribute {name!r}")
 
 __all__ = [
     "IMAGE_SUFFIXES",
     "PRIORS",
-    "VIDEO_DETECT_EVERY",
     "DetectAndFollow",
     "FlowFollower",
     "ImageReadError",

@@ -9,11 +9,7 @@ import numpy as np
 
 from ferkit.detect import Faces, clip_boxes, iou
 
-__all__ = ["VIDEO_DETECT_EVERY", "DetectAndFollow", "FlowFollower", "IoUTracker"]
-
-#: frames per detection in ``ferkit video`` and ``webcam`` (``--detect-every``): the largest that
-#: keeps recall on the sample clip within 1 point of detecting every frame (benchmarks/README.md)
-VIDEO_DETECT_EVERY = 4
+__all__ = ["DetectAndFollow", "FlowFollower", "IoUTracker"]
 
 
 @dataclass
