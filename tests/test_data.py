@@ -749,3 +749,17 @@ def test_inference_does_not_import_torchvision(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_ci_fails_instead_of_skipping_without_the_data(tmp_path: Path) -> None:
+    """With CI set, a run without ../shared/data fails at once (tests/conftest.py); without CI the
+    same run skips the modules that need the data."""
+    here = Path(__file__).resolve().parent
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(here / "test_data.py")]
+    env = {**os.environ, "FERKIT_DATA": str(tmp_path / "nowhere")}
+    ci = subprocess.run(cmd, env={**env, "CI": "1"}, cwd=here.parent, capture_output=True, text=True, timeout=300,
+                        check=False)
+    assert ci.returncode == 1 and "CI is set but the real data is missing" in ci.stdout + ci.stderr
+    env.pop("CI", None)
+    local = subprocess.run(cmd, env=env, cwd=here.parent, capture_output=True, text=True, timeout=300, check=False)
+    assert local.returncode in (0, 5) and "1 skipped" in local.stdout  # 5: the whole module skipped, nothing ran
