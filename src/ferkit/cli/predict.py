@@ -118,8 +118,9 @@ def run(a: argparse.Namespace) -> int:
 
     paths, problems = expand_paths(args, recursive=a.recursive)
     # checked before the model loads (seconds): a missing file is reported at once
-    problems += [f"{p}: no such file" for p in paths if not Path(p).exists()]
-    paths = [p for p in paths if Path(p).exists()]
+    missing = {p for p in paths if not Path(p).exists()}
+    problems += [f"{p}: no such file" for p in paths if p in missing]
+    paths = [p for p in paths if p not in missing]
     if not paths:
         raise FerkitError(problems[0] if len(problems) == 1 else f"predict: nothing to read ({'; '.join(problems)})")
     rec = make_recognizer(a, a.device)

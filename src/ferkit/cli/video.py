@@ -75,12 +75,7 @@ def run(a: argparse.Namespace) -> int:
     from ferkit.infer import VideoWriter, open_source
     from ferkit.viz import annotate, plot_track_emotions
 
-    if a.stride < 1:
-        raise FerkitError(f"video: --stride must be >= 1, not {a.stride}")
-    if not 0 <= a.smoothing < 1:
-        raise FerkitError(f"video: --smoothing must be in [0, 1), not {a.smoothing}")
-    if a.detect_every < 1:
-        raise FerkitError(f"video: --detect-every must be >= 1, not {a.detect_every}")
+    check_stream_options(a, "video")
     src = open_source(a.source)
     with src:
         rec = make_recognizer(a, a.device)
@@ -137,6 +132,16 @@ def run(a: argparse.Namespace) -> int:
           f"{dt:.1f} s, {n_frames / dt if dt else 0:.1f} FPS{' (interrupted)' if interrupted else ''}; wrote {out}/",
           file=sys.stderr)
     return 130 if interrupted else 0
+
+
+def check_stream_options(a: argparse.Namespace, command: str) -> None:
+    """One-line errors naming the flag for the options of :func:`add_stream_options`."""
+    if a.stride < 1:
+        raise FerkitError(f"{command}: --stride must be >= 1, not {a.stride}")
+    if not 0 <= a.smoothing < 1:
+        raise FerkitError(f"{command}: --smoothing must be in [0, 1), not {a.smoothing}")
+    if a.detect_every < 1:
+        raise FerkitError(f"{command}: --detect-every must be >= 1, not {a.detect_every}")
 
 
 def add_stream_options(pr: argparse.ArgumentParser) -> None:

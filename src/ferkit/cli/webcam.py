@@ -20,7 +20,7 @@ import sys
 import time
 
 from ferkit.cli.predict import add_common, make_recognizer
-from ferkit.cli.video import FpsMeter, add_stream_options
+from ferkit.cli.video import FpsMeter, add_stream_options, check_stream_options
 from ferkit.errors import FerkitError
 
 WINDOW = "ferkit webcam (q to quit)"
@@ -44,8 +44,7 @@ def run(a: argparse.Namespace) -> int:
 
     if a.label_duration < 0:
         raise FerkitError(f"webcam: --label-duration must be >= 0, not {a.label_duration}")
-    if a.detect_every < 1:
-        raise FerkitError(f"webcam: --detect-every must be >= 1, not {a.detect_every}")
+    check_stream_options(a, "webcam")
     src = open_source(a.source if a.source is not None else a.device)
     with src:
         if not a.headless:

@@ -137,8 +137,10 @@ class Recognizer:
     def detect(self, image: np.ndarray) -> tuple[Faces, np.ndarray | None]:
         """Faces and, when configured, their landmarks ``(n, 5|68, 2)`` in an RGB uint8 image."""
         faces = self._find(image)
-        points = landmarks(image, faces, self.landmarks) if self.landmarks and len(faces) else None
-        return faces, points
+        return faces, self._landmarks(image, faces)
+
+    def _landmarks(self, image: np.ndarray, faces: Faces) -> np.ndarray | None:
+        return landmarks(image, faces, self.landmarks) if self.landmarks and len(faces) else None
 
     def _find(self, image: np.ndarray) -> Faces:
         """The detector's faces (at the working size), ``max_faces`` best, in reading order."""
@@ -328,8 +330,7 @@ class Recognizer:
             raise FerkitError(f"stream: detect_every must be >= 1, not {detect_every}")
         src = source if isinstance(source, VideoSource) else open_source(source)
         tracker = IoUTracker(iou_threshold, max_missed=max_missed, smoothing=smoothing)
-        follow = None if detect_every == 1 else DetectAndFollow(
-            self._find, detect_every, min_size=max(1, getattr(self.detector, "min_size", 2) // 2))
+        follow = DetectAndFollow(self._find, detect_every, min_size=max(1, self.detector.min_size // 2))
         last: list[FaceResult] = []
         name = src.name if isinstance(src.name, str) else str(src.name)
         try:
@@ -338,12 +339,8 @@ class Recognizer:
                     break
                 processed = index % stride == 0
                 if processed:
-                    if follow is None:
-                        pending = self.prepare(rgb, name)
-                    else:
-                        faces = follow(rgb)
-                        points = landmarks(rgb, faces, self.landmarks) if self.landmarks and len(faces) else None
-                        pending = self._prepared(rgb, name, faces, points, (rgb.shape[1], rgb.shape[0]))
+                    found = follow(rgb)
+                    pending = self._prepared(rgb, name, found, self._landmarks(rgb, found), (rgb.shape[1], rgb.shape[0]))
                     probs = self.classify(pending.crops)
                     ids, probs = tracker.update(pending.faces.boxes, probs)
                     last = self._faces(pending, probs, ids)

@@ -234,7 +234,7 @@ class DetectAndFollow:
         keep = missed < self.coast
         if len(boxes) and len(found):
             keep &= iou(boxes, found.boxes).max(1) < 0.3
-        keep &= (boxes[:, 2:].min(1) >= self.min_size) if len(boxes) else keep
+        keep &= boxes[:, 2:].min(1) >= self.min_size
         faces = Faces(np.concatenate([found.boxes, clip_boxes(boxes[keep], w, h)]),
                       np.concatenate([found.scores, scores[keep]]).astype(np.float32))
         self._scores = faces.scores
