@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+from ferkit.data.regions import REGION_POINTS, REGIONS
 from ferkit.data.transforms import eval_transform
 from ferkit.ensemble import (
     Ensemble,
@@ -29,7 +30,6 @@ from ferkit.ensemble import (
     soft_vote,
 )
 from ferkit.ensemble._build import labelled_faces, labels_in
-from ferkit.ensemble.regions import REGION_POINTS, REGIONS
 from ferkit.ensemble.voting import accuracy, log_loss
 from ferkit.errors import ConfigError, WeightsError
 from ferkit.infer import Recognizer, load_image
@@ -315,9 +315,10 @@ def test_report_table_matches_evaluate_and_is_copied_into_docs(tmp_path):
 
 # ------------------------------------------------------------------ models trained on one region
 def test_region_model_trains_on_its_cut_and_votes_on_that_region_only(tmp_path, one_thread):
-    from ferkit.ensemble.regions import REGIONS, RegionNet, cut_regions
+    from ferkit.data.regions import REGIONS, cut_regions
     from ferkit.evaluate import run_evaluation
     from ferkit.export import ExportError, export_onnx
+    from ferkit.models import RegionNet
 
     env = {**os.environ, "FERKIT_CACHE_DIR": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
     base = [sys.executable, "-m", "ferkit", "train", str(REPO / "configs" / "default_vgg_fer.yaml"),
@@ -374,7 +375,7 @@ def test_region_cuts_leave_out_undecodable_images_and_bad_regions_are_one_line(t
     import shutil
 
     from ferkit.data import load_dataset
-    from ferkit.ensemble.regions import region_faceset
+    from ferkit.data.regions import region_faceset
     from ferkit.models import create_model, save_model
 
     root = tmp_path / "set"

@@ -78,14 +78,19 @@ def annotated_path(src: str, out_dir: Path, taken: set[Path], inputs: set[Path])
     raise FerkitError(f"{out_dir}: cannot find a free file name for {s.name}")  # pragma: no cover
 
 
-def write_annotated(path: str, result: Any, dest: Path, landmarks: bool) -> None:
-    from ferkit.infer import load_image
+def write_annotated(path: str, result: Any, dest: Path, landmarks: bool, max_pixels: int | None = None) -> None:
+    from ferkit.images import load_image
     from ferkit.viz import annotate
 
     try:
-        atomic_write_image(annotate(load_image(path), result, landmarks=landmarks), dest)
+        atomic_write_image(annotate(load_image(path, max_pixels=max_pixels), result, landmarks=landmarks), dest)
     except OSError as e:
         raise FerkitError(str(e)) from None
+
+
+def _max_pixels(a: argparse.Namespace) -> int | None:
+    mp = getattr(a, "max_megapixels", None)
+    return None if mp is None else round(mp * 1e6)
 
 
 def make_recognizer(a: argparse.Namespace, device: str) -> Any:
@@ -96,7 +101,7 @@ def make_recognizer(a: argparse.Namespace, device: str) -> Any:
                       detector_options=None if a.min_score is None else {"threshold": a.min_score},
                       **({} if a.max_detect_megapixels is None else
                          {"detect_max_pixels": round(a.max_detect_megapixels * 1e6)}),
-                      backend=a.backend, prior=parse_prior(getattr(a, "prior", None)))
+                      max_pixels=_max_pixels(a), backend=a.backend, prior=parse_prior(getattr(a, "prior", None)))
 
 
 def run(a: argparse.Namespace) -> int:
@@ -155,7 +160,12 @@ def run(a: argparse.Namespace) -> int:
             if not r.faces:
                 say(progress, f"{r.path}: no face found")
             if out_dir:
-                write_annotated(r.path, r, annotated_path(r.path, out_dir, taken, inputs), a.landmarks is not None)
+                try:
+                    write_annotated(r.path, r, annotated_path(r.path, out_dir, taken, inputs), a.landmarks is not None,
+                                    _max_pixels(a))
+                except FerkitError as e:  # e.g. a JPEG read reduced for detection but too large to draw on
+                    failures.append(f"annotate: {e}")
+                    say(progress, f"annotate: {e}")
 
     if not results:
         if single:
@@ -232,6 +242,9 @@ def add_parser(sub) -> None:
     pr.add_argument("--output", "-o", metavar="FILE", help="write the output to FILE (atomically) instead of stdout")
     pr.add_argument("--annotate", metavar="DIR", help="write annotated copies of the images into DIR (never over an input)")
     pr.add_argument("--max-faces", type=int, help="at most this many faces per image (highest detector scores)")
+    pr.add_argument("--max-megapixels", type=float, help="largest image decoded, checked from its header (a large JPEG "
+                    "counts at the reduced size it is decoded at for detection); larger ones are reported and skipped "
+                    "(default: 50, as serve)")
     pr.add_argument("--recursive", "-r", action="store_true", help="look for images in sub-folders too")
     pr.add_argument("--strict", action="store_true", help="exit code 1 if any input could not be read")
     pr.add_argument("--device", default="cpu", help="torch device for the classifier (default: %(default)s)")

@@ -80,14 +80,13 @@ class Composite:
 def load_background(background: Background, samples_dir: str | os.PathLike[str] = SAMPLES_DIR) -> np.ndarray:
     """The background region as an RGB uint8 array; DataError naming the file if it is missing,
     unreadable or the region lies outside it."""
-    from PIL import Image, ImageOps
+    from ferkit.images import ImageReadError, load_image
 
     path = Path(samples_dir) / background.file
     try:
-        with Image.open(path) as im:
-            rgb = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
-    except (OSError, ValueError) as e:
-        raise DataError(f"{path}: cannot read the background photo ({e.__class__.__name__})") from None
+        rgb = load_image(path)
+    except ImageReadError as e:
+        raise DataError(f"{path}: cannot read the background photo ({e.detail})") from None
     if background.region is None:
         return rgb
     x, y, w, h = background.region

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from ferkit.errors import DataError
+from ferkit.images import ImageReadError, decode
 
 
 @dataclass
@@ -112,23 +112,18 @@ class FaceSet:
         return out
 
     def load_image(self, i: int) -> np.ndarray:
-        """Image ``i`` as uint8: (H, W) grayscale or (H, W, 3) RGB. A file that cannot be decoded
+        """Image ``i`` as uint8: (H, W) grayscale or (H, W, 3) RGB, decoded as every image of ferkit is
+        (``ferkit.images.decode``: EXIF orientation, 16-bit scaled). A file that cannot be decoded
         raises DataError naming it (callers that must go on, such as training, catch it)."""
         if self.images is not None:
             return self.images[i]
         path = str(self.paths[i])
         try:
-            with Image.open(path) as im:
-                im.load()
-                if im.mode in ("L", "I;16", "I", "F", "1", "LA"):
-                    im = im.convert("L")
-                elif im.mode != "RGB":
-                    im = im.convert("RGB")
-                return np.asarray(im)
-        except FileNotFoundError:
-            raise DataError(f"{path}: file not found") from None
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-            raise DataError(f"{path}: cannot decode image ({e.__class__.__name__}: {str(e).splitlines()[0] if str(e) else 'corrupt'})") from None
+            return decode(path, keep_grey=True)[0]
+        except ImageReadError as e:
+            if e.reason == "missing":
+                raise DataError(f"{path}: file not found") from None
+            raise DataError(f"{path}: cannot decode image ({e.detail})") from None
 
     def decoded(self) -> FaceSet:
         """This FaceSet with every image decoded into one uint8 array (``images``), when all images

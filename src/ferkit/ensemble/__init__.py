@@ -13,16 +13,8 @@ all, with each member and its test-time augmentation, in one table.
 """
 from __future__ import annotations
 
+from ferkit.data.regions import REGIONS, crop_landmarks, region_boxes
 from ferkit.ensemble._build import build_ensemble, load_members, member_probabilities
-from ferkit.ensemble._io import (
-    ENSEMBLE_FORMAT,
-    ensemble_meta,
-    is_ensemble_json,
-    load_ensemble,
-    save_ensemble,
-)
-from ferkit.ensemble._module import Ensemble, ensemble_input
-from ferkit.ensemble.regions import REGIONS, crop_landmarks, region_boxes
 from ferkit.ensemble.voting import (
     METHODS,
     OBJECTIVES,
@@ -31,6 +23,15 @@ from ferkit.ensemble.voting import (
     majority_vote,
     soft_vote,
     stack_logits,
+)
+from ferkit.models import (
+    ENSEMBLE_FORMAT,
+    Ensemble,
+    ensemble_input,
+    ensemble_meta,
+    is_ensemble_json,
+    load_ensemble,
+    save_ensemble,
 )
 
 __all__ = [

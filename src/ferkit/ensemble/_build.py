@@ -10,10 +10,9 @@ import numpy as np
 import torch
 
 from ferkit.data.faceset import FaceSet
-from ferkit.ensemble._io import ensemble_meta
-from ferkit.ensemble._module import Ensemble
 from ferkit.ensemble.voting import fit_stacking, fit_weights, log_loss, stack_logits
 from ferkit.errors import ConfigError, DataError
+from ferkit.models import Ensemble, ensemble_meta
 
 __all__ = ["build_ensemble", "labelled_faces", "labels_in", "load_members", "member_probabilities"]
 

@@ -30,7 +30,6 @@ from ferkit.ensemble._build import (
     load_members,
     member_probabilities,
 )
-from ferkit.ensemble._module import Ensemble
 from ferkit.ensemble.voting import (
     fit_stacking,
     fit_weights,
@@ -38,6 +37,7 @@ from ferkit.ensemble.voting import (
     soft_vote,
     stack_logits,
 )
+from ferkit.models import Ensemble
 
 __all__ = ["BLOCK", "ensemble_report", "report_markdown", "write_report"]
 

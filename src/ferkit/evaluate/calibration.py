@@ -113,7 +113,7 @@ def calibrate(
     if raw.get("sha256") != ev.meta.get("sha256"):
         raise WeightsError(f"{meta_json}: changed while calibrating; not rewritten")
     raw["temperature"] = round(temperature, 6)
-    from ferkit.ensemble import Ensemble, save_ensemble
+    from ferkit.models import Ensemble, save_ensemble
 
     if out is not None and isinstance(ev.model, Ensemble):
         target_json = save_ensemble(ev.model, raw, f"{out}/")   # members copied next to it

@@ -2,7 +2,7 @@
 
 The graph maps the preprocessed batch ``input`` (float32 ``(batch, C, size, size)``, made by
 ``eval_transform(meta["input"])``) to ``logits``; softmax and any stored ``temperature`` stay
-outside it, in Python (``ferkit.infer._backends.probabilities``), the same for both backends.
+outside it, in Python (``ferkit.models.probabilities``), the same for both backends.
 
 The JSON is the model's own metadata plus ``format`` ``"ferkit-onnx/1"``, ``"backend": "onnx"``,
 ``sha256`` of the .onnx file (the PyTorch weights' checksum moves to ``source_sha256``), the input
@@ -143,7 +143,7 @@ def _check_images(images: Sequence[np.ndarray] | None) -> list[np.ndarray]:
 
 def _prob_diff(ref: nn.Module, onnx_file: Path, batch: torch.Tensor, temperature: Any) -> float:
     """Largest probability difference between ONNX Runtime on ``onnx_file`` and PyTorch on ``batch``."""
-    from ferkit.infer._backends import OnnxClassifier, TorchClassifier, probabilities
+    from ferkit.models._runtime import OnnxClassifier, TorchClassifier, probabilities
 
     torch_logits = TorchClassifier(ref)(batch)
     onnx_logits = OnnxClassifier(onnx_file, threads=1)(batch)  # a fixed-batch export runs face by face

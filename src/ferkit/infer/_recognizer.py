@@ -13,8 +13,9 @@ from torch import nn
 
 from ferkit.detect import DEFAULT_DETECTOR, FaceDetector, Faces, clip_boxes, crop_face, get_detector, landmarks
 from ferkit.errors import FerkitError
+from ferkit.images import decode
 from ferkit.infer._backends import load_classifier, prior_shift, probabilities
-from ferkit.infer._io import read_image, to_rgb_array
+from ferkit.infer._io import to_rgb_array
 from ferkit.infer._sources import VideoSource, open_source
 from ferkit.infer._tracker import DetectAndFollow, IoUTracker
 from ferkit.types import FaceResult, FrameResult, ImageResult
@@ -76,6 +77,10 @@ class Recognizer:
             1.48 s, BlazeFace 43 of 43 either way); None or 0: the image as it is. The detector's
             ``min_size`` then applies to the copy: faces under ~36 px there (~50 px in a 4 MP
             photo) need ``detect_max_pixels=None``.
+        max_pixels: most pixels decoded from an image file, checked from its header (a large JPEG
+            counts at the size ``detect_max_pixels`` lets it be decoded at); None:
+            ``ferkit.images.MAX_MEGAPIXELS`` (50, the server's default too). A larger image raises
+            ImageReadError naming it.
 
     Preprocessing comes only from the model's metadata (``ferkit.data.transforms.eval_transform``).
     Load once, call many times; nothing is printed.
@@ -98,6 +103,7 @@ class Recognizer:
         threads: int | None = None,
         prior: str | Sequence[float] | dict[str, float] | None = None,
         detect_max_pixels: int | None = DETECT_MAX_PIXELS,
+        max_pixels: int | None = None,
     ):
         from ferkit.data.transforms import eval_transform
 
@@ -127,6 +133,10 @@ class Recognizer:
         if detect_max_pixels and detect_max_pixels < 64 * 64:
             raise FerkitError(f"Recognizer: detect_max_pixels must be at least 4096, not {detect_max_pixels}")
         self.detect_max_pixels = detect_max_pixels or None
+        if max_pixels is not None and max_pixels < 1:
+            raise FerkitError(f"Recognizer: max_pixels must be positive, not {max_pixels}")
+        #: most pixels decoded from an image file (None: ``ferkit.images.MAX_MEGAPIXELS``)
+        self.max_pixels = max_pixels
 
     def __repr__(self) -> str:
         name = self.meta.get("name") or self.meta.get("arch")
@@ -207,12 +217,12 @@ class Recognizer:
         return results
 
     def prepare(self, image: ImageLike, path: str | None = None, *, keep_image: bool = False) -> Prepared:
-        """Decode (a large JPEG file at a reduced size: ``read_image(reduce_to=detect_max_pixels)``),
+        """Decode (``ferkit.images.decode``; a large JPEG file at a reduced size, ``reduce_to=detect_max_pixels``),
         detect and crop: the steps before :meth:`classify` that ``predict``, ``stream`` and
         ``ferkit evaluate --detect`` share. Boxes and landmarks are in the file's pixels;
         ``keep_image`` keeps the decoded array (possibly reduced) in ``Prepared.image``."""
         if isinstance(image, (str, os.PathLike)):
-            rgb, (w, h) = read_image(image, reduce_to=self.detect_max_pixels)
+            rgb, (w, h) = decode(image, reduce_to=self.detect_max_pixels, max_pixels=self.max_pixels)
         else:
             rgb = to_rgb_array(image)
             h, w = rgb.shape[:2]

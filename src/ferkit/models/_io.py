@@ -110,7 +110,7 @@ def _meta_problem(meta: Mapping[str, Any]) -> str | None:
                                   and all(_finite(v) and v > 0 for v in prior)):
         return f"'train_prior' must be a list of {len(classes)} positive numbers (class frequencies), not {prior!r}"
     if inp.get("region") is not None:
-        from ferkit.ensemble.regions import REGIONS
+        from ferkit.data.regions import REGIONS
 
         if inp["region"] not in REGIONS[1:]:
             return f"'input.region' must be one of {', '.join(REGIONS[1:])}, not {inp['region']!r}"
@@ -272,7 +272,7 @@ def load_model(path: str | os.PathLike[str], *, device: str | torch.device = "cp
     from ferkit.models._shipped import resolve_model_path
 
     weights_path, meta_path = model_paths(resolve_model_path(path))
-    from ferkit.ensemble._io import is_ensemble_json, load_ensemble
+    from ferkit.models._ensemble_io import is_ensemble_json, load_ensemble
 
     if is_ensemble_json(meta_path):
         return load_ensemble(meta_path, device=device)
@@ -299,7 +299,7 @@ def load_model(path: str | os.PathLike[str], *, device: str | torch.device = "cp
             f"{weights_path}: weights do not fit {arch!r} with {meta_path.name}'s model_kwargs ({first_line(e)})"
         ) from e
     if meta["input"].get("region"):
-        from ferkit.ensemble.regions import RegionNet
+        from ferkit.models._region import RegionNet
 
         model = RegionNet(model, meta["input"])
     return model.to(device).eval(), meta

@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ferkit.images import MAX_MEGAPIXELS
+
 __all__ = ["ENV_PREFIX", "Settings", "get_settings"]
 
 ENV_PREFIX = "FERKIT_SERVE_"
@@ -28,7 +30,8 @@ class Settings(BaseSettings):
     min_size: int | None = Field(None, ge=1, description="smallest face side in pixels (None: the detector's default)")
     workers: int = Field(1, ge=1, description="uvicorn worker processes, each with its own model")
     max_upload_mb: float = Field(10.0, gt=0, description="largest accepted upload (image bytes), in MB (10**6 bytes)")
-    max_megapixels: float = Field(50.0, gt=0, description="largest accepted image, from its header, before decoding")
+    max_megapixels: float = Field(MAX_MEGAPIXELS, gt=0, description="largest image decoded (a large JPEG counts at the "
+                                   "reduced size it is decoded at), from its header, before decoding; as ferkit predict")
     max_detect_megapixels: float = Field(2.0, gt=0, description="faces are detected on a copy of the image scaled "
                                          "down to this many megapixels (boxes mapped back, crops from the full image)")
     max_batch: int = Field(32, ge=1, description="most faces classified together across concurrent requests")

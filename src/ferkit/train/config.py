@@ -270,7 +270,7 @@ class TrainConfig:
         check("data.balance", self.data.balance, ("none", "weights", "sampler"))
         check("input.channels", self.input.channels, (1, 3))
         if self.input.region is not None:
-            from ferkit.ensemble.regions import check_region
+            from ferkit.data.regions import check_region
 
             check_region(self.input.region, f"{source}: input.region")
         check("optim.name", self.optim.name, ("adam", "adamw", "sgd"))

@@ -158,7 +158,7 @@ class FERDataModule(L.LightningDataModule):
         if d.in_memory:
             train, val = train.decoded(), val.decoded()
         if self.cfg.input.region:
-            from ferkit.ensemble.regions import region_faceset
+            from ferkit.data.regions import region_faceset
 
             train, val = (region_faceset(part, self.cfg.input, cache_dir=d.cache_dir, log=log.info)
                           for part in (train, val))

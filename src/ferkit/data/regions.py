@@ -16,7 +16,7 @@ there. :func:`crop_landmarks` reports which faces used the fallback.
 >>> views, found = cut_regions(x)                      # (6, N, C, H, W): the face and its regions
 
 A model can also be trained on one region (``ferkit train ... input.region=mouth``): the training
-crops are cut by :func:`region_faceset`, and :class:`RegionNet` (which ``load_model`` wraps around
+crops are cut by :func:`region_faceset`, and ``ferkit.models``' ``RegionNet`` (which ``load_model`` wraps around
 such a model) cuts the same region out of each face before the network, so that every command uses
 it as any other model and a region-voting ensemble gives it that region only.
 """
@@ -31,14 +31,14 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ferkit.errors import ConfigError
 
 if TYPE_CHECKING:
     from ferkit.data import FaceSet
 
-__all__ = ["REGIONS", "REGION_POINTS", "UPSCALE_TO", "RegionNet", "crop_landmarks", "cut_regions", "region_boxes",
+__all__ = ["REGIONS", "REGION_POINTS", "UPSCALE_TO", "check_region", "crop_landmarks", "cut_regions", "region_boxes",
            "region_faceset"]
 
 #: the views region voting classifies, in order; ``face`` is the crop itself
@@ -128,27 +128,6 @@ def cut_regions(x: Tensor) -> tuple[Tensor, np.ndarray]:
             rest[i, :, y0:y1, x0:x1] = 0.5
     views.append(rest)
     return torch.stack(views), found
-
-
-class RegionNet(nn.Module):
-    """A network trained on one facial region, used on whole face crops: its input is a batch
-    preprocessed as for any model (``eval_transform(meta["input"])``); it undoes the normalisation,
-    cuts ``region`` out of each face (:func:`cut_regions`), normalises again and runs the network.
-    Not exportable to ONNX (dlib runs inside)."""
-
-    def __init__(self, net: nn.Module, input_cfg: dict[str, Any]):
-        super().__init__()
-        self.net = net
-        self.region = check_region(input_cfg.get("region"))
-        self.ferkit_arch = getattr(net, "ferkit_arch", None)
-        self.register_buffer("mean", torch.tensor(input_cfg["mean"], dtype=torch.float32).view(1, -1, 1, 1),
-                             persistent=False)
-        self.register_buffer("std", torch.tensor(input_cfg["std"], dtype=torch.float32).view(1, -1, 1, 1),
-                             persistent=False)
-
-    def forward(self, x: Tensor) -> Tensor:
-        views, _ = cut_regions(x * self.std + self.mean)
-        return self.net((views[REGIONS.index(self.region)] - self.mean) / self.std)
 
 
 def region_faceset(faces: FaceSet, input_cfg: Any, *, cache_dir: str | os.PathLike[str] | None = None,

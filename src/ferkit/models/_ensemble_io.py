@@ -20,9 +20,9 @@ from typing import Any
 import torch
 
 from ferkit._fileio import atomic_write_text
-from ferkit.ensemble._module import Ensemble
-from ferkit.ensemble.voting import METHODS
 from ferkit.errors import WeightsError
+from ferkit.models._combine import METHODS
+from ferkit.models._ensemble import Ensemble
 
 __all__ = ["ENSEMBLE_FORMAT", "ensemble_meta", "load_ensemble", "save_ensemble"]
 

@@ -21,9 +21,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ferkit.ensemble.regions import REGIONS, cut_regions
-from ferkit.ensemble.voting import METHODS, majority_vote, soft_vote, stack_logits
+from ferkit.data.regions import REGIONS, cut_regions
 from ferkit.errors import ConfigError
+from ferkit.models._combine import METHODS, majority_vote, soft_vote, stack_logits
 
 __all__ = ["Ensemble", "ensemble_input"]
 
@@ -68,7 +68,7 @@ class Ensemble(nn.Module):
     """Members combined by ``method``: ``soft`` (weighted average of probabilities), ``vote`` (hard
     majority, ties by summed probabilities), ``stack`` (logistic regression on log-probabilities) or
     ``regions`` (majority over members x the face and its five dlib regions; see
-    :mod:`ferkit.ensemble.regions`).
+    :mod:`ferkit.data.regions`).
 
     Args:
         members: ``(nn.Module, meta)`` pairs as ``ferkit.models.load_model`` returns them; each must

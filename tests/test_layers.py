@@ -1,0 +1,59 @@
+"""ferkit's layers hold: import-linter's contract in pyproject.toml passes, and it names every package."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from _paths import REPO
+
+SRC = REPO / "src" / "ferkit"
+
+
+def _contract_layers() -> list[str]:
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["importlinter"]
+    (contract,) = [c for c in config["contracts"] if c["type"] == "layers"]
+    names = []
+    for layer in contract["layers"]:
+        names += [n.strip() for n in layer.replace(":", "|").split("|")]
+    return names
+
+
+def test_lint_imports_keeps_the_layers_contract():
+    exe = Path(sys.executable).with_name("lint-imports")
+    if not exe.exists():
+        pytest.fail(f"{exe}: import-linter is not installed (pip install -e '.[dev]')")
+    out = subprocess.run([str(exe), "--config", str(REPO / "pyproject.toml"), "--no-cache"], check=False, cwd=REPO,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    assert "1 kept, 0 broken" in out.stdout
+
+
+def test_the_contract_names_every_package_once():
+    """A new package cannot escape the layers: every module and package under src/ferkit is a layer."""
+    on_disk = {f"ferkit.{p.stem}" for p in SRC.glob("*.py") if p.stem != "__init__"}
+    on_disk |= {f"ferkit.{p.parent.name}" for p in SRC.glob("*/__init__.py")}
+    named = _contract_layers()
+    assert len(named) == len(set(named)), f"named twice: {sorted(n for n in named if named.count(n) > 1)}"
+    assert set(named) == on_disk, f"not in the contract: {sorted(on_disk - set(named))}; " \
+                                  f"gone from src: {sorted(set(named) - on_disk)}"
+
+
+def test_the_contract_catches_an_upward_import(tmp_path):
+    """The same contract on a copy of the package in which a core module imports a front end fails,
+    naming the import (so the test above can fail)."""
+    import shutil
+
+    copy = tmp_path / "src"
+    shutil.copytree(SRC, copy / "ferkit", ignore=shutil.ignore_patterns("weights", "static", "__pycache__", "*.onnx"))
+    bad = copy / "ferkit" / "detect" / "_upward.py"
+    bad.write_text("from ferkit.cli import main  # noqa\n")
+    exe = Path(sys.executable).with_name("lint-imports")
+    env = {"PYTHONPATH": str(copy), "PATH": str(exe.parent)}
+    out = subprocess.run([str(exe), "--config", str(REPO / "pyproject.toml"), "--no-cache"], check=False, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode != 0
+    assert "ferkit.detect._upward -> ferkit.cli" in out.stdout
