@@ -31,7 +31,9 @@ def one_thread() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def rec(one_thread):
-    """The default Recognizer (shipped model, default detector), shared by a test module."""
+    """The default Recognizer (shipped model, default detector) on the torch backend, whose module the
+    tests inspect (``Recognizer()`` itself runs the shipped ONNX file: tests/test_light.py,
+    tests/test_export.py), shared by a test module."""
     from ferkit.infer import Recognizer
 
-    return Recognizer()
+    return Recognizer(backend="torch")

@@ -722,23 +722,34 @@ def test_batch_augment_identity_flip_and_reproducibility(fer_folder):
     {"size": 64, "channels": 3, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
     {"size": 224, "channels": 3, "mean": [0.5] * 3, "std": [0.25] * 3},
 ])
-def test_eval_transform_is_torchvisions_pipeline_to_the_bit(fer_folder, cfg: dict) -> None:
-    """eval_transform (PyTorch alone, so inference never imports torchvision) gives exactly what the
-    training side's torchvision v2 steps (channels, Resize with antialias, ToDtype, Normalize) give,
-    on FER2013 faces, a sample photo in colour and crops of odd sizes."""
+def test_eval_transform_agrees_with_torchvisions_pipeline(fer_folder, cfg: dict) -> None:
+    """eval_transform (numpy and Pillow, so inference needs neither PyTorch nor torchvision) gives
+    what the training side's torchvision v2 steps (channels, Resize with antialias, ToDtype,
+    Normalize) give: to the bit on faces already at the model's size, within one grey level where
+    they are resized (FER2013 faces, a sample photo in colour and crops of odd sizes)."""
     import torch
     from torchvision.transforms import v2
 
+    from ferkit.data.preprocess import eval_transform as numpy_transform
     from ferkit.data.transforms import _head, _tail, eval_transform
     from ferkit.infer import load_image
 
-    ours, theirs = eval_transform(cfg), v2.Compose(_head(cfg) + _tail(cfg))
+    ours, theirs, plain = eval_transform(cfg), v2.Compose(_head(cfg) + _tail(cfg)), numpy_transform(cfg)
     part = fer_folder.split("PublicTest").select(np.arange(8))
     photo = load_image(DATA / "samples" / "two_people.jpg")
     images = [part.load_image(i) for i in range(8)] + [photo, photo[17:260, 5:301], photo[:40, :31]]
+    level = float(max(1 / 255 / s for s in cfg["std"]))
+    resized = 0
     for img in images:
         a, b = ours(img), theirs(img)
-        assert a.shape == (cfg["channels"], cfg["size"], cfg["size"]) and torch.equal(a, b)
+        assert a.shape == (cfg["channels"], cfg["size"], cfg["size"]) and a.dtype == torch.float32
+        assert np.array_equal(a.numpy(), plain(img))  # the tensor is the numpy transform's array
+        if img.shape[:2] == (cfg["size"], cfg["size"]):
+            assert torch.equal(a, b)
+        else:
+            resized += 1
+            assert float((a - b).abs().max()) <= level + 1e-6
+    assert resized >= 3
 
 
 def test_inference_does_not_import_torchvision(tmp_path: Path) -> None:

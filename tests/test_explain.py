@@ -25,7 +25,7 @@ def obama_x(rec):
     rgb = load_image(OBAMA)
     faces, points = rec.detect(rgb)
     (crop,) = rec.crop(rgb, faces, points)
-    return rec.transform(crop)[None]
+    return torch.from_numpy(rec.transform(crop))[None]
 
 
 @pytest.mark.parametrize("path, n", [(OBAMA, 1), (TWO, 2)])

@@ -22,6 +22,7 @@ from ferkit.infer._backends import (
     load_classifier,
     probabilities,
 )
+from ferkit.models._shipped import resolve_model_path
 
 from _paths import DATA, REPO, SAMPLES
 
@@ -93,14 +94,24 @@ def test_parity_on_fer2013_public_test(rec: Recognizer, onnx_rec: Recognizer) ->
 
 
 def test_recognizer_onnx_matches_torch_and_reuses_the_cache(rec: Recognizer, cache_dir: Path) -> None:
-    onnx_rec = Recognizer(backend="onnx")  # the shipped model: exported into the cache on first use
+    from ferkit.infer._backends import default_backend
+
+    # the default backend: ONNX Runtime where an ONNX file is at hand on the CPU, else PyTorch
+    assert default_backend("default") == "onnx" and default_backend("ferplus") == "onnx"
+    assert default_backend(str(resolve_model_path("default"))) == "torch"
+    assert default_backend("default", "cuda:0") == "torch"
+    shipped = Recognizer(backend="onnx")  # a shipped model runs from the ONNX file shipped with it
+    assert Path(shipped.classifier.path).parent.name == "onnx" and Path(shipped.classifier.path).parent.parent.name == "weights"
+    assert not list((cache_dir / "onnx").glob("*.onnx"))
+    weights = str(resolve_model_path("default"))  # the same model as a saved PyTorch model: exported on first use
+    onnx_rec = Recognizer(weights, backend="onnx")
     cached = list((cache_dir / "onnx").glob("*.onnx"))
     assert len(cached) == 1 and cached[0].stem == rec.meta["sha256"]
     a, b = rec.predict(TWO), onnx_rec.predict(TWO)
     assert len(a) == 2 and [f.box for f in a] == [f.box for f in b] and [f.emotion for f in a] == [f.emotion for f in b]
     assert max(abs(f.probabilities[c] - g.probabilities[c]) for f, g in zip(a, b) for c in rec.classes) < TOL
     mtime = cached[0].stat().st_mtime_ns
-    assert Recognizer(backend="onnx").classifier.path == str(cached[0]) and cached[0].stat().st_mtime_ns == mtime
+    assert Recognizer(weights, backend="onnx").classifier.path == str(cached[0]) and cached[0].stat().st_mtime_ns == mtime
     cached[0].write_bytes(b"corrupt")  # a damaged cache entry is exported again
     assert onnx_model("default")[0] == cached[0] and read_onnx_meta(cached[0])[1]["check"]["max_prob_diff"] < TOL
 
@@ -111,7 +122,7 @@ def test_temperature_stays_outside_the_graph(rec: Recognizer, tmp_path: Path) ->
     crops = _crops(rec, TWO)
     onnx_rec = Recognizer(path, backend="onnx", threads=1)
     assert onnx_rec.meta["temperature"] == 2.0
-    x = np.stack([rec.transform(c).numpy() for c in crops])
+    x = np.stack([rec.transform(c) for c in crops])
     logits = TorchClassifier(rec.model)(x)
     assert np.abs(OnnxClassifier(path, threads=1)(x) - logits).max() < 1e-4  # same logits: T not in the graph
     expected = probabilities(logits / 2.0)
@@ -142,7 +153,8 @@ def test_bad_inputs_give_one_line_errors(rec: Recognizer, exported: Path, tmp_pa
     with pytest.raises(WeightsError, match="checksum mismatch"):
         Recognizer(bad, backend="onnx")
     with pytest.raises(WeightsError, match="backend='onnx'"):
-        Recognizer(exported)  # an ONNX file on the torch backend
+        Recognizer(exported, backend="torch")  # an ONNX file on the torch backend
+    assert Recognizer(exported).backend == "onnx"  # which is the default for it
     with pytest.raises(WeightsError, match="metadata not found"):
         Recognizer(garbage, backend="onnx")
     with pytest.raises(ExportError, match="PyTorch model's metadata"):

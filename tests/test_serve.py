@@ -82,7 +82,7 @@ def test_health(client: httpx.Client) -> None:
 def test_models(client: httpx.Client) -> None:
     body = client.get("/v1/models").json()
     loaded = body["loaded"]
-    assert loaded["name"] == "default" and loaded["backend"] == "torch" and loaded["device"] == "cpu"
+    assert loaded["name"] == "default" and loaded["backend"] == "onnx" and loaded["device"] == "cpu"  # its shipped ONNX file
     assert loaded["detector"] == "dlib-hog+blazeface"
     assert loaded["classes"] == ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
     assert "default" in body["shipped"] and "vgg_fer" in body["architectures"]

@@ -164,7 +164,7 @@ def decode(
         raise fail("too_large", f"image too large: its header says {size}; the limit is {limit / 1e6:g} "
                                 "megapixels (--max-megapixels)") from None
     except (OSError, SyntaxError, ValueError) as e:
-        raise fail("corrupt", f"corrupt image header: {_why(e)}") from None
+        raise fail("corrupt", f"truncated or corrupt image header ({_why(e)})") from None
     with im:
         if formats is not None and im.format not in formats:
             accepted = ", ".join(sorted(set(formats.values())))

@@ -59,7 +59,7 @@ def _start_method(spec: dict[str, Any], recognizer: Any) -> str:
     and ONNX Runtime's thread pools do not survive a fork."""
     import multiprocessing as mp
 
-    if (recognizer is not None and "fork" in mp.get_all_start_methods() and spec.get("backend", "torch") == "torch"
+    if (recognizer is not None and "fork" in mp.get_all_start_methods() and getattr(recognizer, "backend", "torch") == "torch"
             and str(spec.get("device", "cpu")) == "cpu"):
         return "fork"
     return "spawn"

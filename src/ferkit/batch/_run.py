@@ -150,7 +150,7 @@ def run_batch(
         # what decides the rows (effective values, so that the API's defaults and the CLI's agree);
         # a run resumes only into a folder made with the same
         settings = {"align": rec.align, "landmarks": rec.landmarks, "margin": rec.margin, "min_size": spec.get("min_size"),
-                    "max_faces": rec.max_faces, "backend": spec.get("backend", "torch"), "prior": spec.get("prior") or "train",
+                    "max_faces": rec.max_faces, "backend": rec.backend, "prior": spec.get("prior") or "train",
                     "every": every if fps is None else None, "fps": fps}
         sink = ShardSink(out, {"format": format, **ident, "classes": list(rec.classes), "settings": settings},
                          landmarks=rec.landmarks is not None)

@@ -59,7 +59,8 @@ class BatchWorker:
         spec: ``Recognizer(**spec)`` arguments; ``model`` a name or path.
         every: classify every ``every``-th video frame; ``fps``: instead, about this many frames
             per second of video (every ``round(video fps / fps)``-th frame).
-        threads: torch (and OpenCV) threads in this worker; None leaves them as they are.
+        threads: OpenCV and classifier threads (torch's, or ONNX Runtime's) in this worker; None
+            leaves them as they are.
         recognizer: an already loaded Recognizer built from ``spec`` (the in-process engine).
     """
 
@@ -67,13 +68,16 @@ class BatchWorker:
                  threads: int | None = None, worker: str | None = None, recognizer: Any = None):
         if threads is not None:
             import cv2
-            import torch
 
-            torch.set_num_threads(threads)
             cv2.setNumThreads(threads)
+            spec = {"threads": threads, **spec}  # ONNX Runtime's intra-op threads (the torch backend ignores it)
         from ferkit.infer import Recognizer
 
         self.rec = recognizer if recognizer is not None else Recognizer(**spec)
+        if threads is not None and self.rec.backend == "torch":
+            import torch
+
+            torch.set_num_threads(threads)
         self.classes = list(self.rec.classes)
         self.ident = recognizer_identity(self.rec, spec.get("model", "default"))
         self.landmarks = self.rec.landmarks is not None

@@ -2,7 +2,8 @@
 
 One module per subcommand (``ferkit/cli/<name>.py``), each with ``add_parser(subparsers)`` that
 registers the subcommand and its handler. Machine-readable output goes to stdout; logs, progress
-and errors to stderr. A FerkitError is printed as one line ``ferkit: error: ...`` (exit code 2).
+and errors to stderr. A FerkitError is printed as one line ``ferkit: error: ...`` (exit code 2), and so is a package
+missing from a light install, with the extra that brings it.
 """
 from __future__ import annotations
 
@@ -13,6 +14,13 @@ from importlib import import_module
 
 from ferkit import __version__
 from ferkit.errors import FerkitError
+
+#: packages that come with an extra (the base install runs predict, video, webcam and batch on
+#: ONNX Runtime) -> the extra that brings them
+EXTRAS = {"torch": "train", "torchvision": "train", "lightning": "train", "timm": "train", "sklearn": "train",
+          "onnx": "train", "safetensors": "train", "face_recognition_models": "landmarks", "fastapi": "serve",
+          "uvicorn": "serve", "starlette": "serve", "pydantic_settings": "serve", "prometheus_client": "serve",
+          "multipart": "serve", "websockets": "serve", "ray": "ray", "pyarrow": "batch", "pandas": "batch"}
 
 #: subcommand modules, in the order `ferkit --help` lists them
 COMMANDS = ("predict", "video", "webcam", "batch", "train", "evaluate", "compare", "calibrate", "data", "models", "export", "serve", "explain",
@@ -41,6 +49,13 @@ def main(argv: list[str] | None = None) -> int:
         return a.func(a)
     except FerkitError as e:
         print(f"ferkit: error: {e}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as e:
+        top = (e.name or "").split(".")[0]
+        if top not in EXTRAS:
+            raise
+        print(f"ferkit: error: ferkit {a.command} needs {top}, which this installation lacks: "
+              f"pip install 'ferkit[{EXTRAS[top]}]'", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("ferkit: interrupted", file=sys.stderr)

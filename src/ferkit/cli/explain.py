@@ -36,7 +36,7 @@ def run(a: argparse.Namespace) -> int:
 
     if not 0.0 <= a.alpha <= 1.0:
         raise FerkitError(f"explain: --alpha must be in [0, 1], not {a.alpha}")
-    rec = Recognizer(a.model, a.detector)
+    rec = Recognizer(a.model, a.detector, backend="torch")  # Grad-CAM needs the model's gradients
     if a.target is not None and a.target not in rec.classes:
         raise FerkitError(f"explain: unknown class {a.target!r} (the model's classes: {', '.join(rec.classes)})")
     out_dir = Path(a.out)

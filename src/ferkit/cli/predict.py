@@ -221,9 +221,10 @@ def add_common(pr: argparse.ArgumentParser, detector: str | None = None) -> None
     pr.add_argument("--align", action="store_true", help="rotate faces so that the eyes are level before classifying")
     pr.add_argument("--landmarks", type=int, choices=(5, 68), help="compute and report dlib landmarks")
     pr.add_argument("--batch-size", type=int, default=64, help="faces per classifier forward pass (default: %(default)s)")
-    pr.add_argument("--backend", choices=("torch", "onnx"), default="torch",
-                    help="classifier runtime: torch, or onnx (ONNX Runtime, CPU; a model name is exported to the cache "
-                    "on first use, or give --model FILE.onnx from `ferkit export`) (default: %(default)s)")
+    pr.add_argument("--backend", choices=("torch", "onnx"),
+                    help="classifier runtime: torch, or onnx (ONNX Runtime, CPU: shipped models run from their shipped "
+                    "ONNX files, other models are exported to the cache on first use, or give --model FILE.onnx from "
+                    "`ferkit export`) (default: onnx for shipped models and .onnx files on the CPU, torch for other models)")
     pr.add_argument("--prior", default="train", metavar="PRIOR",
                     help="class prior to predict under: train (as the model learnt it, FER2013's: 1.5%% disgust), "
                     "uniform (every class equally likely, as in posed collections), or class=frequency,... "

@@ -87,7 +87,7 @@ def add_parser(sub) -> None:
     p.add_argument("--port", type=int, help="TCP port (default: 8000)")
     p.add_argument("--model", help="shipped model name or saved model path (default: default)")
     p.add_argument("--detector", choices=list_detectors(), help="face detector (default: dlib-hog+blazeface, as predict)")
-    p.add_argument("--backend", choices=("torch", "onnx"), help="inference backend (default: torch)")
+    p.add_argument("--backend", choices=("torch", "onnx"), help="inference backend (default: onnx for shipped models on the CPU, else torch)")
     p.add_argument("--device", help="torch device for the classifier (default: cpu)")
     p.add_argument("--min-size", type=int, help="smallest face side in pixels (default: the detector's; 80 makes "
                    "dlib-hog ~4x faster on webcam-sized faces)")

@@ -8,10 +8,11 @@ augmentations in front of the same final steps.
 Input to both: a uint8 numpy array, (H, W) grayscale or (H, W, 3) RGB. Output: a float32 tensor
 (C, size, size), normalised.
 
-`eval_transform` is written in PyTorch alone (the same operations as torchvision's v2 ``Resize``
-with antialiasing on uint8, ``ToDtype(scale=True)`` and ``Normalize``: equal to them, which a test
-checks), so that inference does not import torchvision (about 2 s of every start-up); training's
-transforms use torchvision's v2, imported when they are built.
+`eval_transform` is ``ferkit.data.preprocess``'s (numpy and Pillow: inference needs no PyTorch and
+no torchvision, about 2-4 s of every start-up) with a tensor out; its resize agrees with
+torchvision's v2 ``Resize(antialias=True)`` used in training to within one grey level, and on faces
+already at the model's size the two are equal to the bit (tests check both). Training's transforms
+use torchvision's v2, imported when they are built.
 """
 from __future__ import annotations
 
@@ -75,28 +76,26 @@ def model_size_transform(input_cfg: Any) -> Any:
 
 
 class EvalTransform(torch.nn.Module):
-    """Channels -> resize to ``size`` x ``size`` (bilinear, antialiased, on the uint8 image, as
-    torchvision's ``v2.Resize(antialias=True)`` does on the CPU) -> [0, 1] -> ``(x - mean) / std``."""
+    """:class:`ferkit.data.preprocess.EvalTransform` (numpy and Pillow) with a float32 tensor out, for
+    the data loaders of training and evaluation: the same numbers inference feeds every backend."""
 
     def __init__(self, size: int, channels: int, mean: Any, std: Any):
         super().__init__()
-        self.size, self.channels = int(size), int(channels)
-        self.mean = torch.as_tensor(list(mean), dtype=torch.float32).view(-1, 1, 1)
-        self.std = torch.as_tensor(list(std), dtype=torch.float32).view(-1, 1, 1)
+        from ferkit.data.preprocess import EvalTransform as _Numpy
+
+        self.core = _Numpy(size, channels, mean, std)
+        self.size, self.channels = self.core.size, self.core.channels
 
     def forward(self, img: np.ndarray) -> torch.Tensor:
-        t = to_tensor_image(img, self.channels)
-        if tuple(t.shape[-2:]) != (self.size, self.size):
-            t = F.interpolate(t[None], size=(self.size, self.size), mode="bilinear", align_corners=False,
-                              antialias=True)[0]
-        return t.to(torch.float32).mul_(1.0 / 255).sub_(self.mean).div_(self.std)
+        return torch.from_numpy(self.core(img))
 
     def extra_repr(self) -> str:
-        return f"size={self.size}, channels={self.channels}, mean={self.mean.flatten().tolist()}, std={self.std.flatten().tolist()}"
+        return repr(self.core)[len("EvalTransform("):-1]
 
 
 def eval_transform(input_cfg: Any) -> EvalTransform:
-    """Deterministic preprocessing: channels -> resize to size x size -> [0, 1] -> normalise."""
+    """Deterministic preprocessing: channels -> resize to size x size -> [0, 1] -> normalise
+    (``ferkit.data.preprocess``), as a tensor."""
     return EvalTransform(_get(input_cfg, "size"), _get(input_cfg, "channels"), _get(input_cfg, "mean"),
                          _get(input_cfg, "std"))
 

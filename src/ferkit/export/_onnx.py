@@ -31,7 +31,8 @@ from torch import nn
 
 from ferkit._fileio import atomic_path, atomic_write_text
 from ferkit.errors import FerkitError, WeightsError
-from ferkit.models._io import model_paths
+from ferkit.models._files import sha256_file
+from ferkit.models._onnx import ONNX_FORMAT, is_onnx_export, onnx_paths, read_json, read_onnx_meta
 
 __all__ = [
     "ONNX_FORMAT",
@@ -46,7 +47,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-ONNX_FORMAT = "ferkit-onnx/1"
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
 #: largest max-abs probability difference between ONNX Runtime and PyTorch that an export may have
 TOLERANCE = 1e-4
@@ -58,63 +58,6 @@ _ONNX_KEYS = ("format", "backend", "file", "sha256", "source_sha256", "dtype", "
 
 class ExportError(FerkitError):
     """A model cannot be exported, or its export does not reproduce the PyTorch model."""
-
-
-def onnx_paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
-    """``(onnx, json)`` paths for ``path``: a stem (``out/model``), either file of the pair, or a
-    directory (existing, or written with a trailing slash) holding ``model.onnx`` + ``model.json``."""
-    return model_paths(path, weights_suffix=".onnx")
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def is_onnx_export(path: Any) -> bool:
-    """Whether ``path`` names an ONNX export: a ``.onnx`` file name, or a stem/JSON/folder whose
-    JSON has format ``ferkit-onnx/1``. Model names (``"default"``) and PyTorch models are not."""
-    if not isinstance(path, (str, os.PathLike)):
-        return False
-    if Path(path).suffix == ".onnx":
-        return True
-    _, meta_path = onnx_paths(path)
-    meta = _read_json(meta_path) if meta_path.is_file() else None
-    return bool(meta and meta.get("format") == ONNX_FORMAT)
-
-
-def _sha256(path: Path) -> str:
-    from ferkit.models._io import _sha256 as sha256_file
-
-    return sha256_file(path)
-
-
-def read_onnx_meta(path: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]]:
-    """``(onnx path, metadata)`` of an export written by :func:`export_onnx`, with the .onnx file's
-    sha256 checked. Raises WeightsError (one line naming the file) for a missing file, bad JSON, a
-    PyTorch model's JSON, missing keys or a checksum mismatch."""
-    onnx_path, meta_path = onnx_paths(path)
-    if not meta_path.is_file():
-        raise WeightsError(f"{meta_path}: ONNX model metadata not found (export_onnx writes it next to {onnx_path.name})")
-    meta = _read_json(meta_path)
-    if meta is None:
-        raise WeightsError(f"{meta_path}: not a readable JSON object")
-    fmt = meta.get("format")
-    if fmt != ONNX_FORMAT:
-        hint = "; a PyTorch model: use backend='torch', or export it with `ferkit export`" \
-            if fmt == "ferkit-model/1" else ""
-        raise WeightsError(f"{meta_path}: format is {fmt!r}, expected {ONNX_FORMAT!r}{hint}")
-    missing = [k for k in ("classes", "input", "input_name", "sha256") if k not in meta]
-    if missing:
-        raise WeightsError(f"{meta_path}: lacks {', '.join(missing)}")
-    if not onnx_path.is_file():
-        raise WeightsError(f"{onnx_path}: ONNX file not found (named by {meta_path.name})")
-    if _sha256(onnx_path) != meta["sha256"]:
-        raise WeightsError(f"{onnx_path}: checksum mismatch, file corrupt or modified (sha256 differs from {meta_path.name})")
-    return onnx_path, meta
 
 
 def _resolve(model: Any) -> tuple[nn.Module, dict[str, Any]]:
@@ -203,7 +146,7 @@ def export_onnx(
         if key not in meta:
             raise ExportError(f"export: the model's meta lacks {key!r}")
     onnx_path, meta_path = onnx_paths(out_path)
-    existing = _read_json(meta_path) if meta_path.is_file() else None
+    existing = read_json(meta_path) if meta_path.is_file() else None
     if existing is not None and existing.get("format") == TORCH_FORMAT:
         raise ExportError(f"{meta_path}: is a PyTorch model's metadata; export to another path")
 
@@ -244,7 +187,7 @@ def export_onnx(
             if not diff < TOLERANCE:
                 raise ExportError(f"{name}: ONNX Runtime differs from PyTorch by {diff:.3g} in probability on the "
                                   f"check faces (limit {TOLERANCE:g}); export not written")
-            sha = _sha256(tmp)
+            sha = sha256_file(tmp)
     finally:
         net.train(was_training)
 

@@ -18,16 +18,26 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from ferkit.errors import FerkitError, WeightsError
-from ferkit.models._runtime import Classifier, OnnxClassifier, TorchClassifier, probabilities
+from ferkit.models._onnx import OnnxClassifier, probabilities
 
-__all__ = ["BACKENDS", "PRIORS", "Classifier", "OnnxClassifier", "TorchClassifier", "load_classifier", "parse_prior", "prior_shift",
+if TYPE_CHECKING:
+    from ferkit.models._runtime import Classifier, TorchClassifier
+
+__all__ = ["BACKENDS", "PRIORS", "Classifier", "OnnxClassifier", "TorchClassifier", "default_backend", "load_classifier", "parse_prior", "prior_shift",
            "probabilities"]
+
+def __getattr__(name: str) -> Any:
+    if name in ("Classifier", "TorchClassifier"):  # they need PyTorch: imported on first use
+        from ferkit.models import _runtime
+
+        return getattr(_runtime, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 #: backend names, for ``Recognizer(backend=...)`` and ``--backend``
 BACKENDS = ("torch", "onnx")
@@ -103,11 +113,40 @@ def parse_prior(text: str | None) -> str | dict[str, float] | None:
     return out
 
 
+def _torch_installed() -> bool:
+    try:
+        import torch  # noqa: F401  (the torch backend imports it anyway)
+    except ImportError:
+        return False
+    return True
+
+
+def default_backend(model: ModelArg = "default", device: Any = "cpu") -> str:
+    """The backend ``backend=None`` means for ``model``: ``"onnx"`` where an ONNX file is at hand (a
+    shipped model, whose export ships with it, or an exported ``.onnx``) and the device is the CPU:
+    no PyTorch import, and ONNX Runtime is the faster CPU runtime (same probabilities within 1e-6);
+    ``"torch"`` for PyTorch models (saved runs, ``(module, meta)`` pairs) and other devices; and
+    ``"onnx"`` for anything when PyTorch is not installed (the light install)."""
+    from ferkit.models._onnx import is_onnx_export
+    from ferkit.models._shipped import shipped_onnx
+
+    cpu = str(device).split(":")[0] == "cpu"
+    has_onnx = not isinstance(model, tuple) and (shipped_onnx(model) is not None or is_onnx_export(model))
+    if cpu and has_onnx:
+        return "onnx"
+    return "torch" if _torch_installed() else "onnx"
+
+
+def _needs_torch(what: str) -> FerkitError:
+    return FerkitError(f"{what} needs PyTorch, which this installation lacks: pip install 'ferkit[train]' "
+                       "(shipped models and exported .onnx files run without it, with --backend onnx)")
+
+
 def load_classifier(
     model: ModelArg = "default",
-    backend: str = "torch",
+    backend: str | None = None,
     *,
-    device: str | torch.device = "cpu",
+    device: Any = "cpu",
     threads: int | None = None,
 ) -> tuple[Classifier, dict[str, Any]]:
     """A :class:`Classifier` for ``model`` on ``backend``, and the model's metadata.
@@ -115,21 +154,31 @@ def load_classifier(
     Args:
         model: a shipped model name (``"default"``), a saved PyTorch model path, a ``(nn.Module,
             meta)`` pair, or (``onnx`` only) an exported ``.onnx``/``.json`` pair.
-        backend: ``"torch"`` or ``"onnx"``. With ``onnx``, anything but an exported pair is exported
-            on first use into the cache folder and reused afterwards (see ``ferkit.export.onnx_model``).
+        backend: ``"torch"``, ``"onnx"`` or None (:func:`default_backend`: ONNX Runtime for shipped
+            models and exported files on the CPU, PyTorch for the rest). With ``onnx``, a shipped
+            model runs from the ONNX file shipped beside its weights (no PyTorch needed); any other
+            PyTorch model is exported on first use into the cache folder and reused afterwards (see
+            ``ferkit.export.onnx_model``).
         device: torch device (``torch`` only; ``onnx`` runs on the CPU).
-        threads: ONNX Runtime intra-op threads (``onnx`` only; None = ``torch.get_num_threads()``).
+        threads: ONNX Runtime intra-op threads (``onnx`` only; see ``OnnxClassifier``).
 
     The metadata of an ONNX model carries ``"backend": "onnx"``; ``meta["input"]`` is what
     ``eval_transform`` needs for either backend.
     """
+    from ferkit.models._onnx import OnnxClassifier, is_onnx_export, read_onnx_meta
+    from ferkit.models._shipped import shipped_onnx
+
+    backend = default_backend(model, device) if backend is None else backend
     if backend not in BACKENDS:
         raise FerkitError(f"unknown backend {backend!r} (known: {', '.join(BACKENDS)})")
-    from ferkit.export import is_onnx_export, onnx_model
-
+    onnx_file = not isinstance(model, tuple) and is_onnx_export(model)
     if backend == "torch":
-        if not isinstance(model, tuple) and is_onnx_export(model):
+        if onnx_file:
             raise WeightsError(f"{os.fspath(model)}: an ONNX export; run it with backend='onnx' (--backend onnx)")
+        if not _torch_installed():
+            raise _needs_torch("backend 'torch'")
+        from ferkit.models._runtime import TorchClassifier
+
         if isinstance(model, tuple):
             net, meta = model
         else:
@@ -137,7 +186,18 @@ def load_classifier(
 
             net, meta = load_model(model, device=device)
         return TorchClassifier(net, device), dict(meta)
-    if torch.device(device).type != "cpu":
+    if str(device).split(":")[0] != "cpu":
         raise FerkitError(f"backend 'onnx' runs on the CPU (CPUExecutionProvider), not on {device!r}")
-    path, meta = onnx_model(model)
+    shipped = None if isinstance(model, tuple) else shipped_onnx(model)
+    if onnx_file or shipped is not None:
+        path, meta = read_onnx_meta(shipped or model)
+    else:
+        try:
+            from ferkit.export import onnx_model
+        except ImportError as e:
+            if e.name in ("torch", "onnx"):
+                raise _needs_torch(f"{model if not isinstance(model, tuple) else 'a PyTorch model'}: running it with "
+                                   "ONNX Runtime (exported on first use)") from None
+            raise
+        path, meta = onnx_model(model)
     return OnnxClassifier(path, threads=threads), meta

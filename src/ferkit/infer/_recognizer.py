@@ -5,11 +5,9 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import nn
 
 from ferkit.detect import DEFAULT_DETECTOR, FaceDetector, Faces, clip_boxes, crop_face, get_detector, landmarks
 from ferkit.errors import FerkitError
@@ -19,6 +17,10 @@ from ferkit.infer._io import to_rgb_array
 from ferkit.infer._sources import VideoSource, open_source
 from ferkit.infer._tracker import DetectAndFollow, IoUTracker
 from ferkit.types import FaceResult, FrameResult, ImageResult
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 __all__ = ["Prepared", "Recognizer"]
 
@@ -65,10 +67,13 @@ class Recognizer:
         max_faces: keep at most this many faces per image (highest detector scores).
         batch_size: faces per forward pass of the classifier.
         detector_options: extra detector keyword options (``upsample``, ``threshold``, ``scale_factor``...).
-        backend: ``"torch"`` (default) or ``"onnx"``: ONNX Runtime on the CPU, with ``model`` an exported
+        backend: ``"torch"`` or ``"onnx"``; None (default): ONNX Runtime for a shipped model or an
+            exported ``.onnx`` on the CPU (its ONNX file ships in the package: no PyTorch import), PyTorch
+            for other models and devices (``ferkit.infer._backends.default_backend``). ``"onnx"``: ONNX
+            Runtime on the CPU, with ``model`` a shipped model, an exported
             ``.onnx``/``.json`` pair, or a name/path/pair exported on first use into the cache
             (``ferkit.infer._backends``). Probabilities match PyTorch within 1e-4.
-        threads: ONNX Runtime intra-op threads (None: ``torch.get_num_threads()``).
+        threads: ONNX Runtime intra-op threads (None: ``torch.get_num_threads()`` when PyTorch is loaded, else the CPUs).
         detect_max_pixels: detect faces on a copy of the image scaled down to at most this many
             pixels (boxes mapped back; crops still cut from the full image), so that a huge image
             costs the detector no more than this. Default ``DETECT_MAX_PIXELS`` (2 megapixels, as
@@ -82,7 +87,8 @@ class Recognizer:
             ``ferkit.images.MAX_MEGAPIXELS`` (50, the server's default too). A larger image raises
             ImageReadError naming it.
 
-    Preprocessing comes only from the model's metadata (``ferkit.data.transforms.eval_transform``).
+    Preprocessing comes only from the model's metadata (``ferkit.data.preprocess.eval_transform``, the same
+    numpy steps for both backends).
     Load once, call many times; nothing is printed.
     """
 
@@ -99,16 +105,18 @@ class Recognizer:
         max_faces: int | None = None,
         batch_size: int = 64,
         detector_options: dict[str, Any] | None = None,
-        backend: str = "torch",
+        backend: str | None = None,
         threads: int | None = None,
         prior: str | Sequence[float] | dict[str, float] | None = None,
         detect_max_pixels: int | None = DETECT_MAX_PIXELS,
         max_pixels: int | None = None,
     ):
-        from ferkit.data.transforms import eval_transform
+        from ferkit.data.preprocess import eval_transform
 
         self.classifier, meta = load_classifier(model, backend, device=device, threads=threads)
-        self.device = torch.device(device)
+        self.backend: str = self.classifier.backend
+        #: the torch device (torch backend), or ``"cpu"`` (ONNX Runtime)
+        self.device = getattr(self.classifier, "device", "cpu")
         self.model: nn.Module | None = getattr(self.classifier, "model", None)  # the torch module (torch backend)
         self.meta = dict(meta)
         self.classes: list[str] = list(meta["classes"])
@@ -186,7 +194,6 @@ class Recognizer:
             for i, box in enumerate(faces.boxes)
         ]
 
-    @torch.inference_mode()
     def classify(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         """Class probabilities ``(len(crops), len(classes))`` float64 (rows sum to 1) for face crops
         (RGB uint8 arrays of any size), in batches of ``batch_size``; softmax of the logits divided by
@@ -194,7 +201,7 @@ class Recognizer:
         out = np.zeros((len(crops), len(self.classes)), np.float64)
         for start in range(0, len(crops), self.batch_size):
             chunk = crops[start : start + self.batch_size]
-            x = torch.stack([self.transform(c) for c in chunk])
+            x = np.stack([self.transform(c) for c in chunk])
             out[start : start + len(chunk)] = probabilities(self.classifier(x), self.meta.get("temperature"), self.prior_shift)
         return out
 

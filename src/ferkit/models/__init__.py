@@ -9,23 +9,54 @@ Every model maps ``(N, in_chans, H, W)`` float tensors to ``(N, num_classes)`` l
 ``model.ferkit_arch`` (its ``create_model`` name) and ``model.ferkit_head`` (the classifier's
 parameter-name prefix, for freezing: ``"fc"``, ``"classifier"``, timm's ``"head"`` ...).
 
-Importing this package registers ferkit's architectures; torchvision and timm are imported only
-when a model needs them.
+Importing this package imports nothing heavy: each name is imported on first use, ferkit's
+architectures register themselves when the registry is first asked (``create_model``,
+``list_models``), and torchvision and timm are imported only when a model needs them.
 """
 from __future__ import annotations
 
-from ferkit.models import spp_net as _spp_net  # noqa: F401  (registers spp_net)
-from ferkit.models import torchvision_models as _torchvision_models  # noqa: F401  (registers resnet*, ...)
-from ferkit.models import vgg_fer as _vgg_fer  # noqa: F401  (registers vgg_fer)
-from ferkit.models._ensemble import Ensemble, ensemble_input
-from ferkit.models._ensemble_io import ENSEMBLE_FORMAT, ensemble_meta, is_ensemble_json, load_ensemble, save_ensemble
-from ferkit.models._factory import count_parameters, create_model, head_prefix
-from ferkit.models._io import SAFE_MODEL_KWARGS, load_model, model_kwargs_problem, save_model
-from ferkit.models._pretrained import adapt_input_conv, read_state_dict
-from ferkit.models._region import RegionNet
-from ferkit.models._registry import is_model, list_models, register_model
-from ferkit.models._runtime import Classifier, OnnxClassifier, TorchClassifier, probabilities
+from importlib import import_module
+from typing import Any
+
 from ferkit.models._shipped import shipped_models
+
+#: public names -> the submodule that defines them, imported on first use (``import ferkit.models``
+#: costs no PyTorch import, so the ONNX Runtime path of inference runs without PyTorch installed)
+_LAZY = {
+    "Classifier": "_runtime",
+    "ENSEMBLE_FORMAT": "_ensemble_io",
+    "Ensemble": "_ensemble",
+    "OnnxClassifier": "_runtime",
+    "RegionNet": "_region",
+    "SAFE_MODEL_KWARGS": "_io",
+    "TorchClassifier": "_runtime",
+    "adapt_input_conv": "_pretrained",
+    "count_parameters": "_factory",
+    "create_model": "_factory",
+    "ensemble_input": "_ensemble",
+    "ensemble_meta": "_ensemble_io",
+    "head_prefix": "_factory",
+    "is_ensemble_json": "_ensemble_io",
+    "is_model": "_registry",
+    "list_models": "_registry",
+    "load_ensemble": "_ensemble_io",
+    "load_model": "_io",
+    "model_kwargs_problem": "_io",
+    "probabilities": "_runtime",
+    "read_state_dict": "_pretrained",
+    "register_model": "_registry",
+    "save_ensemble": "_ensemble_io",
+    "save_model": "_io",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(import_module(f"ferkit.models.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'ferkit.models' has no attribute {name!r}")
+
 
 __all__ = [
     "ENSEMBLE_FORMAT",

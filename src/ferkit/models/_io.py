@@ -23,12 +23,13 @@ from torch import nn
 from ferkit._fileio import atomic_path, atomic_write_text
 from ferkit.errors import FerkitError, WeightsError
 from ferkit.models._factory import count_parameters, create_model, head_prefix
+from ferkit.models._files import model_paths
+from ferkit.models._files import sha256_file as _sha256
 from ferkit.models._pretrained import first_line, load_safetensors
 
 __all__ = ["FORMAT", "SAFE_MODEL_KWARGS", "load_model", "model_kwargs_problem", "model_paths", "save_model"]
 
 FORMAT = "ferkit-model/1"
-_DIR_STEM = "model"
 _RESERVED_KWARGS = ("num_classes", "in_chans", "pretrained")
 #: the only architecture arguments a model JSON may carry (and a training config may set): plain
 #: numbers and names that shape the network. Anything else, e.g. timm's ``checkpoint_path`` (which
@@ -55,17 +56,6 @@ def model_kwargs_problem(kwargs: Mapping[str, Any], where: str = "model_kwargs")
         if isinstance(value, (int, float)) and not (0 <= value <= 64):
             return f"'{where}.{key}' must be between 0 and 64, not {value!r}"
     return None
-
-
-def model_paths(path: str | os.PathLike[str], *, weights_suffix: str = ".safetensors") -> tuple[Path, Path]:
-    """``(weights, json)`` paths for ``path``: a stem (``runs/x/model``), either file of the pair, or a
-    directory (existing, or written with a trailing slash) holding ``model<weights_suffix>`` + ``model.json``."""
-    p = Path(path).expanduser()
-    if p.is_dir() or os.fspath(path).endswith(("/", os.sep)):
-        p = p / _DIR_STEM
-    elif p.suffix in (weights_suffix, ".json"):
-        p = p.with_suffix("")
-    return p.with_name(p.name + weights_suffix), p.with_name(p.name + ".json")
 
 
 #: the largest input side a model JSON may ask for (a 4096 px input would take gigabytes per face)
@@ -121,14 +111,6 @@ def _meta_problem(meta: Mapping[str, Any]) -> str | None:
     if reserved:
         return f"'model_kwargs' must not set {', '.join(reserved)} (they come from classes and input)"
     return model_kwargs_problem(kwargs)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 #: the JSON fields that say how the weights are rebuilt and read: their hash is stored inside the

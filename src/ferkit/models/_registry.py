@@ -2,7 +2,7 @@
 
 An entrypoint is a plain function ``fn(pretrained=False, **kwargs) -> nn.Module`` decorated with
 :func:`register_model`; its ``__name__`` is the public model name. Architecture modules register
-their entrypoints when they are imported (``ferkit.models`` imports them all); nothing else runs.
+their entrypoints when they are imported (the registry imports them when it is first asked).
 timm models are not registered here: :func:`ferkit.models.create_model` falls back to timm.
 """
 from __future__ import annotations
@@ -10,16 +10,26 @@ from __future__ import annotations
 import difflib
 import fnmatch
 from collections.abc import Callable
-from typing import TypeVar
+from importlib import import_module
+from typing import TYPE_CHECKING, TypeVar
 
-from torch import nn
+if TYPE_CHECKING:
+    from torch import nn
 
 __all__ = ["close_names", "is_model", "list_models", "model_entrypoint", "register_model"]
 
-EntryPoint = Callable[..., nn.Module]
+EntryPoint = Callable[..., "nn.Module"]
 _F = TypeVar("_F", bound=EntryPoint)
 
 _entrypoints: dict[str, EntryPoint] = {}
+#: the modules that register ferkit's own architectures, imported when the registry is first asked
+_BUILTIN = ("vgg_fer", "torchvision_models", "spp_net")
+
+
+def _builtins() -> dict[str, EntryPoint]:
+    for mod in _BUILTIN:
+        import_module(f"ferkit.models.{mod}")
+    return _entrypoints
 
 
 def register_model(fn: _F) -> _F:
@@ -38,18 +48,18 @@ def list_models(pattern: str | None = None) -> list[str]:
     Only ferkit's own architectures are listed; any timm model is also accepted by ``create_model``
     as ``"timm/<name>"``.
     """
-    names = sorted(_entrypoints)
+    names = sorted(_builtins())
     return names if pattern is None else fnmatch.filter(names, pattern)
 
 
 def is_model(name: str) -> bool:
     """True if ``name`` is a registered ferkit model (timm names are not)."""
-    return name in _entrypoints
+    return name in _builtins()
 
 
 def model_entrypoint(name: str) -> EntryPoint:
     """The entrypoint function registered as ``name`` (KeyError if there is none)."""
-    return _entrypoints[name]
+    return _builtins()[name]
 
 
 def close_names(name: str, candidates: list[str], n: int = 3) -> list[str]:

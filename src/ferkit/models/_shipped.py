@@ -2,7 +2,9 @@
 
 ``src/ferkit/weights/index.json`` maps names to weight stems in the same folder, e.g.
 ``{"default": "fer2013_vgg_fer_w15", "vgg_fer": "fer2013_vgg_fer_w15", "vgg_fer_w1": "fer2013_vgg_fer"}``. Each stem is a
-``.safetensors`` + ``.json`` pair written by `save_model`, whose sha256 `load_model` checks.
+``.safetensors`` + ``.json`` pair written by `save_model`, whose sha256 `load_model` checks, and
+its ONNX export ``onnx/<stem>.onnx`` + ``onnx/<stem>.json`` (``scripts/export_shipped_onnx.py``),
+which the light install (no PyTorch) runs.
 """
 from __future__ import annotations
 
@@ -39,3 +41,15 @@ def resolve_model_path(model: str | os.PathLike[str]) -> Path:
         raise WeightsError(f"{name}: no such model file or folder")
     known = ", ".join(sorted(shipped)) or "none shipped yet"
     raise WeightsError(f"{name}: not a model file or folder, nor a shipped model ({known})")
+
+
+def shipped_onnx(model: object) -> Path | None:
+    """The shipped ONNX export (``weights/onnx/<stem>.json``) of a shipped model name, or None for
+    anything else (a path, an unknown name, a model shipped without its export)."""
+    if not isinstance(model, str):
+        return None
+    stem = shipped_models().get(model)
+    if stem is None or Path(model).expanduser().exists():
+        return None
+    meta = WEIGHTS_DIR / "onnx" / f"{stem}.json"
+    return meta if meta.is_file() else None

@@ -31,10 +31,14 @@ async def health(settings: SettingsDep, engine: EngineDep) -> dict:
 async def models(settings: SettingsDep, engine: EngineDep) -> dict:
     from ferkit.models import list_models, shipped_models
 
+    try:
+        architectures = list_models()  # they need PyTorch (not in an install without [train])
+    except ImportError:
+        architectures = []
     rec = engine.recognizer
     meta = rec.meta
     inp = meta.get("input") or {}
-    backend = getattr(getattr(rec, "classifier", None), "backend", None) or settings.backend or "torch"
+    backend = rec.backend
     return {
         "loaded": {
             "name": settings.model, "weights": meta.get("name"), "arch": meta.get("arch"), "classes": engine.classes,
@@ -43,7 +47,7 @@ async def models(settings: SettingsDep, engine: EngineDep) -> dict:
             "device": str(rec.device),
         },
         "shipped": sorted(shipped_models()),
-        "architectures": list_models(),
+        "architectures": architectures,
     }
 
 

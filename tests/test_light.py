@@ -1,0 +1,109 @@
+"""The light install's main job: `ferkit predict` and `ferkit video` with PyTorch, Lightning, timm,
+scikit-learn, onnx and FastAPI made unimportable (what `pip install .` without extras leaves out),
+on the shipped ONNX files, with the probabilities of the torch backend (within 1e-4).
+
+``scripts/check_light_install.sh`` does the same in a fresh virtualenv built with ``pip install .``."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from _paths import SAMPLES, require
+
+require(SAMPLES)
+
+#: what the base install does not have (``face_recognition_models`` comes with [landmarks])
+MISSING = ("torch", "torchvision", "lightning", "timm", "sklearn", "onnx", "safetensors", "fastapi", "uvicorn",
+           "face_recognition_models")
+
+SITECUSTOMIZE = f'''
+import sys
+
+MISSING = {MISSING!r}
+
+
+class _NotInstalled:
+    """Makes the packages of the extras unimportable, as in an install without them."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in MISSING:
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, _NotInstalled())
+'''
+
+
+def _light(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    site = tmp_path / "site"
+    site.mkdir(exist_ok=True)
+    (site / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-m", "ferkit", *args], capture_output=True, text=True, timeout=600,
+                          env=env, cwd=tmp_path, check=False)
+
+
+def test_the_blocker_blocks(tmp_path):
+    """What needs an extra says which, in one line."""
+    out = _light(tmp_path, "train", str(Path(__file__).parents[1] / "configs" / "quick_resnet18.yaml"))
+    assert out.returncode == 2
+    assert "ferkit train needs" in out.stderr and "pip install 'ferkit[train]'" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+
+
+def test_predict_without_pytorch_equals_the_torch_backend(tmp_path, rec, capsys):
+    photos = [str(SAMPLES / f"{n}.jpg") for n in ("two_people", "multi_face", "obama")]
+    out = _light(tmp_path, "predict", *photos, "--format", "json")
+    assert out.returncode == 0, out.stderr
+    light = json.loads(out.stdout)
+    want = [rec.predict(p).to_dict() for p in photos]
+    assert rec.backend == "torch"
+    faces = 0
+    for got, ref in zip(light, want, strict=True):
+        assert [f["box"] for f in got["faces"]] == [f["box"] for f in ref["faces"]]
+        for f, g in zip(got["faces"], ref["faces"]):
+            faces += 1
+            assert max(abs(f["probabilities"][c] - g["probabilities"][c]) for c in g["probabilities"]) < 1e-4
+    assert faces >= 8
+
+
+def test_video_and_other_models_without_pytorch(tmp_path):
+    out = _light(tmp_path, "video", str(SAMPLES / "short_hamilton_clip.mp4"), "--out", "clip", "--max-frames", "30")
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "clip" / "short_hamilton_clip_annotated.mp4").stat().st_size > 10_000
+    rows = json.loads((tmp_path / "clip" / "short_hamilton_clip_faces.json").read_text())
+    assert rows and len(rows) <= 30
+
+    out = _light(tmp_path, "predict", str(SAMPLES / "two_people.jpg"), "--model", "ferplus", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    faces = json.loads(out.stdout)[0]["faces"]
+    assert len(faces) == 2 and all(len(f["probabilities"]) == 8 for f in faces)
+
+    # what needs PyTorch says so in one line
+    out = _light(tmp_path, "predict", str(SAMPLES / "two_people.jpg"), "--backend", "torch")
+    assert out.returncode == 2
+    assert "needs PyTorch" in out.stderr and "pip install 'ferkit[train]'" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("name", ["default", "vgg_fer_w1", "ferplus"])
+def test_shipped_onnx_files_match_their_weights(name):
+    """Each shipped model's ONNX export was made from the shipped weights as they are now (a model
+    re-trained or re-calibrated without `scripts/export_shipped_onnx.py` fails here)."""
+    from ferkit.models._io import model_paths
+    from ferkit.models._onnx import read_onnx_meta
+    from ferkit.models._shipped import resolve_model_path, shipped_onnx
+
+    _, meta_path = model_paths(resolve_model_path(name))
+    weights = json.loads(meta_path.read_text())
+    path, onnx_meta = read_onnx_meta(shipped_onnx(name))
+    assert onnx_meta["source_sha256"] == weights["sha256"]
+    for key in ("classes", "input", "temperature", "train_prior"):
+        assert onnx_meta.get(key) == weights.get(key), key
+    assert path.stat().st_size < 25e6
