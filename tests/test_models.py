@@ -408,3 +408,45 @@ def test_crafted_model_json_is_one_line_error(tmp_path: Path, edit: dict, needle
         load_model(tmp_path / "m")
     assert needle in str(e.value) and "\n" not in str(e.value)
     assert str(e.value).startswith(str(tmp_path / "m.json"))
+
+
+# ------------------------------------------------------------------------------------------- Weights
+def test_weights_describe_every_format_without_building_a_network(tmp_path: Path) -> None:
+    """`resolve` reads a model's JSON into a read-only `Weights`; `replace` + `write` is how a
+    change is written (calibrate), atomically; what it says is what load_model and the ONNX
+    export say."""
+    import numpy as np
+
+    from ferkit.data.preprocess import EvalTransform
+    from ferkit.models import Weights, load_model, resolve
+    from ferkit.models._shipped import WEIGHTS_DIR, shipped_models
+
+    w = resolve("default")
+    _, meta = load_model("default")
+    assert w.format == "model" and w.arch == meta["arch"] == "vgg_fer" and w.sha256 == meta["sha256"]
+    assert w.classes == tuple(meta["classes"]) and w.temperature == meta["temperature"]
+    assert w.as_dict() == meta and w.path == WEIGHTS_DIR / f"{shipped_models()['default']}.json"
+    onnx = resolve(WEIGHTS_DIR / "onnx" / f"{shipped_models()['default']}.onnx")
+    assert onnx.format == "onnx" and onnx.classes == w.classes and onnx.temperature == w.temperature
+    with pytest.raises(TypeError):
+        w.fields["temperature"] = 2.0  # read-only
+    assert isinstance(w.transform(), EvalTransform) and w.transform().size == meta["input"]["size"]
+    logits = np.array([[0.0, 1.0, 2.0, 0.0, 0.0, 0.0, 0.0]])
+    z = logits / meta["temperature"]
+    assert np.allclose(w.probabilities(logits), np.exp(z) / np.exp(z).sum())
+
+    hot = w.replace(temperature=2.0, note="x")
+    assert (hot.temperature, w.temperature) == (2.0, meta["temperature"]) and hot.fields["note"] == "x"
+    assert hot.replace(note=None).fields.get("note") is None
+    out = hot.write(tmp_path / "model.json")
+    assert Weights.from_json(out) == hot and json.loads(out.read_text())["temperature"] == 2.0
+    assert not list(tmp_path.glob("*.tmp*"))
+
+    (tmp_path / "bad.json").write_text('{"format": "ferkit-model/1", "classes": []}')
+    with pytest.raises(WeightsError, match=r"bad\.json: 'classes' must be a non-empty list"):
+        Weights.from_json(tmp_path / "bad.json")
+    (tmp_path / "other.json").write_text('{"format": "something/2"}')
+    with pytest.raises(WeightsError, match=r"other\.json: format is 'something/2'"):
+        Weights.from_json(tmp_path / "other.json")
+    with pytest.raises(WeightsError, match="not found"):
+        Weights.from_json(tmp_path / "missing.json")

@@ -296,3 +296,32 @@ def test_cli_bad_working_size_is_one_line(capfd) -> None:
     assert main(["predict", TWO, "--max-detect-megapixels", "-1"]) == 2
     out, err = capfd.readouterr()
     assert out == "" and err.count("\n") == 1 and "detect_max_pixels must be at least 4096" in err
+
+
+def test_python_facade_is_what_the_cli_prints(tmp_path: Path, rec, capsys) -> None:
+    """``ferkit.predict`` (the facade the CLI calls): folders expanded, missing files and unreadable
+    images in ``failures`` (the rest goes on), results as the CLI's JSON and CSV, and as a DataFrame."""
+    import ferkit
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("two_people", "obama"):
+        (folder / f"{name}.jpg").write_bytes((SAMPLES / f"{name}.jpg").read_bytes())
+    (folder / "broken.jpg").write_bytes((SAMPLES / "obama.jpg").read_bytes()[:300])
+    seen: list[str] = []
+    results = ferkit.predict([folder, tmp_path / "missing.jpg"], recognizer=rec, on_result=lambda r: seen.append(r.path))
+    assert [Path(r.path).name for r in results] == ["obama.jpg", "two_people.jpg"] == [Path(p).name for p in seen]
+    assert results.n_faces == 3 and results.classes == rec.classes
+    assert [f.split(":")[0] for f in results.failures] == [str(tmp_path / "missing.jpg"), str(folder / "broken.jpg")]
+
+    assert main(["predict", str(folder / "obama.jpg"), str(folder / "two_people.jpg"), "--format", "json",
+                 "--backend", "torch"]) == 0
+    assert json.loads(capsys.readouterr().out) == json.loads(results.to_json())
+    rows = list(csv.DictReader(io.StringIO(results.to_csv())))
+    assert len(rows) == 3 and rows[0]["emotion"] == results[0].faces[0].emotion
+    df = results.to_pandas()
+    assert list(df.columns[:8]) == ["path", "face", "x", "y", "w", "h", "emotion", "confidence"]
+    assert len(df) == 3 and abs(df[rec.classes].sum(axis=1) - 1).max() < 1e-6
+
+    with pytest.raises(FerkitError, match="no such file"):
+        ferkit.predict(tmp_path / "missing.jpg")

@@ -1,6 +1,10 @@
 """ferkit: facial expression recognition toolkit.
 
 `import ferkit` is cheap: heavy submodules (torch, lightning) are imported on first use.
+
+>>> import ferkit
+>>> results = ferkit.predict(["photo.jpg", "photos/"])   # Results: .to_json(), .to_csv(), .to_pandas(), .failures
+
 Training and evaluation live in their subpackages: ``from ferkit.train import train``,
 ``from ferkit.evaluate import evaluate``.
 """
@@ -12,6 +16,8 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
+    "predict": "ferkit.api",
+    "Results": "ferkit.api",
     "create_model": "ferkit.models",
     "list_models": "ferkit.models",
     "load_model": "ferkit.models",

@@ -5,7 +5,7 @@ Writes ``<out>.onnx`` and ``<out>.json`` (the model's metadata, ``"backend": "on
 (largest probability difference below 1e-4). Prints the .onnx path on stdout; a summary on stderr.
 An existing export is not replaced without ``--force``; a PyTorch model's files never are.
 
-Use it with ``ferkit predict|video|webcam --model OUT.onnx --backend onnx``; ``--backend onnx``
+Use it with ``ferkit predict|video|webcam --model OUT.onnx`` (ONNX Runtime is the default for it); ``--backend onnx``
 with a model name exports into the cache on first use, so this command is needed only to ship a file.
 """
 from __future__ import annotations

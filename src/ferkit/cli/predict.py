@@ -12,9 +12,7 @@ skipped. Exit code: 0 when at least one image was read (images without a face in
 from __future__ import annotations
 
 import argparse
-import csv
 import io
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,21 +23,6 @@ from ferkit.errors import FerkitError
 
 DEFAULT_SAMPLE = "../shared/data/samples/two_people.jpg"
 _WRITABLE = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
-
-
-def to_json(results: list[Any]) -> str:
-    return json.dumps([r.to_dict() for r in results], indent=2) + "\n"
-
-
-def to_csv(results: list[Any], classes: list[str]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["path", "face", "x", "y", "w", "h", "emotion", "confidence", *classes])
-    for r in results:
-        for i, f in enumerate(r.faces):
-            w.writerow([r.path, i, *f.box, f.emotion, f"{f.confidence:.6f}",
-                        *(f"{f.probabilities.get(c, 0.0):.6f}" for c in classes)])
-    return buf.getvalue()
 
 
 def to_table(results: list[Any], classes: list[str], *, file: Any, width: int | None = None) -> None:
@@ -119,63 +102,52 @@ def run(a: argparse.Namespace) -> int:
         if not Path(DEFAULT_SAMPLE).is_file():
             raise FerkitError(f"predict: give image files, folders or globs (the sample {DEFAULT_SAMPLE} is not here)")
         args = [DEFAULT_SAMPLE]
-    from ferkit.infer import expand_paths
+    from ferkit.api import expand_inputs, predict
 
-    paths, problems = expand_paths(args, recursive=a.recursive)
     # checked before the model loads (seconds): a missing file is reported at once
-    missing = {p for p in paths if not Path(p).exists()}
-    problems += [f"{p}: no such file" for p in paths if p in missing]
-    paths = [p for p in paths if p not in missing]
+    paths, problems = expand_inputs(args, recursive=a.recursive)
     if not paths:
         raise FerkitError(problems[0] if len(problems) == 1 else f"predict: nothing to read ({'; '.join(problems)})")
-    rec = make_recognizer(a, a.device)
-
-    failures = list(problems)
-    single = len(paths) == 1 and not problems
     for msg in problems:
         print(msg, file=sys.stderr)
+    rec = make_recognizer(a, a.device)
+
+    single = len(paths) == 1 and not problems
     progress = Progress(TextColumn("predict"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                         console=Console(stderr=True), transient=True, disable=len(paths) < 2 or not sys.stderr.isatty())
-
-    def on_error(item: Any, e: FerkitError) -> None:
-        failures.append(str(e))
-        if not single:
-            say(progress, str(e))
-
-    def feed() -> Any:
-        for p in paths:
-            yield p
-            progress.advance(task)  # resumed: the previous image has been read and its faces detected
-
-    results = []
     out_dir = Path(a.annotate) if a.annotate else None
     taken: set[Path] = set()
     inputs = {Path(p).resolve() for p in paths}
+    annotate_failures: list[str] = []
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
+
+    def on_error(message: str) -> None:
+        progress.advance(task)
+        if not single:
+            say(progress, message)
+
+    def on_result(r: Any) -> None:
+        progress.advance(task)
+        if not r.faces:
+            say(progress, f"{r.path}: no face found")
+        if out_dir:
+            try:
+                write_annotated(r.path, r, annotated_path(r.path, out_dir, taken, inputs), a.landmarks is not None,
+                                _max_pixels(a))
+            except FerkitError as e:  # e.g. a JPEG read reduced for detection but too large to draw on
+                annotate_failures.append(f"annotate: {e}")
+                say(progress, f"annotate: {e}")
+
     with progress:
         task = progress.add_task("predict", total=len(paths))
-        for r in rec.iter_predict(feed(), on_error=on_error):
-            results.append(r)
-            if not r.faces:
-                say(progress, f"{r.path}: no face found")
-            if out_dir:
-                try:
-                    write_annotated(r.path, r, annotated_path(r.path, out_dir, taken, inputs), a.landmarks is not None,
-                                    _max_pixels(a))
-                except FerkitError as e:  # e.g. a JPEG read reduced for detection but too large to draw on
-                    failures.append(f"annotate: {e}")
-                    say(progress, f"annotate: {e}")
-
-    if not results:
-        if single:
-            raise FerkitError(failures[0])
-        raise FerkitError(f"predict: none of the {len(paths)} inputs could be read")
+        results = predict(paths, recognizer=rec, on_result=on_result, on_error=on_error)
+    failures = problems + results.failures + annotate_failures
 
     if a.format == "json":
-        text = to_json(results)
+        text = results.to_json()
     elif a.format == "csv":
-        text = to_csv(results, rec.classes)
+        text = results.to_csv()
     else:
         buf = io.StringIO()
         to_table(results, rec.classes, file=buf, width=160 if a.output else None)

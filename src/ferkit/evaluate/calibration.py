@@ -11,7 +11,6 @@ best model rewrites its ``model.json`` without the key.
 """
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import shutil
@@ -21,7 +20,6 @@ from typing import Any
 
 import numpy as np
 
-from ferkit._fileio import atomic_write_text
 from ferkit.errors import ConfigError, FerkitError, WeightsError
 
 __all__ = ["TEMPERATURE_BOUNDS", "VALIDATION_SPLITS", "calibrate", "fit_temperature", "nll_at_temperature"]
@@ -84,6 +82,7 @@ def calibrate(
     from ferkit.evaluate.inference import combine_views
     from ferkit.evaluate.metrics import expected_calibration_error
     from ferkit.evaluate.runner import run_evaluation
+    from ferkit.models import Weights
     from ferkit.models._io import model_paths
     from ferkit.models._shipped import WEIGHTS_DIR, resolve_model_path
 
@@ -109,14 +108,14 @@ def calibrate(
     ece_before = expected_calibration_error(ev.y_true, combine_views(z, None, 1.0))
     ece_after = expected_calibration_error(ev.y_true, combine_views(z, None, temperature))
 
-    raw = json.loads(meta_json.read_text(encoding="utf-8"))
-    if raw.get("sha256") != ev.meta.get("sha256"):
+    current = Weights.from_json(meta_json)
+    if current.sha256 != ev.meta.get("sha256"):
         raise WeightsError(f"{meta_json}: changed while calibrating; not rewritten")
-    raw["temperature"] = round(temperature, 6)
+    calibrated = current.replace(temperature=round(temperature, 6))
     from ferkit.models import Ensemble, save_ensemble
 
     if out is not None and isinstance(ev.model, Ensemble):
-        target_json = save_ensemble(ev.model, raw, f"{out}/")   # members copied next to it
+        target_json = save_ensemble(ev.model, calibrated.as_dict(), f"{out}/")   # members copied next to it
     elif out is not None:
         dest = Path(out)
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -124,16 +123,16 @@ def calibrate(
         tmp.mkdir()
         try:
             shutil.copyfile(weights, tmp / "model.safetensors")
-            (tmp / "model.json").write_text(json.dumps(raw, indent=2) + "\n", encoding="utf-8")
+            calibrated.write(tmp / "model.json")
             os.rename(tmp, dest)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         target_json = dest / "model.json"
     else:
-        atomic_write_text(meta_json, json.dumps(raw, indent=2) + "\n", keep_mode=True)
+        calibrated.write(meta_json, keep_mode=True)
         target_json = meta_json
     return {
-        "temperature": raw["temperature"], "nll_before": before, "nll_after": after, "ece_before": ece_before,
+        "temperature": calibrated.temperature, "nll_before": before, "nll_after": after, "ece_before": ece_before,
         "ece_after": ece_after, "n_images": len(ev.y_true), "split": ev.metrics["dataset"]["split"],
         "classes": ev.classes, "tta": tta, "model_json": str(target_json),
     }

@@ -29,10 +29,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ferkit._fileio import atomic_path, atomic_write_text
+from ferkit._fileio import atomic_path
 from ferkit.errors import FerkitError, WeightsError
 from ferkit.models._files import sha256_file
 from ferkit.models._onnx import ONNX_FORMAT, is_onnx_export, onnx_paths, read_json, read_onnx_meta
+from ferkit.models._weights import Weights
 
 __all__ = [
     "ONNX_FORMAT",
@@ -209,10 +210,10 @@ def export_onnx(
         "ferkit_version": __version__,
     })
     try:
-        text = json.dumps(out, indent=2) + "\n"
+        json.dumps(out)
     except (TypeError, ValueError) as e:
         raise ExportError(f"export: the model's meta is not JSON-serialisable ({e})") from e
-    atomic_write_text(meta_path, text)
+    Weights.from_dict(out, meta_path).write(meta_path)
     return onnx_path
 
 

@@ -4,6 +4,7 @@
 >>> model = create_model("resnet18", in_chans=1, pretrained=True)         # ImageNet, adapted
 >>> model = create_model("timm/convnext_atto", num_classes=8)            # any timm model
 >>> save_model(model, "runs/exp/model", meta); model, meta = load_model("runs/exp/model")
+>>> weights = resolve("default")          # Weights: the model's JSON, typed, without building the network
 
 Every model maps ``(N, in_chans, H, W)`` float tensors to ``(N, num_classes)`` logits and carries
 ``model.ferkit_arch`` (its ``create_model`` name) and ``model.ferkit_head`` (the classifier's
@@ -30,6 +31,7 @@ _LAZY = {
     "RegionNet": "_region",
     "SAFE_MODEL_KWARGS": "_io",
     "TorchClassifier": "_runtime",
+    "Weights": "_weights",
     "adapt_input_conv": "_pretrained",
     "count_parameters": "_factory",
     "create_model": "_factory",
@@ -45,6 +47,7 @@ _LAZY = {
     "probabilities": "_runtime",
     "read_state_dict": "_pretrained",
     "register_model": "_registry",
+    "resolve": "_weights",
     "save_ensemble": "_ensemble_io",
     "save_model": "_io",
 }
@@ -66,6 +69,7 @@ __all__ = [
     "OnnxClassifier",
     "RegionNet",
     "TorchClassifier",
+    "Weights",
     "adapt_input_conv",
     "count_parameters",
     "create_model",
@@ -81,6 +85,7 @@ __all__ = [
     "probabilities",
     "read_state_dict",
     "register_model",
+    "resolve",
     "save_ensemble",
     "save_model",
     "shipped_models",

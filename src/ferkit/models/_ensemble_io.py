@@ -19,10 +19,10 @@ from typing import Any
 
 import torch
 
-from ferkit._fileio import atomic_write_text
 from ferkit.errors import WeightsError
 from ferkit.models._combine import METHODS
 from ferkit.models._ensemble import Ensemble
+from ferkit.models._weights import Weights
 
 __all__ = ["ENSEMBLE_FORMAT", "ensemble_meta", "load_ensemble", "save_ensemble"]
 
@@ -91,7 +91,7 @@ def save_ensemble(ens: Ensemble, meta: Mapping[str, Any], path: str | os.PathLik
             save_model(member.net, folder / rel, ens.member_metas[i])
             entry["sha256"] = json.loads((folder / f"{rel}.json").read_text(encoding="utf-8"))["sha256"]
             entry["path"] = rel
-    atomic_write_text(json_path, json.dumps(out, indent=2) + "\n")
+    Weights.from_dict(out, json_path).write(json_path)
     return json_path
 
 

@@ -20,12 +20,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from ferkit._fileio import atomic_path, atomic_write_text
+from ferkit._fileio import atomic_path
 from ferkit.errors import FerkitError, WeightsError
 from ferkit.models._factory import count_parameters, create_model, head_prefix
 from ferkit.models._files import model_paths
 from ferkit.models._files import sha256_file as _sha256
 from ferkit.models._pretrained import first_line, load_safetensors
+from ferkit.models._weights import Weights
 
 __all__ = ["FORMAT", "SAFE_MODEL_KWARGS", "load_model", "model_kwargs_problem", "model_paths", "save_model"]
 
@@ -194,7 +195,7 @@ def save_model(
     with atomic_path(weights_path) as tmp:
         save_file(state, tmp, metadata={"format": "pt", SPEC_KEY: spec_sha256(out)})
         out["sha256"] = _sha256(tmp)
-    atomic_write_text(meta_path, json.dumps(out, indent=2) + "\n")
+    Weights.from_dict(out, meta_path).write(meta_path)
     return weights_path
 
 
