@@ -326,3 +326,21 @@ def test_model_kwargs_outside_the_allow_list_are_refused(tmp_path):
         with pytest.raises(WeightsError, match=needle) as e:
             load_model(tmp_path / "m")
         assert "\n" not in str(e.value) and str(e.value).startswith(str(tmp_path / "m.json"))
+
+
+def test_shipped_configs_are_package_data_addressable_by_name() -> None:
+    """The papers' recipes and the shipped models' configs live in the package (``configs/`` in the
+    repository points there), so ``ferkit train NAME`` works from an installed wheel."""
+    from ferkit.train.config import CONFIG_DIR, shipped_config, shipped_configs
+
+    pkg = Path(__import__("ferkit").__file__).resolve().parent
+    assert CONFIG_DIR.parent == pkg and (REPO / "configs").resolve() == CONFIG_DIR
+    names = shipped_configs()
+    assert {"paper4_resnet18_gray_layer4", "quick_resnet18", "default_vgg_fer_w15_e64", "ferplus_vgg_fer_w2"} <= set(names)
+    assert '"configs/*.yaml"' in (REPO / "pyproject.toml").read_text()  # in the wheel's package data
+    by_name = TrainConfig.load("paper4_resnet18_gray_layer4", ["trainer.max_epochs=2"])
+    by_path = TrainConfig.load(REPO / "configs" / "paper4_resnet18_gray_layer4.yaml", ["trainer.max_epochs=2"])
+    assert by_name.to_dict() == by_path.to_dict() and by_name.trainer.max_epochs == 2
+    assert TrainConfig.load("default_mix_w15").to_dict() == TrainConfig.load(shipped_config("default_mix_w15.yaml")).to_dict()
+    with pytest.raises(ConfigError, match=r"paper9: no such config file, nor a shipped config \(shipped: .*quick_resnet18"):
+        TrainConfig.load("paper9")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
@@ -195,6 +196,28 @@ class TrainerConfig:
     threads: int | None = None
 
 
+
+#: the configs shipped in the package (``src/ferkit/configs``; ``configs/`` in the repository points there)
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+
+def shipped_configs() -> list[str]:
+    """Names of the configs shipped in the package (those starting with ``_`` are bases of others)."""
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+
+
+def shipped_config(name: str | Path) -> Path:
+    """The file of a shipped config by name (``quick_resnet18`` or ``quick_resnet18.yaml``); ConfigError
+    naming the known ones otherwise."""
+    text = str(name)
+    stem = text.removesuffix(".yaml")
+    path = CONFIG_DIR / f"{stem}.yaml"
+    if "/" in text or os.sep in text or not path.is_file():
+        known = ", ".join(n for n in shipped_configs() if not n.startswith("_"))
+        raise ConfigError(f"{text}: no such config file, nor a shipped config (shipped: {known})")
+    return path
+
+
 @dataclass
 class TrainConfig:
     name: str = "run"
@@ -236,14 +259,17 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
-        """Read a YAML config (or start from the defaults) and apply ``a.b=value`` overrides."""
+        """Read a YAML config (or start from the defaults) and apply ``a.b=value`` overrides.
+
+        ``path`` is a YAML file, or the name of a config shipped in the package (``shipped_configs()``:
+        the papers' recipes and the shipped models' own, e.g. ``"paper4_resnet18_gray_layer4"``)."""
         d: dict[str, Any] = {}
         source = "config"
         if path is not None:
             p = Path(path)
-            source = str(p)
             if not p.is_file():
-                raise ConfigError(f"{p}: no such config file")
+                p = shipped_config(path)
+            source = str(p)
             try:
                 d = yaml.safe_load(p.read_text()) or {}
             except yaml.YAMLError as e:
