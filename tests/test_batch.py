@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,7 @@ from ferkit.errors import FerkitError
 from ferkit.infer import Recognizer, open_source
 
 from _paths import FER, SAMPLES, cut_clip, require
+from _server import free_port
 
 require(FER)
 require(SAMPLES)
@@ -180,16 +180,10 @@ def test_ray_engine_on_local_ray(inputs: Inputs, reference: dict, tmp_path: Path
     assert_matches_reference(faces, read_table(tmp_path / "out", "failures"), inputs, reference)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_ray_engine_on_two_node_cluster(inputs: Inputs, reference: dict, tmp_path: Path) -> None:
     """A head and a worker node started with `ray start` on this machine (as the README shows),
     `ferkit batch --engine ray --address` sends work to both."""
-    port = _free_port()
+    port = free_port()
     ray_tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # Ray's socket paths must stay under 107 bytes
     env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_TMPDIR": ray_tmp, "RAY_USAGE_STATS_ENABLED": "0"}
     ray_cli = [sys.executable, "-m", "ray.scripts.scripts"]
@@ -260,7 +254,7 @@ def test_output_folder_is_never_taken_over(tmp_path: Path, capfd) -> None:
     assert sorted(df.path) == sorted([photo, str(SAMPLES / "biden.jpg")])
     for argv, msg in ((["--every", "0"], "--every must be >= 1"), (["--fps", "0"], "--fps must be > 0"),
                       (["--workers", "0"], "--workers must be >= 1"),
-                      (["--engine", "ray", "--address", f"127.0.0.1:{_free_port()}"], "no Ray cluster answers there")):
+                      (["--engine", "ray", "--address", f"127.0.0.1:{free_port()}"], "no Ray cluster answers there")):
         assert main(["batch", photo, "--out", str(tmp_path / "o2"), *argv]) == 2
         err = capfd.readouterr().err.strip()
         assert err.count("\n") == 0 and msg in err, err

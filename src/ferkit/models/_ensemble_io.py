@@ -22,6 +22,7 @@ import torch
 from ferkit.errors import WeightsError
 from ferkit.models._combine import METHODS
 from ferkit.models._ensemble import Ensemble
+from ferkit.models._files import read_json
 from ferkit.models._weights import Weights
 
 __all__ = ["ENSEMBLE_FORMAT", "ensemble_meta", "load_ensemble", "save_ensemble"]
@@ -97,11 +98,8 @@ def save_ensemble(ens: Ensemble, meta: Mapping[str, Any], path: str | os.PathLik
 
 def is_ensemble_json(meta_path: Path) -> bool:
     """Whether ``meta_path`` is a readable JSON object whose ``format`` is an ensemble's."""
-    try:
-        raw = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return False
-    return isinstance(raw, dict) and raw.get("format") == ENSEMBLE_FORMAT
+    raw = read_json(meta_path)
+    return raw is not None and raw.get("format") == ENSEMBLE_FORMAT
 
 
 def load_ensemble(meta_path: str | os.PathLike[str], *, device: str | torch.device = "cpu") -> tuple[Ensemble, dict[str, Any]]:

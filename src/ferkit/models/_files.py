@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
+from typing import Any
 
-__all__ = ["model_paths", "sha256_file"]
+from ferkit.errors import WeightsError
+
+__all__ = ["load_json_object", "model_paths", "read_json", "sha256_file"]
 
 #: the file stem inside a model folder (``runs/x/model.safetensors`` + ``runs/x/model.json``)
 _DIR_STEM = "model"
@@ -29,3 +33,25 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def load_json_object(path: Path) -> dict[str, Any]:
+    """A model's JSON file as a dict; WeightsError (one line naming the file) when it cannot be read,
+    is not JSON or is not an object. A missing file is the caller's to report (each names its hint)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        text = str(e).strip().splitlines()
+        first = f"{type(e).__name__}: {text[0]}" if text else type(e).__name__  # as _pretrained.first_line
+        raise WeightsError(f"{path}: not readable JSON ({first})") from None
+    if not isinstance(data, dict):
+        raise WeightsError(f"{path}: expected a JSON object, found {type(data).__name__}")
+    return data
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """:func:`load_json_object`, or None for anything it refuses (to sniff a file's format)."""
+    try:
+        return load_json_object(path)
+    except WeightsError:
+        return None

@@ -23,7 +23,7 @@ from torch import nn
 from ferkit._fileio import atomic_path
 from ferkit.errors import FerkitError, WeightsError
 from ferkit.models._factory import count_parameters, create_model, head_prefix
-from ferkit.models._files import model_paths
+from ferkit.models._files import load_json_object, model_paths
 from ferkit.models._files import sha256_file as _sha256
 from ferkit.models._pretrained import first_line, load_safetensors
 from ferkit.models._weights import Weights
@@ -208,12 +208,7 @@ def _ferkit_version() -> str:
 def _read_meta(meta_path: Path) -> dict[str, Any]:
     if not meta_path.is_file():
         raise WeightsError(f"{meta_path}: model metadata file not found (save_model writes it next to the weights)")
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise WeightsError(f"{meta_path}: not readable JSON ({first_line(e)})") from e
-    if not isinstance(meta, dict):
-        raise WeightsError(f"{meta_path}: expected a JSON object, found {type(meta).__name__}")
+    meta = load_json_object(meta_path)
     if meta.get("format") != FORMAT:
         raise WeightsError(f"{meta_path}: format is {meta.get('format')!r}, this ferkit reads {FORMAT!r}")
     problem = _meta_problem(meta)

@@ -4,7 +4,6 @@ through. Needs numpy and onnxruntime only: the light install (no PyTorch) classi
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ferkit.errors import FerkitError, WeightsError
-from ferkit.models._files import model_paths, sha256_file
+from ferkit.models._files import model_paths, read_json, sha256_file
 
 __all__ = ["ONNX_FORMAT", "OnnxClassifier", "default_threads", "is_onnx_export", "onnx_paths", "probabilities",
            "read_onnx_meta"]
@@ -103,14 +102,6 @@ def onnx_paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
     """``(onnx, json)`` paths for ``path``: a stem (``out/model``), either file of the pair, or a
     directory (existing, or written with a trailing slash) holding ``model.onnx`` + ``model.json``."""
     return model_paths(path, weights_suffix=".onnx")
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def is_onnx_export(path: Any) -> bool:

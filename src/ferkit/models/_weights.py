@@ -76,17 +76,12 @@ class Weights:
     @classmethod
     def from_json(cls, path: str | os.PathLike[str]) -> Weights:
         """Read a model's JSON (any of :data:`FORMATS`); WeightsError names the file and what is wrong."""
+        from ferkit.models._files import load_json_object
+
         p = Path(path)
         if not p.is_file():
             raise WeightsError(f"{p}: model metadata file not found")
-        try:
-            meta = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise WeightsError(f"{p}: not readable JSON ({first})") from None
-        if not isinstance(meta, dict):
-            raise WeightsError(f"{p}: expected a JSON object, found {type(meta).__name__}")
-        return cls.from_dict(meta, p)
+        return cls.from_dict(load_json_object(p), p)
 
     # ------------------------------------------------------------------------------------- the fields
     @property
