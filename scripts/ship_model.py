@@ -1,7 +1,7 @@
 """Promote a training run's best model to a model shipped inside the package (developers' tool).
 
-    python scripts/ship_model.py RUN_DIR --stem fer2013_vgg_fer --names default,vgg_fer [--tta flip]
-    python scripts/ship_model.py RUN_DIR --stem ferplus_vgg_fer_w2 --names ferplus --format ferplus \
+    python scripts/ship_model.py RUN_DIR --stem fer2013_vgg_fer --name vgg_fer.w1_fer2013 [--aliases default] [--tta flip]
+    python scripts/ship_model.py RUN_DIR --stem ferplus_vgg_fer_w2 --name vgg_fer.w2_ferplus --aliases ferplus --format ferplus \
         --data ../shared/data/ferplus --dtype float16 --machine "one NVIDIA H200 GPU (lent)"
 
 1. fits the temperature on the validation split (FER2013 PublicTest, FER+ FER2013Valid with
@@ -9,7 +9,7 @@
 2. evaluates on that split (full, without and with the chosen TTA) and on the fixed 1,000-image
    stratified subset that tests/test_shipped.py re-checks,
 3. writes src/ferkit/weights/<stem>.safetensors + .json (with a ``card`` section holding those
-   figures and the training time from the run's metrics.csv) and maps the names in index.json.
+   figures and the training time from the run's metrics.csv) and maps its ``arch.tag`` name and aliases in index.json.
 Prints the figures for MODEL_CARD.md.
 """
 from __future__ import annotations
@@ -35,7 +35,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run_dir", type=Path)
     ap.add_argument("--stem", required=True)
-    ap.add_argument("--names", default="default")
+    ap.add_argument("--name", required=True, help="its shipped name, arch.tag (vgg_fer.w15_fer2013)")
+    ap.add_argument("--aliases", default="", help="short names that load it, comma-separated (default, ferplus)")
     ap.add_argument("--tta", default="flip", help="TTA the card's headline figure uses")
     ap.add_argument("--data", type=Path, default=FER)
     ap.add_argument("--format", default="fer2013-folder", help="fer2013-folder | ferplus")
@@ -70,15 +71,23 @@ def main() -> None:
     meta.pop("status", None)
     meta["train"]["run_dir"] = a.run_dir.name
     save_model(model, WEIGHTS_DIR / a.stem, meta, dtype=getattr(torch, a.dtype))
-    index_path = WEIGHTS_DIR / "index.json"
-    index = json.loads(index_path.read_text()) if index_path.exists() else {}
-    index.update({n: a.stem for n in a.names.split(",")})
-    index_path.write_text(json.dumps(index, indent=2) + "\n")
+    write_index(a.name, a.stem, [n for n in a.aliases.split(",") if n])
     print(json.dumps(card, indent=2))
     print(card_tables(head))
     if a.metrics_out:
         a.metrics_out.write_text(json.dumps({"card": card, "publictest": head, "publictest_none": full["none"]},
                                             indent=2, default=str) + "\n")
+
+
+def write_index(name: str, stem: str, aliases: list[str]) -> None:
+    """Adds ``name`` -> ``stem`` to index.json and points its aliases at it (an alias taken from
+    another model leaves that model under its own ``arch.tag`` name)."""
+    index_path = WEIGHTS_DIR / "index.json"
+    index = json.loads(index_path.read_text()) if index_path.exists() else {}
+    index.setdefault("models", {})[name] = stem
+    index.setdefault("aliases", {}).update({alias: name for alias in aliases})
+    index.setdefault("deprecated", {})
+    index_path.write_text(json.dumps(index, indent=2) + "\n")
 
 
 def card_tables(m: dict) -> str:

@@ -1,7 +1,7 @@
 """Ensembles: voting logic on hand-made probabilities, weights fitted on real predictions, region
 crops on a real face, save/load round trips, and ensembles used as models by the commands.
 
-Members are the two models shipped with ferkit (``vgg_fer`` at width 1.5 and ``vgg_fer_w1``: different widths
+Members are the two models shipped with ferkit (``vgg_fer.w15_fer2013`` and ``vgg_fer.w1_fer2013``: different widths
 and training runs), on a stratified subset of FER2013 PublicTest.
 """
 from __future__ import annotations
@@ -37,7 +37,7 @@ from ferkit.models import load_model
 
 from _paths import FER, REPO, SAMPLES
 
-MEMBERS = ("vgg_fer", "vgg_fer_w1")
+MEMBERS = ("vgg_fer.w15_fer2013", "vgg_fer.w1_fer2013")
 
 
 # ------------------------------------------------------------------ voting on hand-made probabilities
@@ -176,7 +176,7 @@ def test_linked_ensemble_refers_to_member_files(tmp_path, one_thread):
 
     stems = [WEIGHTS_DIR / shipped_models()[m] for m in MEMBERS]
     ens, meta = build_ensemble(MEMBERS, "vote")
-    path = save_ensemble(ens, meta, tmp_path / "linked", link=stems)
+    path = save_ensemble(ens, meta, tmp_path / "linked", link=list(MEMBERS))   # shipped names, as `--link` gets them
     written = json.loads(path.read_text())
     assert [m["path"] for m in written["members"]] == [os.path.relpath(s, tmp_path) for s in stems]
     assert not list(tmp_path.glob("*.safetensors"))   # nothing copied
@@ -263,9 +263,9 @@ def test_build_refuses_bad_input(tmp_path):
         return subprocess.run([sys.executable, "-m", "ferkit", "ensemble", "build", *args], check=False, capture_output=True,
                               text=True, timeout=120)
 
-    r = cli("vgg_fer", "--out", str(tmp_path / "a"))
+    r = cli("vgg_fer.w15_fer2013", "--out", str(tmp_path / "a"))
     assert r.returncode == 2 and "at least 2 models" in r.stderr
-    r = cli("vgg_fer", "no_such_model", "--method", "vote", "--out", str(tmp_path / "b"))
+    r = cli("vgg_fer.w15_fer2013", "no_such_model", "--method", "vote", "--out", str(tmp_path / "b"))
     assert r.returncode == 2 and "no_such_model" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     r = cli(*MEMBERS, "--method", "soft", "--fit", "accuracy", "--out", str(tmp_path / "c"))
     assert r.returncode == 2 and "needs validation data" in r.stderr
@@ -350,7 +350,7 @@ def test_region_model_trains_on_its_cut_and_votes_on_that_region_only(tmp_path, 
     assert isinstance(model, RegionNet) and model.region == "mouth"
     ev = run_evaluation(run, FER, "fer2013-folder", "PublicTest", limit=30, device="cpu", n_boot=0)
     assert ev.metrics["n_images"] == 30
-    members = load_members(["vgg_fer_w1", run])
+    members = load_members(["vgg_fer.w1_fer2013", run])
     ens = Ensemble(members, "regions").eval()
     inp = x[:8]
     with torch.no_grad():

@@ -398,7 +398,7 @@ def test_crafted_model_json_is_one_line_error(tmp_path: Path, edit: dict, needle
     """Each field of a hand-edited model JSON is checked before anything is built (issue 18)."""
     from ferkit.models._shipped import WEIGHTS_DIR, shipped_models
 
-    stem = shipped_models()["vgg_fer_w1"]
+    stem = shipped_models()["vgg_fer.w1_fer2013"]
     shutil.copy(WEIGHTS_DIR / f"{stem}.safetensors", tmp_path / "m.safetensors")
     meta = json.loads((WEIGHTS_DIR / f"{stem}.json").read_text())
     for key, value in edit.items():

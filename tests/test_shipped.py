@@ -1,30 +1,70 @@
-"""The shipped default model: loads by name with its checksum, and still scores what MODEL_CARD.md says."""
+"""The shipped models: load by name (``arch.tag``, short aliases, deprecated old names) with their checksum, and still scores what MODEL_CARD.md says."""
 from __future__ import annotations
 
+import json
+import re
 import shutil
+import subprocess
+import sys
+import warnings
 
 import pytest
 import torch
 
-from ferkit.errors import WeightsError
-from ferkit.models import load_model, shipped_models
-from ferkit.models._shipped import WEIGHTS_DIR
+from ferkit.errors import FerkitDeprecationWarning, WeightsError
+from ferkit.models import load_model, resolve, shipped_models
+from ferkit.models._shipped import WEIGHTS_DIR, deprecated_names, shipped_aliases
 
-from _paths import FER, FERPLUS, REPO
+from _paths import FER, FERPLUS, REPO, SAMPLES
 
 
-def test_default_loads_by_name_and_by_architecture():
-    names = shipped_models()
-    assert {"default", "vgg_fer"} <= names.keys()
-    model, meta = load_model("default")
-    _, meta2 = load_model("vgg_fer")
+def test_shipped_names_are_arch_dot_tag_with_aliases():
+    """Every shipped model has an ``arch.tag`` name whose arch is the one its weights were built with;
+    the short names (default, ferplus) load the same file, without a warning."""
+    names, aliases = shipped_models(), shipped_aliases()
+    assert {"default", "ferplus"} <= aliases.keys()
+    canonical = [n for n in names if n not in aliases]
+    assert canonical and set(aliases.values()) <= set(canonical)
+    for name in canonical:
+        arch, _, tag = name.partition(".")
+        assert tag and resolve(name).arch == arch, name
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model, meta = load_model("default")
+        _, meta2 = load_model(aliases["default"])
     assert meta["sha256"] == meta2["sha256"]
     assert meta["classes"] == ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
-    for stem in set(names.values()):
-        assert (WEIGHTS_DIR / f"{stem}.safetensors").stat().st_size <= 25 * 2**20
+    files = [*WEIGHTS_DIR.glob("*.safetensors"), *WEIGHTS_DIR.glob("onnx/*.onnx")]
+    assert len(files) == len(set(names.values())) + len(list(WEIGHTS_DIR.glob("*.safetensors")))
+    assert all(f.stat().st_size <= 25e6 for f in files), [(f.name, f.stat().st_size) for f in files]
     with torch.no_grad():
         p = model(torch.zeros(1, meta["input"]["channels"], meta["input"]["size"], meta["input"]["size"])).softmax(1)
     assert p.shape == (1, 7)
+
+
+@pytest.mark.parametrize("old", sorted(deprecated_names()))
+def test_old_names_still_load_with_a_deprecation_warning(old):
+    new = deprecated_names()[old]
+    assert old not in shipped_models()
+    with pytest.warns(FerkitDeprecationWarning, match=rf"'{old}' is deprecated.*use '{re.escape(new)}'"):
+        _, meta = load_model(old)
+    assert meta["sha256"] == load_model(new)[1]["sha256"]
+
+
+def test_cli_says_a_name_is_deprecated_in_one_line():
+    """The CLI prints the warning once, as one line, and does the work; the listing shows both names."""
+    out = subprocess.run([sys.executable, "-m", "ferkit", "predict", "--model", "vgg_fer_w1",
+                          str(SAMPLES / "two_people.jpg"), "--format", "json"],
+                         capture_output=True, text=True, timeout=300, check=False)
+    assert out.returncode == 0, out.stderr
+    warned = [line for line in out.stderr.splitlines() if "deprecated" in line]
+    assert warned == [("ferkit: warning: model name 'vgg_fer_w1' is deprecated and will be removed: "
+                       "use 'vgg_fer.w1_fer2013'")], out.stderr
+    assert len(json.loads(out.stdout)[0]["faces"]) == 2
+    listing = subprocess.run([sys.executable, "-m", "ferkit", "models"], capture_output=True, text=True,
+                             timeout=300, check=True).stdout
+    assert re.search(r"^  vgg_fer\.w15_fer2013 +default +", listing, re.MULTILINE), listing
+    assert "vgg_fer_w1 -> vgg_fer.w1_fer2013" in listing
 
 
 def test_unknown_model_name_is_one_line_error():
@@ -44,17 +84,19 @@ def test_modified_shipped_weights_fail_the_checksum(tmp_path):
 
 
 @pytest.mark.skipif(not FER.is_dir(), reason=f"FER2013 not found at {FER}")
-def test_publictest_subset_accuracy_matches_model_card():
-    """A fixed stratified 1,000-image PublicTest subset, evaluated as `ferkit evaluate --limit 1000` does."""
+@pytest.mark.parametrize("name", ["default", "vgg_fer.w15_mix", "ensemble"])
+def test_publictest_subset_accuracy_matches_model_card(name):
+    """A fixed stratified 1,000-image PublicTest subset, evaluated as `ferkit evaluate --limit 1000` does
+    (the mixed-targets model and the ensemble are scored against FER2013's own labels here too)."""
     from ferkit.evaluate import evaluate
 
-    _, meta = load_model("default")
+    _, meta = load_model(name)
     card = meta["card"]
     expected = card["publictest_limit1000_accuracy"]
     text = (REPO / "MODEL_CARD.md").read_text()
     assert f"{100 * expected:.2f}%" in text, "MODEL_CARD.md must state the subset figure the test checks"
     torch.set_num_threads(1)
-    m = evaluate("default", FER, "fer2013-folder", "PublicTest", limit=1000, tta=card["tta"])
+    m = evaluate(name, FER, "fer2013-folder", "PublicTest", limit=1000, tta=card["tta"])
     assert m["n_images"] == 1000
     assert abs(m["accuracy"] - expected) <= 0.01, (m["accuracy"], expected)
 

@@ -317,7 +317,7 @@ def test_model_kwargs_outside_the_allow_list_are_refused(tmp_path):
     with pytest.raises(ConfigError, match=r"model.kwargs.width' must be int or float"):
         TrainConfig.from_dict({"model": {"name": "vgg_fer", "kwargs": {"width": "wide"}}})
     from ferkit.models._shipped import WEIGHTS_DIR, shipped_models
-    stem = shipped_models()["vgg_fer_w1"]
+    stem = shipped_models()["vgg_fer.w1_fer2013"]
     shutil.copy(WEIGHTS_DIR / f"{stem}.safetensors", tmp_path / "m.safetensors")
     meta = json.loads((WEIGHTS_DIR / f"{stem}.json").read_text())
     for kwargs, needle in (({"checkpoint_path": str(tmp_path / "x.pth")}, "model_kwargs.checkpoint_path"),

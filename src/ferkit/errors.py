@@ -26,3 +26,8 @@ class UnknownModelError(FerkitError, KeyError):
 
 class WeightsError(FerkitError, ValueError):
     """A weights file is missing, unsafe, corrupt or does not fit the model."""
+
+
+class FerkitDeprecationWarning(DeprecationWarning):
+    """A name or option that still works but will be removed; the message says what to use instead.
+    The CLI shows it as one line on stderr."""

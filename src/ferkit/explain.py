@@ -191,12 +191,7 @@ def explain_image(recognizer: Any, image: Any, target: str | int | None = None,
         return []
     probs = recognizer.classify(crops)
     out = []
-    for i, ((box, score), crop) in enumerate(zip(faces, crops)):
-        p = probs[i]
-        j = int(np.argmax(p))
-        face = FaceResult(box=box, emotion=classes[j], confidence=float(p[j]),
-                          probabilities={c: float(v) for c, v in zip(classes, p)},
-                          landmarks=None if points is None else points[i], detection_score=float(score))
+    for i, (face, box, crop) in enumerate(zip(recognizer.results(faces, points, probs), faces.boxes, crops)):
         cam = grad_cam(model, recognizer.transform(crop)[None], target=k, layer=layer)
         align_pts = points[i] if recognizer.align and points is not None else None
         out.append((face, _box_map(cam, box, recognizer.margin, align_pts)))

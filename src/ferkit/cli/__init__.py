@@ -3,17 +3,19 @@
 One module per subcommand (``ferkit/cli/<name>.py``), each with ``add_parser(subparsers)`` that
 registers the subcommand and its handler. Machine-readable output goes to stdout; logs, progress
 and errors to stderr. A FerkitError is printed as one line ``ferkit: error: ...`` (exit code 2), and so is a package
-missing from a light install, with the extra that brings it.
+missing from a light install, with the extra that brings it; a deprecated name is one line
+``ferkit: warning: ...``.
 """
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
+import warnings
 from importlib import import_module
 
 from ferkit import __version__
-from ferkit.errors import FerkitError
+from ferkit.errors import FerkitDeprecationWarning, FerkitError
 
 #: packages that come with an extra (the base install runs predict, video, webcam and batch on
 #: ONNX Runtime) -> the extra that brings them
@@ -37,6 +39,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _one_line_warning(show):
+    """``warnings.showwarning`` that prints ferkit's deprecations as ``ferkit: warning: ...`` (no
+    file and source line) and passes every other warning to ``show``."""
+    def _show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, FerkitDeprecationWarning):
+            print(f"ferkit: warning: {message}", file=sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+    return _show
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     a = parser.parse_args(argv)
@@ -46,7 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return a.func(a)
+        with warnings.catch_warnings():
+            warnings.simplefilter("default", FerkitDeprecationWarning)   # shown once, as one line
+            warnings.showwarning = _one_line_warning(warnings.showwarning)
+            return a.func(a)
     except FerkitError as e:
         print(f"ferkit: error: {e}", file=sys.stderr)
         return 2

@@ -5,15 +5,22 @@ import argparse
 
 
 def run(a: argparse.Namespace) -> int:
-    from ferkit.models import list_models, shipped_models
+    from ferkit.models import list_models
+    from ferkit.models._shipped import deprecated_names, shipped_aliases, shipped_models
 
     for name in list_models(a.pattern):
         print(name)
-    shipped = shipped_models()
+    shipped, aliases = shipped_models(), shipped_aliases()
     if shipped and not a.pattern:
-        print("\nshipped trained models (use with --model):")
+        print("\nshipped trained models (use with --model; arch.tag, then the short names that load it):")
         for name, stem in shipped.items():
-            print(f"  {name:<12} {stem}")
+            if name not in aliases:
+                short = ", ".join(a for a, c in aliases.items() if c == name)
+                print(f"  {name:<22} {short:<10} {stem}")
+        old = deprecated_names()
+        if old:
+            print("deprecated names (still load, with a warning): "
+                  + ", ".join(f"{o} -> {n}" for o, n in old.items()))
     return 0
 
 

@@ -23,16 +23,15 @@ def load_members(models: Sequence[Any], device: str | torch.device = "cpu") -> l
     """``(module, meta)`` for each model given by name, path or as a pair; each meta gets a ``name``
     (the shipped name when one was given, else the model's own name or its path)."""
     from ferkit.evaluate.runner import _load_model
-    from ferkit.models._shipped import shipped_models
+    from ferkit.models._shipped import is_shipped_name
 
-    shipped = shipped_models()
     out = []
     for model in models:
         net, meta, _, label = _load_model(model, device)
         if meta.get("format") == "ferkit-ensemble/1":
             raise ConfigError(f"{label}: an ensemble cannot be a member of another ensemble; give its members")
-        # a shipped model is named as the user named it (vgg_fer_w1), not by its weights file's stem
-        name = model if isinstance(model, str) and model in shipped else meta.get("name") or label
+        # a shipped model is named as the user named it (vgg_fer.w1_fer2013), not by its weights file's stem
+        name = model if is_shipped_name(model) else meta.get("name") or label
         out.append((net, {**meta, "name": name}))
     return out
 

@@ -128,7 +128,7 @@ def machine_info() -> dict[str, Any]:
 
 def shipped_model_ids() -> dict[str, list[str]]:
     """Shipped model ids -> all names that load the same file (the first name in ``index.json`` is
-    the id): ``{"default": ["default", "vgg_fer"]}``."""
+    the id): ``{"default": ["default", "vgg_fer.w15_fer2013"]}``."""
     from ferkit.models._shipped import resolve_model_path, shipped_models
 
     by_file: dict[str, list[str]] = {}

@@ -168,7 +168,7 @@ def load_eval_data(
 def _load_model(model: Any, device: Any) -> tuple[Any, dict[str, Any], dict[str, Any], str]:
     """(module, meta, identity block, short label) for a name, a path or a (module, meta) pair."""
     from ferkit.models import load_model
-    from ferkit.models._shipped import resolve_model_path, shipped_models
+    from ferkit.models._shipped import is_shipped_name, resolve_model_path
 
     if isinstance(model, tuple):
         net, meta = model
@@ -181,7 +181,7 @@ def _load_model(model: Any, device: Any) -> tuple[Any, dict[str, Any], dict[str,
         net, meta = load_model(given, device=device)
         resolved = resolve_model_path(given)
         path = str(resolved)
-        if given in shipped_models() and not Path(given).exists():
+        if is_shipped_name(given):
             label = given
         else:
             p = Path(given.rstrip("/\\"))

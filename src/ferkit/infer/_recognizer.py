@@ -205,18 +205,23 @@ class Recognizer:
             out[start : start + len(chunk)] = probabilities(self.classifier(x), self.meta.get("temperature"), self.prior_shift)
         return out
 
-    def _faces(self, pending: Prepared, probs: np.ndarray, track_ids: Sequence[int] | None = None) -> list[FaceResult]:
+    def results(self, faces: Faces, points: np.ndarray | None, probs: np.ndarray, *, scale: float = 1.0,
+                track_ids: Sequence[int] | None = None) -> list[FaceResult]:
+        """The end of the pipeline: one :class:`FaceResult` per detected face from its class
+        probabilities (``classify``), with boxes and landmarks multiplied by ``scale`` (the server
+        detects on a scaled copy) and the tracker's ids where there are any. ``predict``,
+        ``stream``, ``ferkit serve`` and ``ferkit explain`` all end here."""
         results = []
-        for i, (box, score) in enumerate(pending.faces):
+        for i, (box, score) in enumerate(faces):
             p = probs[i]
             k = int(np.argmax(p))
             results.append(
                 FaceResult(
-                    box=box,
+                    box=tuple(round(v * scale) for v in box) if scale != 1.0 else box,
                     emotion=self.classes[k],
                     confidence=float(p[k]),
                     probabilities={c: float(v) for c, v in zip(self.classes, p)},
-                    landmarks=None if pending.points is None else pending.points[i],
+                    landmarks=None if points is None else points[i] * scale if scale != 1.0 else points[i],
                     track_id=None if track_ids is None else int(track_ids[i]),
                     detection_score=float(score),
                 )
@@ -255,7 +260,7 @@ class Recognizer:
         path = os.fspath(image) if isinstance(image, (str, os.PathLike)) else None
         pending = self.prepare(image, path)
         probs = self.classify(pending.crops)
-        return ImageResult(path, self._faces(pending, probs), *pending.size)
+        return ImageResult(path, self.results(pending.faces, pending.points, probs), *pending.size)
 
     __call__ = predict
 
@@ -275,7 +280,7 @@ class Recognizer:
             probs = self.classify([c for p in pending for c in p.crops])
             start = 0
             for p in pending:
-                yield ImageResult(p.path, self._faces(p, probs[start : start + len(p.crops)]), *p.size)
+                yield ImageResult(p.path, self.results(p.faces, p.points, probs[start : start + len(p.crops)]), *p.size)
                 start += len(p.crops)
 
         for item in images:
@@ -360,7 +365,7 @@ class Recognizer:
                     pending = self._prepared(rgb, name, found, self._landmarks(rgb, found), (rgb.shape[1], rgb.shape[0]))
                     probs = self.classify(pending.crops)
                     ids, probs = tracker.update(pending.faces.boxes, probs)
-                    last = self._faces(pending, probs, ids)
+                    last = self.results(pending.faces, pending.points, probs, track_ids=ids)
                     faces = last
                 else:
                     faces = [replace(f) for f in last]

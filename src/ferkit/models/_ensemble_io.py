@@ -72,6 +72,7 @@ def save_ensemble(ens: Ensemble, meta: Mapping[str, Any], path: str | os.PathLik
     """
     from ferkit.models import save_model
     from ferkit.models._io import model_paths
+    from ferkit.models._shipped import resolve_model_path
 
     _, json_path = model_paths(path)
     folder = json_path.parent
@@ -80,7 +81,7 @@ def save_ensemble(ens: Ensemble, meta: Mapping[str, Any], path: str | os.PathLik
     prefix = "" if json_path.name == "model.json" else f"{json_path.stem}."
     for i, (member, entry) in enumerate(zip(ens.members, out["members"])):
         if link is not None:
-            _, member_json = model_paths(link[i])
+            _, member_json = model_paths(resolve_model_path(link[i]))  # a shipped name too
             if not member_json.is_file():
                 raise WeightsError(f"{member_json}: linked ensemble member not found")
             recorded = json.loads(member_json.read_text(encoding="utf-8")).get("sha256")

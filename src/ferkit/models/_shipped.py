@@ -1,28 +1,93 @@
 """Models shipped inside the package (trained here by ferkit), loaded by name.
 
-``src/ferkit/weights/index.json`` maps names to weight stems in the same folder, e.g.
-``{"default": "fer2013_vgg_fer_w15", "vgg_fer": "fer2013_vgg_fer_w15", "vgg_fer_w1": "fer2013_vgg_fer"}``. Each stem is a
-``.safetensors`` + ``.json`` pair written by `save_model`, whose sha256 `load_model` checks, and
-its ONNX export ``onnx/<stem>.onnx`` + ``onnx/<stem>.json`` (``scripts/export_shipped_onnx.py``),
-which the light install (no PyTorch) runs.
+Shipped names are ``arch.tag`` (timm's and torchvision's habit): the architecture ``create_model``
+builds, then what the weights were trained as (``vgg_fer.w15_fer2013``: ``vgg_fer`` at width 1.5 on
+FER2013). ``src/ferkit/weights/index.json`` maps them to weight stems in the same folder::
+
+    {"models": {"vgg_fer.w15_fer2013": "fer2013_vgg_fer_w15_e64", ...},
+     "aliases": {"default": "vgg_fer.w15_fer2013", ...},
+     "deprecated": {"vgg_fer_w15": "vgg_fer.w15_fer2013", ...}}
+
+``aliases`` are short names that stay (``default``, ``ferplus``); ``deprecated`` are the names of
+earlier versions, which still load, with a :class:`~ferkit.errors.FerkitDeprecationWarning` naming
+the new one. Each stem is a ``.safetensors`` + ``.json`` pair written by `save_model`, whose sha256
+`load_model` checks, and its ONNX export ``onnx/<stem>.onnx`` + ``onnx/<stem>.json``
+(``scripts/export_shipped_onnx.py``), which the light install (no PyTorch) runs.
 """
 from __future__ import annotations
 
 import json
 import os
+import warnings
+from functools import lru_cache
 from pathlib import Path
 
-from ferkit.errors import WeightsError
+from ferkit.errors import FerkitDeprecationWarning, WeightsError
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 
 
+@lru_cache(maxsize=1)
+def _index() -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """(canonical name -> stem, alias -> canonical name, deprecated name -> canonical name)."""
+    path = WEIGHTS_DIR / "index.json"
+    if not path.is_file():
+        return {}, {}, {}
+    index = json.loads(path.read_text(encoding="utf-8"))
+    models = dict(index.get("models", {}))
+    aliases, deprecated = dict(index.get("aliases", {})), dict(index.get("deprecated", {}))
+    for kind, names in (("alias", aliases), ("deprecated name", deprecated)):
+        for name, target in names.items():
+            if target not in models:
+                raise WeightsError(f"{path}: {kind} {name!r} points to {target!r}, which is not in 'models'")
+    return models, aliases, deprecated
+
+
 def shipped_models() -> dict[str, str]:
-    """Shipped model names -> weight stems (empty when the package ships none)."""
-    index = WEIGHTS_DIR / "index.json"
-    if not index.is_file():
-        return {}
-    return dict(json.loads(index.read_text(encoding="utf-8")))
+    """Shipped model names (aliases first, then the ``arch.tag`` names) -> weight stems; empty when
+    the package ships none. Deprecated names load but are not listed (:func:`deprecated_names`)."""
+    models, aliases, _ = _index()
+    return {**{a: models[c] for a, c in aliases.items()}, **models}
+
+
+def shipped_aliases() -> dict[str, str]:
+    """Short names that stay (``default``, ``ferplus``) -> the ``arch.tag`` name they load."""
+    return dict(_index()[1])
+
+
+def deprecated_names() -> dict[str, str]:
+    """Names of earlier versions that still load -> the name to use instead."""
+    return dict(_index()[2])
+
+
+def canonical_name(name: str) -> str | None:
+    """The ``arch.tag`` name a shipped name (alias, deprecated or canonical) stands for, else None.
+    A deprecated name warns (:class:`~ferkit.errors.FerkitDeprecationWarning`) naming the new one."""
+    models, aliases, deprecated = _index()
+    if name in models:
+        return name
+    if name in aliases:
+        return aliases[name]
+    if name in deprecated:
+        new = deprecated[name]
+        warnings.warn(f"model name {name!r} is deprecated and will be removed: use {new!r}",
+                      FerkitDeprecationWarning, stacklevel=3)
+        return new
+    return None
+
+
+def _shipped_stem(model: object) -> str | None:
+    """The weight stem of a shipped name that is not also an existing path, else None."""
+    if not isinstance(model, str) or Path(model).expanduser().exists():
+        return None
+    name = canonical_name(model)
+    return None if name is None else _index()[0][name]
+
+
+def is_shipped_name(model: object) -> bool:
+    """Whether ``model`` loads a shipped model by name (deprecated names included)."""
+    return isinstance(model, str) and not Path(model).expanduser().exists() and (
+        model in shipped_models() or model in deprecated_names())
 
 
 def resolve_model_path(model: str | os.PathLike[str]) -> Path:
@@ -34,22 +99,20 @@ def resolve_model_path(model: str | os.PathLike[str]) -> Path:
     if p.exists() or p.with_name(p.name + ".json").exists():
         return p
     name = os.fspath(model)
-    shipped = shipped_models()
-    if name in shipped:
-        return WEIGHTS_DIR / shipped[name]
+    stem = _shipped_stem(name)
+    if stem is not None:
+        return WEIGHTS_DIR / stem
     if os.sep in name or name.endswith((".json", ".safetensors")):
         raise WeightsError(f"{name}: no such model file or folder")
-    known = ", ".join(sorted(shipped)) or "none shipped yet"
+    known = ", ".join(shipped_models()) or "none shipped yet"
     raise WeightsError(f"{name}: not a model file or folder, nor a shipped model ({known})")
 
 
 def shipped_onnx(model: object) -> Path | None:
     """The shipped ONNX export (``weights/onnx/<stem>.json``) of a shipped model name, or None for
     anything else (a path, an unknown name, a model shipped without its export)."""
-    if not isinstance(model, str):
-        return None
-    stem = shipped_models().get(model)
-    if stem is None or Path(model).expanduser().exists():
+    stem = _shipped_stem(model)
+    if stem is None:
         return None
     meta = WEIGHTS_DIR / "onnx" / f"{stem}.json"
     return meta if meta.is_file() else None

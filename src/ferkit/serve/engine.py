@@ -25,7 +25,7 @@ from ferkit.serve.batcher import MicroBatcher
 from ferkit.serve.errors import InputError
 from ferkit.serve.images import decode_image
 from ferkit.serve.settings import Settings
-from ferkit.types import FaceResult, ImageResult
+from ferkit.types import ImageResult
 
 __all__ = ["Engine", "Prediction", "build_recognizer"]
 
@@ -196,24 +196,8 @@ class Engine:
         timing["total_ms"] = (time.perf_counter() - t0) * 1e3
         timing = {k: (round(v, 2) if isinstance(v, float) else v) for k, v in timing.items()}
         scale = w / rgb.shape[1]
-        result = ImageResult(path, self._faces(faces, points, probs, scale), w, h)
+        result = ImageResult(path, self.recognizer.results(faces, points, probs, scale=scale), w, h)
         return Prediction(result, timing, rgb if keep_image else None, scale)
-
-    def _faces(self, faces: Any, points: np.ndarray | None, probs: np.ndarray, scale: float = 1.0) -> list[FaceResult]:
-        """FaceResults in the upload's pixels (boxes and landmarks times ``scale``)."""
-        out = []
-        for i, (box, score) in enumerate(faces):
-            p = probs[i]
-            k = int(np.argmax(p))
-            out.append(FaceResult(
-                box=tuple(round(v * scale) for v in box),
-                emotion=self.classes[k],
-                confidence=float(p[k]),
-                probabilities={c: float(v) for c, v in zip(self.classes, p)},
-                landmarks=None if points is None else points[i] * scale,
-                detection_score=float(score),
-            ))
-        return out
 
     def annotated_jpeg(self, prediction: Prediction, quality: int = 90) -> bytes:
         """The decoded image with boxes, labels and probability bars (``ferkit.viz.annotate``), as JPEG."""
