@@ -5,8 +5,7 @@ import argparse
 
 
 def run(a: argparse.Namespace) -> int:
-    from ferkit.models import list_models
-    from ferkit.models._shipped import deprecated_names, shipped_aliases, shipped_models
+    from ferkit.models import deprecated_names, list_models, shipped_aliases, shipped_models
 
     for name in list_models(a.pattern):
         print(name)

@@ -215,13 +215,17 @@ class Recognizer:
         for i, (box, score) in enumerate(faces):
             p = probs[i]
             k = int(np.argmax(p))
+            pts = None if points is None else points[i]
+            if scale != 1.0:
+                box = tuple(round(v * scale) for v in box)
+                pts = None if pts is None else pts * scale
             results.append(
                 FaceResult(
-                    box=tuple(round(v * scale) for v in box) if scale != 1.0 else box,
+                    box=box,
                     emotion=self.classes[k],
                     confidence=float(p[k]),
                     probabilities={c: float(v) for c, v in zip(self.classes, p)},
-                    landmarks=None if points is None else points[i] * scale if scale != 1.0 else points[i],
+                    landmarks=pts,
                     track_id=None if track_ids is None else int(track_ids[i]),
                     detection_score=float(score),
                 )

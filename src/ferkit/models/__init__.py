@@ -19,7 +19,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-from ferkit.models._shipped import shipped_models
+from ferkit.models._shipped import deprecated_names, shipped_aliases, shipped_models
 
 #: public names -> the submodule that defines them, imported on first use (``import ferkit.models``
 #: costs no PyTorch import, so the ONNX Runtime path of inference runs without PyTorch installed)
@@ -73,6 +73,7 @@ __all__ = [
     "adapt_input_conv",
     "count_parameters",
     "create_model",
+    "deprecated_names",
     "ensemble_input",
     "ensemble_meta",
     "head_prefix",
@@ -88,5 +89,6 @@ __all__ = [
     "resolve",
     "save_ensemble",
     "save_model",
+    "shipped_aliases",
     "shipped_models",
 ]

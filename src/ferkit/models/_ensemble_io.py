@@ -22,7 +22,7 @@ import torch
 from ferkit.errors import WeightsError
 from ferkit.models._combine import METHODS
 from ferkit.models._ensemble import Ensemble
-from ferkit.models._files import read_json
+from ferkit.models._files import load_json_object, read_json
 from ferkit.models._weights import Weights
 
 __all__ = ["ENSEMBLE_FORMAT", "ensemble_meta", "load_ensemble", "save_ensemble"]
@@ -84,7 +84,7 @@ def save_ensemble(ens: Ensemble, meta: Mapping[str, Any], path: str | os.PathLik
             _, member_json = model_paths(resolve_model_path(link[i]))  # a shipped name too
             if not member_json.is_file():
                 raise WeightsError(f"{member_json}: linked ensemble member not found")
-            recorded = json.loads(member_json.read_text(encoding="utf-8")).get("sha256")
+            recorded = load_json_object(member_json).get("sha256")
             if recorded != entry["sha256"]:
                 raise WeightsError(f"{member_json}: not the model this ensemble was built from (sha256 differs)")
             entry["path"] = os.path.relpath(member_json.with_suffix(""), folder)

@@ -85,9 +85,10 @@ def _shipped_stem(model: object) -> str | None:
 
 
 def is_shipped_name(model: object) -> bool:
-    """Whether ``model`` loads a shipped model by name (deprecated names included)."""
-    return isinstance(model, str) and not Path(model).expanduser().exists() and (
-        model in shipped_models() or model in deprecated_names())
+    """Whether ``model`` loads a shipped model by name (deprecated names included; no warning)."""
+    if not isinstance(model, str) or Path(model).expanduser().exists():
+        return False
+    return any(model in names for names in _index())
 
 
 def resolve_model_path(model: str | os.PathLike[str]) -> Path:
