@@ -18,9 +18,12 @@ def free_port() -> int:
 
 
 class Server:
-    """``python -m ferkit serve ARGS`` on a free loopback port, until stop()."""
+    """``python -m ferkit serve ARGS`` on a free loopback port, until stop(). One worker process
+    unless ARGS name ``--workers`` (the limits the tests check are per process)."""
 
     def __init__(self, tmp: Path, *args: str, env: dict[str, str] | None = None):
+        if "--workers" not in args:
+            args = ("--workers", "1", *args)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = tmp / f"server-{self.port}.log"

@@ -203,6 +203,10 @@ def test_fer2013_folder_matches_readme(fer_folder):
     assert FER2013_CLASSES[faces.labels[i]] == rel.split("/")[1]
     assert faces.load_image(i).shape == (48, 48)
     assert detect_format(FER) == "fer2013-folder"
+    both = faces.split("PublicTest+PrivateTest")          # the 7,178 test images the papers report on
+    assert len(both) == 7178 and both.split_names() == ["PublicTest", "PrivateTest"]
+    with pytest.raises(DataError, match=r"no split 'Testing'; this dataset has: Training, PublicTest, PrivateTest"):
+        faces.split("PublicTest+Testing")
 
 
 # ------------------------------------------------------------------------------------------ FER2013 CSV

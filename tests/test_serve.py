@@ -7,12 +7,14 @@ import asyncio
 import io
 import json
 import os
+import re
 import socket
 import struct
 import threading
 import time
 import zlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -386,7 +388,7 @@ def test_settings_defaults_and_environment(monkeypatch) -> None:
         monkeypatch.delenv(key)
     s = Settings()
     assert (s.host, s.port, s.model, s.max_upload_mb, s.max_megapixels) == ("127.0.0.1", 8000, "default", 10.0, 50.0)
-    assert s.max_upload_bytes == 10_000_000 and s.backend is None and s.workers == 1
+    assert s.max_upload_bytes == 10_000_000 and s.backend is None and s.workers == len(os.sched_getaffinity(0))
     monkeypatch.setenv("FERKIT_SERVE_MAX_UPLOAD_MB", "2.5")
     monkeypatch.setenv("FERKIT_SERVE_BACKEND", "onnx")
     s = Settings()
@@ -687,3 +689,36 @@ def test_cli_refuses_a_non_positive_timeout_in_one_line(capsys, flag: str) -> No
     assert ferkit_main(["serve", flag, "0", "--port", str(free_port())]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"ferkit: error: serve: {flag}:"), err
+
+
+def test_workers_share_one_metrics_view(tmp_path: Path, small_face: bytes) -> None:
+    """Two worker processes: requests are spread over both, and /metrics, whichever worker answers
+    it, counts every request and face of both (prometheus_client's multiprocess mode)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    srv = Server(tmp_path, "--workers", "2")
+    try:
+        deadline = time.monotonic() + 120           # /health answered by one; wait for both to have started
+        while srv.log.read_text().count("Application startup complete") < 2:
+            assert time.monotonic() < deadline, srv.log.read_text()[-2000:]
+            time.sleep(0.2)
+        with httpx.Client(base_url=srv.url, timeout=60) as c:
+            def post() -> int:
+                r = c.post("/v1/predict", content=small_face, headers={"Content-Type": "image/jpeg"})
+                assert_one_face(r)
+                return 1
+            with ThreadPoolExecutor(4) as pool:
+                sent = sum(pool.map(lambda _: post(), range(12)))
+            totals = []
+            for _ in range(6):       # scrapes land on either worker
+                text = c.get("/metrics").text
+                values = {(s.name, tuple(sorted(s.labels.items()))): s.value
+                          for fam in text_string_to_metric_families(text) for s in fam.samples}
+                ok = values[("ferkit_http_requests_total", (("method", "POST"), ("route", "/v1/predict"),
+                                                            ("status", "200")))]
+                totals.append((ok, values[("ferkit_faces_total", ())], values[("ferkit_max_pending", ())]))
+        assert set(totals) == {(sent, sent, 32)}            # max_pending: 16 per worker, summed
+    finally:
+        srv.stop()
+    log = srv.log.read_text()
+    assert len(set(re.findall(r"Started server process \[(\d+)\]", log))) == 2, log[-2000:]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ferkit.errors import FerkitError
 
-__all__ = ["check_markers", "copy_block", "markers", "wrap"]
+__all__ = ["check_markers", "copy_block", "markers", "put_block", "wrap"]
 
 PathLike = str | os.PathLike[str]
 
@@ -49,16 +49,19 @@ def check_markers(paths: Sequence[PathLike], name: str) -> None:
 def copy_block(source: PathLike, targets: Sequence[PathLike], name: str) -> list[Path]:
     """Copy the ``name`` block of ``source`` into each target between its markers; returns the
     files that changed."""
+    block = _marked(Path(source).read_text(encoding="utf-8"), source, name).group(1)
+    return [Path(t) for t in targets if put_block(t, block, name)]
+
+
+def put_block(target: PathLike, block: str, name: str) -> bool:
+    """Replace the ``name`` block of ``target`` with ``block``; True when the file changed."""
     from ferkit._fileio import atomic_write_text
 
     start, end = markers(name)
-    block = _marked(Path(source).read_text(encoding="utf-8"), source, name).group(1)
-    changed = []
-    for t in targets:
-        text = Path(t).read_text(encoding="utf-8")
-        m = _marked(text, t, name)
-        new = text[: m.start()] + start + "\n" + block + end + text[m.end():]
-        if new != text:
-            atomic_write_text(t, new, keep_mode=True)
-            changed.append(Path(t))
-    return changed
+    text = Path(target).read_text(encoding="utf-8")
+    m = _marked(text, target, name)
+    new = text[: m.start()] + start + "\n" + block.rstrip("\n") + "\n" + end + text[m.end():]
+    if new == text:
+        return False
+    atomic_write_text(target, new, keep_mode=True)
+    return True

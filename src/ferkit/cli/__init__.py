@@ -26,7 +26,7 @@ EXTRAS = {"torch": "train", "torchvision": "train", "lightning": "train", "timm"
 
 #: subcommand modules, in the order `ferkit --help` lists them
 COMMANDS = ("predict", "video", "webcam", "batch", "train", "evaluate", "compare", "calibrate", "data", "models", "export", "serve", "explain",
-            "ensemble", "benchmark")
+            "ensemble", "benchmark", "papers")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,7 +15,9 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import shutil
 import sys
+import tempfile
 
 from ferkit.errors import FerkitError
 
@@ -70,11 +72,20 @@ def run(a: argparse.Namespace) -> int:
 
         uvicorn.run(create_app(s), host=s.host, port=s.port, log_level=log_level, **uvicorn_options(s))
     else:  # each worker process builds its app (and loads its model) from the environment
+        from ferkit.serve.metrics import MULTIPROC_ENV
+
         for key, value in s.model_dump().items():
             if value is not None:
                 os.environ[ENV_PREFIX + key.upper()] = value.get_secret_value() if key == "token" else str(value)
-        uvicorn.run("ferkit.serve.app:create_app_from_env", factory=True, host=s.host, port=s.port,
-                    workers=s.workers, log_level=log_level, **uvicorn_options(s))
+        own = not os.environ.get(MULTIPROC_ENV)
+        if own:   # /metrics sums the workers' values, kept in files here (removed when the server stops)
+            os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="ferkit-serve-metrics-")
+        try:
+            uvicorn.run("ferkit.serve.app:create_app_from_env", factory=True, host=s.host, port=s.port,
+                        workers=s.workers, log_level=log_level, **uvicorn_options(s))
+        finally:
+            if own:
+                shutil.rmtree(os.environ.pop(MULTIPROC_ENV), ignore_errors=True)
     return 0
 
 
@@ -91,7 +102,8 @@ def add_parser(sub) -> None:
     p.add_argument("--device", help="torch device for the classifier (default: cpu)")
     p.add_argument("--min-size", type=int, help="smallest face side in pixels (default: the detector's; 80 makes "
                    "dlib-hog ~4x faster on webcam-sized faces)")
-    p.add_argument("--workers", type=int, help="worker processes, each loading the model (default: 1)")
+    p.add_argument("--workers", type=int, help="worker processes, each loading the model (about 0.8 GB each; "
+                   "default: one per usable core; /metrics sums them)")
     p.add_argument("--max-upload-mb", type=float, help="largest accepted upload in MB (default: 10)")
     p.add_argument("--max-megapixels", type=float, help="largest accepted image, checked from its header before "
                    "decoding (default: 50)")

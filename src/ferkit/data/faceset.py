@@ -76,13 +76,17 @@ class FaceSet:
         )
 
     def split(self, name: str) -> FaceSet:
-        """The samples of one split; ``"all"`` returns everything. Unknown split -> DataError."""
+        """The samples of one split; ``"all"`` returns everything; ``"PublicTest+PrivateTest"`` the
+        union of splits (in dataset order). Unknown split -> DataError."""
         if name == "all":
             return self
         names = self.split_names()
-        if name not in names:
-            raise DataError(f"{self.root or self.name}: no split {name!r}; this dataset has: {', '.join(names) + ', all'}")
-        return self.select(self.splits == name)
+        wanted = name.split("+")
+        for part in wanted:
+            if part not in names:
+                raise DataError(f"{self.root or self.name}: no split {part!r}; this dataset has: "
+                                f"{', '.join(names) + ', all'} (or several joined by +)")
+        return self.select(np.isin(self.splits, wanted))
 
     def with_classes(self, classes: list[str]) -> FaceSet:
         """Keep only samples whose label is in ``classes`` and re-index labels to that order.

@@ -38,6 +38,7 @@ _LAZY = {
     "ensemble_input": "_ensemble",
     "ensemble_meta": "_ensemble_io",
     "head_prefix": "_factory",
+    "imagenet_cache_file": "_pretrained",
     "is_ensemble_json": "_ensemble_io",
     "is_model": "_registry",
     "list_models": "_registry",
@@ -50,6 +51,7 @@ _LAZY = {
     "resolve": "_weights",
     "save_ensemble": "_ensemble_io",
     "save_model": "_io",
+    "sha256_file": "_files",
 }
 
 
@@ -77,6 +79,7 @@ __all__ = [
     "ensemble_input",
     "ensemble_meta",
     "head_prefix",
+    "imagenet_cache_file",
     "is_ensemble_json",
     "is_model",
     "list_models",
@@ -89,6 +92,7 @@ __all__ = [
     "resolve",
     "save_ensemble",
     "save_model",
+    "sha256_file",
     "shipped_aliases",
     "shipped_models",
 ]

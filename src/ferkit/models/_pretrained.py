@@ -39,6 +39,7 @@ __all__ = [
     "WeightsSource",
     "adapt_input_conv",
     "first_line",
+    "imagenet_cache_file",
     "imagenet_state_dict",
     "load_pretrained",
     "load_safetensors",
@@ -165,6 +166,16 @@ def read_state_dict(path: str | os.PathLike[str]) -> StateDict:
     return _as_state_dict(obj, str(path))
 
 
+def imagenet_cache_file(arch: str) -> Path:
+    """Where torchvision's DEFAULT ImageNet weights of ``arch`` are cached
+    (``$TORCH_HOME/hub/checkpoints/<file name of the weights URL>``); the file may not exist.
+    ValueError when torchvision has no ImageNet weights of that name."""
+    from torchvision.models import get_model_weights
+
+    weights = get_model_weights(arch).DEFAULT
+    return Path(torch.hub.get_dir()) / "checkpoints" / PurePosixPath(urlparse(weights.url).path).name
+
+
 def imagenet_state_dict(arch: str) -> StateDict:
     """torchvision's DEFAULT ImageNet state dict for ``arch`` (``"resnet18"``), via the torch hub cache.
 
@@ -174,8 +185,7 @@ def imagenet_state_dict(arch: str) -> StateDict:
     from torchvision.models import get_model_weights
 
     weights = get_model_weights(arch).DEFAULT
-    file_name = PurePosixPath(urlparse(weights.url).path).name
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / file_name
+    cached = imagenet_cache_file(arch)
     try:
         obj = weights.get_state_dict(progress=False, weights_only=True)
     except _TORCH_LOAD_ERRORS as e:

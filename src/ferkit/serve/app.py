@@ -53,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = await anyio.to_thread.run_sync(Engine, settings)
         await engine.start()
         app.state.engine = engine
+        metrics.refresh()   # with several workers, each one's gauges count from its start
         try:
             yield
         finally:

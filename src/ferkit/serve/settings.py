@@ -3,6 +3,7 @@ and overridden by explicit values (``ferkit serve`` passes its options). Routes 
 ``Depends(get_settings)``; ``create_app(settings)`` overrides that dependency with its own object."""
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from typing import Literal
 
@@ -11,9 +12,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ferkit.images import MAX_MEGAPIXELS
 
-__all__ = ["ENV_PREFIX", "Settings", "get_settings"]
+__all__ = ["ENV_PREFIX", "Settings", "get_settings", "usable_cores"]
 
 ENV_PREFIX = "FERKIT_SERVE_"
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask, so a container's or taskset's
+    limit counts), at least 1."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
 class Settings(BaseSettings):
@@ -28,7 +35,8 @@ class Settings(BaseSettings):
     backend: Literal["torch", "onnx"] | None = Field(None, description="inference backend (None: the Recognizer's default)")
     device: str = Field("cpu", description="torch device for the classifier")
     min_size: int | None = Field(None, ge=1, description="smallest face side in pixels (None: the detector's default)")
-    workers: int = Field(1, ge=1, description="uvicorn worker processes, each with its own model")
+    workers: int = Field(default_factory=lambda: usable_cores(), ge=1,
+                         description="uvicorn worker processes, each with its own model (default: one per usable core)")
     max_upload_mb: float = Field(10.0, gt=0, description="largest accepted upload (image bytes), in MB (10**6 bytes)")
     max_megapixels: float = Field(MAX_MEGAPIXELS, gt=0, description="largest image decoded (a large JPEG counts at the "
                                    "reduced size it is decoded at), from its header, before decoding; as ferkit predict")

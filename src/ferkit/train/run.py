@@ -5,6 +5,7 @@ the Trainer's. This module only decides where things go (the run folder) and wha
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import pickle
@@ -25,6 +26,7 @@ from lightning.pytorch.loggers import CSVLogger
 from ferkit import __version__
 from ferkit._fileio import atomic_write_text, remove_stale_temporaries
 from ferkit.errors import ConfigError
+from ferkit.evaluate.benchmark import machine_info
 from ferkit.train.callbacks import AtomicCheckpointIO, RunFolderWriter
 from ferkit.train.config import TrainConfig
 from ferkit.train.datamodule import FERDataModule
@@ -72,7 +74,8 @@ def train(config: TrainConfig | str | Path, overrides: list[str] | None = None, 
     ``resume``: a run folder whose ``checkpoints/last.ckpt`` is continued with the same config
     (overrides are refused then, so the resumed run ends where the uninterrupted one would).
     The folder holds ``config.yaml``, ``metrics.csv``, ``curves.png``, ``checkpoints/{best,last}.ckpt``,
-    ``model.safetensors`` + ``model.json`` (the best model, all inference needs) and Lightning logs.
+    ``model.safetensors`` + ``model.json`` (the best model, all inference needs), ``machine.json`` (where
+    it ran) and Lightning logs.
     """
     if resume is not None:
         run_dir = Path(resume)
@@ -157,6 +160,8 @@ def train(config: TrainConfig | str | Path, overrides: list[str] | None = None, 
         run_dir.mkdir(parents=True, exist_ok=True)
         if ckpt is None:
             atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
+        # the machine of each (re)start, so that epoch times can be read with it
+        atomic_write_text(run_dir / "machine.json", json.dumps(machine_info(), indent=2) + "\n")
         log.info("run folder: %s", run_dir)
     os.environ[_RUN_DIR_ENV] = str(run_dir.resolve())  # inherited by DDP processes launched during fit
     try:

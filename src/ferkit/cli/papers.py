@@ -1,0 +1,75 @@
+"""`ferkit papers list` | `ferkit papers run PAPER [--runs KEY ...] [--recipe ...]` | `ferkit papers table PAPER`"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from ferkit.errors import FerkitError
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def _pretrained(items: list[str] | None) -> dict[str, str]:
+    out = {}
+    for item in items or ():
+        key, sep, path = item.partition("=")
+        if not sep or not key or not path:
+            raise FerkitError(f"--pretrained {item!r}: expected RUN=FILE, e.g. resnet18=~/weights/resnet18.pth")
+        out[key] = path
+    return out
+
+
+def run(a: argparse.Namespace) -> int:
+    from ferkit.papers import PAPERS, paper_report
+
+    if a.action == "list":
+        for p in PAPERS.values():
+            runs = ", ".join(r.key for r in p.runs)
+            ens = ", ".join(e.key for e in p.ensembles)
+            print(f"{p.key}: {p.title}\n  runs: {runs}" + (f"\n  ensembles: {ens}" if ens else ""))
+        return 0
+    if not a.paper:
+        raise FerkitError(f"papers {a.action}: name a paper ({', '.join(PAPERS)})")
+    from ferkit import _docblock
+    from ferkit.papers import BLOCK, papers_index
+
+    docs = None if a.update_docs is None else (a.update_docs or ["README.md"])
+    if docs:
+        _docblock.check_markers(docs, BLOCK)     # before the training, not after
+    path = paper_report(a.paper, runs_dir=a.runs_dir, reports_dir=a.reports_dir, train=a.action == "run",
+                        recipe=a.recipe, only=a.runs, pretrained=_pretrained(a.pretrained), overrides=a.set or (),
+                        limit=a.limit, say=_say)
+    print(path.read_text(encoding="utf-8"), end="")
+    _say(f"ferkit: wrote {path} and {path.with_name('README.md')}")
+    for doc in docs or ():
+        link = os.path.relpath(path.parent.resolve(), Path(doc).resolve().parent).replace(os.sep, "/") + "/"
+        if _docblock.put_block(doc, papers_index(path.parent, link), BLOCK):
+            _say(f"ferkit: updated {doc}")
+    return 0
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "papers", help="reproduce the four FER papers' tables (train or reuse their runs, evaluate, write the table)",
+        description="run: train the paper's runs that are missing (resuming interrupted ones), evaluate every row and "
+                    "write reports/papers/PAPER.md beside the published figures; table: the same without training; "
+                    "list: the papers and their runs.",
+        epilog="example: ferkit papers run paper4 --runs resnet18   (then: ferkit papers table paper4)")
+    p.add_argument("action", choices=("list", "run", "table"))
+    p.add_argument("paper", nargs="?", help="paper1 | paper2 | paper3 | paper4")
+    p.add_argument("--runs", nargs="+", metavar="KEY", help="train only these runs (the others are reused if present)")
+    p.add_argument("--recipe", default="auto",
+                   help="auto (ImageNet weights when cached in TORCH_HOME or given, else scratch48) | scratch48 | imagenet")
+    p.add_argument("--pretrained", action="append", metavar="RUN=FILE",
+                   help="a local ImageNet weights file for one run (repeatable); implies the imagenet recipe for it")
+    p.add_argument("--runs-dir", default="runs/papers", help="where runs are trained and found (default: runs/papers)")
+    p.add_argument("--reports-dir", default="reports/papers", help="where tables and row reports go (default: reports/papers)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override for every run (quick checks)")
+    p.add_argument("--limit", type=int, help="evaluate on a stratified subset of N images per set (quick checks)")
+    p.add_argument("--update-docs", nargs="*", metavar="FILE",
+                   help="copy the papers' summary table into these files' ferkit-papers block (default: README.md)")
+    p.set_defaults(func=run)

@@ -1,0 +1,162 @@
+"""The four papers whose recipes ferkit carries (``configs/paper*.yaml``): their runs, ensembles, the
+data each table is measured on, and the figures the papers published (the only typed numbers here).
+
+A run has two recipes:
+
+* ``imagenet``: the paper's config exactly (224 px RGB or 48 px grey, ImageNet-initialised, its
+  phases), with ``model.pretrained`` set to a local weights file or ``imagenet`` (the TORCH_HOME cache);
+* ``scratch48``: without ImageNet weights (none can be downloaded on ferkit's development machine)
+  the same config at 48 px grey, every layer trained from scratch in one phase of
+  :data:`SCRATCH_EPOCHS` epochs, augmentation on whole batches. Freezing all but layer4 of a
+  randomly initialised network, or training a head on random features, would measure nothing.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ferkit.errors import ConfigError
+
+__all__ = ["PAPERS", "RECIPES", "SCRATCH_EPOCHS", "EvalSet", "Paper", "PaperEnsemble", "PaperRun", "get_paper"]
+
+#: epochs of the from-scratch recipe (one cosine/constant phase, as the config's schedule says)
+SCRATCH_EPOCHS = 10
+RECIPES = ("scratch48", "imagenet")
+
+FER2013 = ("../shared/data/fer2013", "fer2013-folder")
+FERPLUS = ("../shared/data/ferplus", "ferplus")
+
+# every scratch run: from scratch, one phase with all layers trainable, in-memory data, batch augmentation
+_SCRATCH = ("model.pretrained=false", "phases=[]", f"trainer.max_epochs={SCRATCH_EPOCHS}", "data.in_memory=true",
+            "augment.batch=true")
+# the 224 px RGB configs brought down to FER2013's own 48 px grey faces
+_TO_48_GREY = ("input.size=48", "input.channels=1", "input.mean=[0.5]", "input.std=[0.5]", "data.batch_size=64")
+_ON_FERPLUS = (f"data.path={FERPLUS[0]}", f"data.format={FERPLUS[1]}", "data.train_split=FER2013Train",
+               "data.val_split=FER2013Valid")
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """A labelled split a table is measured on."""
+    key: str            # folder name under the row's report folder
+    title: str          # column heading
+    data: str
+    format: str
+    split: str
+
+
+@dataclass(frozen=True)
+class PaperRun:
+    """One trained network of a paper's table."""
+    key: str                                  # row key; the run is named <paper>_<key>_<recipe>
+    label: str                                # row label
+    config: str                               # shipped config name
+    scratch: tuple[str, ...] = _SCRATCH       # overrides of the scratch48 recipe
+    extra: tuple[str, ...] = ()               # overrides of both recipes (data set)
+    published: dict[str, float] = field(default_factory=dict)   # metric -> the paper's figure
+
+
+@dataclass(frozen=True)
+class PaperEnsemble:
+    """An ensemble row: ferkit.ensemble's ``method`` over some of the paper's runs."""
+    key: str
+    label: str
+    method: str                               # soft | vote | regions
+    members: tuple[str, ...]
+    fit: str = "equal"                        # soft voting: equal | accuracy | logloss (on fit_split)
+    fit_split: str | None = None
+    published: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Paper:
+    key: str
+    title: str
+    claim: str                                # what the paper did, on which data, in one sentence
+    published_on: str                         # the data set of the published figures
+    here: str                                 # what ferkit measures instead, and why
+    evals: tuple[EvalSet, ...]
+    runs: tuple[PaperRun, ...]
+    ensembles: tuple[PaperEnsemble, ...] = ()
+
+    def run(self, key: str) -> PaperRun:
+        for r in self.runs:
+            if r.key == key:
+                return r
+        raise ConfigError(f"{self.key}: no run {key!r} (runs: {', '.join(r.key for r in self.runs)})")
+
+
+_FER2013_TEST = EvalSet("test", "FER2013 test (7,178)", *FER2013, "PublicTest+PrivateTest")
+_FERPLUS_TEST = EvalSet("ferplus_test", "FER+ test", *FERPLUS, "FER2013Test")
+
+PAPERS: dict[str, Paper] = {p.key: p for p in (
+    Paper(
+        "paper1", "ResNet50 + MobileNetV2, weighted averaging, on FER+",
+        published_on="FER+",
+        claim="ResNet50 and MobileNetV2 fine-tuned from ImageNet at 224 px RGB with Adam 1e-4, combined by "
+              "weighted averaging; 94% on FER+.",
+        here="FER+ (Microsoft's votes over the FER2013 images, majority labels, 8 classes), trained on "
+             "FER2013Train, weights of the average fitted for accuracy on FER2013Valid, measured on FER2013Test.",
+        evals=(_FERPLUS_TEST,),
+        runs=(
+            PaperRun("resnet50", "ResNet50", "paper1_resnet50_224_adam", _SCRATCH + _TO_48_GREY, _ON_FERPLUS),
+            PaperRun("mobilenet_v2", "MobileNetV2", "paper1_mobilenet_v2_224_adam", _SCRATCH + _TO_48_GREY, _ON_FERPLUS),
+        ),
+        ensembles=(PaperEnsemble("weighted_average", "weighted averaging", "soft", ("resnet50", "mobilenet_v2"),
+                                 fit="accuracy", fit_split="FER2013Valid", published={"accuracy": 94.0}),),
+    ),
+    Paper(
+        "paper2", "InceptionV3, ResNet50, SPP-net: majority and facial-region voting",
+        published_on="AffectNet",
+        claim="InceptionV3 (80.5%), ResNet50 (82.0%) and SPP-net (78.5%) from ImageNet at 224 px on AffectNet, "
+              "5-fold cross-validation, combined by majority voting (85.2%) and by voting over five dlib "
+              "facial regions.",
+        here="AffectNet is not available here: the table is measured on FER2013's 7,178 test images and on the "
+             "FER+ labels of FER2013Test, with fold 0 of the 5-fold split of FER2013's training images.",
+        evals=(_FER2013_TEST, _FERPLUS_TEST),
+        runs=(
+            PaperRun("inception_v3", "InceptionV3", "paper2_inception_v3_224_kfold", _SCRATCH + _TO_48_GREY,
+                     published={"accuracy": 80.5}),
+            PaperRun("resnet50", "ResNet50", "paper2_resnet50_224_kfold", _SCRATCH + _TO_48_GREY,
+                     published={"accuracy": 82.0}),
+            PaperRun("spp_net", "SPP-net", "paper2_spp_net_224_kfold", _SCRATCH + _TO_48_GREY,
+                     published={"accuracy": 78.5}),
+        ),
+        ensembles=(
+            PaperEnsemble("majority_vote", "majority voting", "vote", ("inception_v3", "resnet50", "spp_net"),
+                          published={"accuracy": 85.2}),
+            PaperEnsemble("region_vote", "facial-region voting (whole-face members)", "regions",
+                          ("inception_v3", "resnet50", "spp_net")),
+        ),
+    ),
+    Paper(
+        "paper3", "ResNet50 transfer learning, then fine-tuning, on the FER2013 CSV",
+        published_on="FER2013 validation (the text; the table says 86.32%)",
+        claim="ResNet50 from ImageNet: the new head at 1e-3, then every layer at 1e-4, batch 64, on the FER2013 "
+              "CSV; 75.79% on validation in the text, 86.32% in its table.",
+        here="FER2013 (the Kaggle folders hold the CSV's images and splits), validated on PublicTest, measured on "
+             "PublicTest (the CSV's validation split) and PrivateTest.",
+        evals=(EvalSet("public", "FER2013 PublicTest", *FER2013, "PublicTest"),
+               EvalSet("private", "FER2013 PrivateTest", *FER2013, "PrivateTest")),
+        runs=(PaperRun("resnet50", "ResNet50, two phases", "paper3_resnet50_two_phase", _SCRATCH + _TO_48_GREY,
+                       published={"accuracy": 75.79}),),
+    ),
+    Paper(
+        "paper4", "ResNet18 / ResNet34 / ResNet50 on FER2013, layer4 + fc fine-tuned",
+        published_on="FER2013 test (7,178 images)",
+        claim="ResNet18/34/50 from ImageNet on 48 px grey FER2013, only layer4 and the classifier trained; "
+              "65.0 / 65.1 / 65.4% accuracy and mean AUC 0.898 / 0.893 / 0.885 on the 7,178 test images.",
+        here="FER2013's 7,178 test images (PublicTest + PrivateTest), validated on PublicTest as the config says.",
+        evals=(_FER2013_TEST,),
+        runs=(
+            PaperRun("resnet18", "ResNet18", "paper4_resnet18_gray_layer4", published={"accuracy": 65.0, "mean_auc": 0.898}),
+            PaperRun("resnet34", "ResNet34", "paper4_resnet34_gray_layer4", published={"accuracy": 65.1, "mean_auc": 0.893}),
+            PaperRun("resnet50", "ResNet50", "paper4_resnet50_gray_layer4", published={"accuracy": 65.4, "mean_auc": 0.885}),
+        ),
+    ),
+)}
+
+
+def get_paper(key: str) -> Paper:
+    if key not in PAPERS:
+        raise ConfigError(f"no paper {key!r} (known: {', '.join(PAPERS)})")
+    return PAPERS[key]

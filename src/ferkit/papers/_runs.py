@@ -1,0 +1,137 @@
+"""The training runs behind the papers' tables: which recipe, which run folder, trained, resumed or reused.
+
+A run folder is reused when its ``config.yaml`` is the recipe's config (apart from where runs go
+and the progress bar); an interrupted one is resumed from ``checkpoints/last.ckpt``. So the same
+command rebuilds a table without retraining, and continues where a killed one stopped.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ferkit.errors import ConfigError
+from ferkit.papers._catalog import RECIPES, Paper, PaperRun
+from ferkit.train.callbacks import read_epoch_metrics
+from ferkit.train.config import TrainConfig, shipped_config
+
+__all__ = ["RunState", "choose_recipe", "find_run", "recipe_config", "run_name", "run_state", "train_run"]
+
+log = logging.getLogger("ferkit")
+
+# config keys that do not change what a run learns
+_IGNORED = (("output_dir",), ("trainer", "progress_bar"), ("trainer", "threads"), ("data", "num_workers"))
+
+
+def run_name(paper: Paper, run: PaperRun, recipe: str) -> str:
+    return f"{paper.key}_{run.key}_{recipe}"
+
+
+def choose_recipe(run: PaperRun, recipe: str, pretrained: str | None = None) -> str:
+    """``auto``: ``imagenet`` when a weights file is given or torchvision's ImageNet weights of the
+    run's architecture are in the TORCH_HOME cache, else ``scratch48``."""
+    if recipe != "auto":
+        if recipe not in RECIPES:
+            raise ConfigError(f"--recipe {recipe!r}: expected auto, {', '.join(RECIPES)}")
+        return recipe
+    if pretrained:
+        return "imagenet"
+    from ferkit.models import imagenet_cache_file
+
+    arch = TrainConfig.load(shipped_config(run.config)).model.name
+    try:
+        return "imagenet" if imagenet_cache_file(arch).is_file() else "scratch48"
+    except ValueError:  # torchvision has no ImageNet weights of that name (spp_net)
+        return "scratch48"
+
+
+def recipe_config(paper: Paper, run: PaperRun, recipe: str, runs_dir: str | Path, *,
+                  pretrained: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
+    """The TrainConfig of ``run`` under ``recipe``; ``overrides`` come last (quick checks)."""
+    if recipe == "scratch48":
+        ov = [*run.scratch, *run.extra]
+    elif recipe == "imagenet":
+        ov = [*run.extra, f"model.pretrained={pretrained or 'true'}"]
+    else:
+        raise ConfigError(f"recipe {recipe!r}: expected one of {', '.join(RECIPES)}")
+    ov += [f"name={run_name(paper, run, recipe)}", f"output_dir={runs_dir}", "trainer.progress_bar=false", *overrides]
+    return TrainConfig.load(shipped_config(run.config), ov)
+
+
+def _comparable(cfg: TrainConfig) -> dict[str, Any]:
+    d = cfg.to_dict()
+    for path in _IGNORED:
+        node = d
+        for k in path[:-1]:
+            node = node.get(k, {})
+        node.pop(path[-1], None)
+    return d
+
+
+def find_run(runs_dir: str | Path, cfg: TrainConfig) -> Path | None:
+    """The newest folder ``<runs_dir>/<cfg.name>-*`` trained with ``cfg`` (None if there is none)."""
+    want = _comparable(cfg)
+    for folder in sorted(Path(runs_dir).glob(f"{cfg.name}-*"), reverse=True):
+        try:
+            if _comparable(TrainConfig.load(folder / "config.yaml")) == want:
+                return folder
+        except (ConfigError, OSError) as e:
+            log.warning("%s: skipped, its config.yaml cannot be read (%s)", folder, e)
+    return None
+
+
+@dataclass
+class RunState:
+    folder: Path
+    epochs_done: int
+    epochs_planned: int
+    complete: bool           # every planned epoch ran, or early stopping ended it
+    has_model: bool          # model.safetensors (the best epoch so far) exists
+    best_epoch: int | None
+    s_per_epoch: float | None    # median over the run's epochs
+    machine: str | None          # machine.json of its last (re)start
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"folder": self.folder.name, "epochs_done": self.epochs_done, "epochs_planned": self.epochs_planned,
+                "complete": self.complete, "best_epoch": self.best_epoch, "s_per_epoch": self.s_per_epoch,
+                "machine": self.machine}
+
+
+def run_state(folder: Path, cfg: TrainConfig) -> RunState:
+    rows = read_epoch_metrics(folder / "metrics.csv")
+    done = len(rows)
+    planned = min(cfg.total_epochs, cfg.trainer.max_epochs) if cfg.phases else cfg.total_epochs
+    accs = [r.get("val_acc") for r in rows]
+    best = max(range(done), key=lambda i: accs[i] if accs[i] is not None else -1.0) if done else None
+    es = cfg.trainer.early_stopping
+    stopped = es.enabled and best is not None and done - 1 - best >= es.patience
+    times = [r["epoch_time_s"] for r in rows if r.get("epoch_time_s")]
+    machine = None
+    if (folder / "machine.json").is_file():
+        machine = json.loads((folder / "machine.json").read_text(encoding="utf-8")).get("machine")
+    return RunState(folder, done, planned, done >= planned or stopped, (folder / "model.safetensors").is_file(),
+                    best, round(statistics.median(times), 1) if times else None, machine)
+
+
+def train_run(cfg: TrainConfig, runs_dir: str | Path, *, train: bool = True) -> RunState | None:
+    """Reuse, resume or train the run of ``cfg``; with ``train=False`` only find it (None if none)."""
+    folder = find_run(runs_dir, cfg)
+    if folder is not None:
+        state = run_state(folder, cfg)
+        if state.complete or not train:
+            return state
+        if (folder / "checkpoints" / "last.ckpt").is_file():
+            log.info("%s: resuming at epoch %d of %d", folder, state.epochs_done, state.epochs_planned)
+            from ferkit.train import train as fit
+
+            fit(None, resume=folder)
+            return run_state(folder, cfg)
+    if not train:
+        return None
+    from ferkit.train import train as fit
+
+    folder = fit(cfg)
+    return run_state(folder, cfg)

@@ -1,0 +1,258 @@
+"""A paper's table: train or reuse its runs, evaluate each row on the paper's data, write the report.
+
+``reports/papers/<paper>.md`` (the table, beside the published figures) and ``<paper>.json`` are
+built only from the rows' report folders ``reports/papers/<paper>/<row>/``: ``row.json`` (what
+the row is: recipe, run, epochs, seconds per epoch, machine, the sha256 of its weights), the
+training curves and ``metrics.csv`` copied from the run, and one ``ferkit evaluate`` report folder
+per evaluation set (``metrics.json``, ``report.md``, confusion matrix, ROC curves). A row's
+evaluation is reused while the sha256 of its weights and the evaluation settings are unchanged.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ferkit import _docblock
+from ferkit._fileio import atomic_write_text
+from ferkit.errors import ConfigError
+from ferkit.models import sha256_file
+from ferkit.papers._catalog import Paper, PaperEnsemble, get_paper
+from ferkit.papers._runs import RunState, choose_recipe, recipe_config, train_run
+
+__all__ = ["BLOCK", "SCHEMA", "paper_markdown", "paper_report", "papers_index"]
+
+#: the docs block (README.md) that reports/papers/README.md's table is copied into
+BLOCK = "papers"
+
+SCHEMA = "ferkit-paper/1"
+log = logging.getLogger("ferkit")
+Say = Callable[[str], None]
+
+
+def _copy(src: Path, dst: Path) -> None:
+    if src.is_file():
+        tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+
+
+def _evaluate_row(model: Any, row_dir: Path, paper: Paper, key: dict[str, Any], limit: int | None,
+                  say: Say) -> dict[str, dict[str, Any]]:
+    """metrics.json of each evaluation set; reused while ``key`` (weights and settings) is unchanged."""
+    from ferkit.evaluate import evaluate
+
+    old = row_dir / "row.json"
+    same = old.is_file() and json.loads(old.read_text(encoding="utf-8")).get("eval_key") == key
+    out = {}
+    for ev in paper.evals:
+        folder = row_dir / ev.key
+        if same and (folder / "metrics.json").is_file():
+            out[ev.key] = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+            continue
+        say(f"ferkit: evaluating {row_dir.name} on {ev.title}")
+        tmp = row_dir / f".{ev.key}.new-{os.getpid()}"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        out[ev.key] = evaluate(model, ev.data, ev.format, ev.split, out=tmp, limit=limit, grid=16)
+        if folder.exists():     # the stale evaluation of other weights (ferkit's own report folder)
+            shutil.rmtree(folder)
+        os.rename(tmp, folder)
+        out[ev.key]["output_dir"] = str(folder)
+    return out
+
+
+def _run_row(paper: Paper, key: str, state: RunState | None, recipe: str, row_dir: Path, limit: int | None,
+             overrides: Sequence[str], say: Say) -> dict[str, Any]:
+    run = paper.run(key)
+    row = {"key": key, "label": run.label, "kind": "run", "config": run.config, "recipe": recipe,
+           "published": run.published, "overrides": list(overrides)}
+    if state is None or not state.has_model:
+        return {**row, "status": "not trained"}
+    model = state.folder / "model.safetensors"
+    row_dir.mkdir(parents=True, exist_ok=True)
+    eval_key = {"sha256": sha256_file(model), "limit": limit}
+    metrics = _evaluate_row(str(state.folder), row_dir, paper, eval_key, limit, say)
+    for name in ("curves.png", "metrics.csv"):
+        _copy(state.folder / name, row_dir / name)
+    row.update(status="complete" if state.complete else "partial", run=state.to_dict(), eval_key=eval_key)
+    atomic_write_text(row_dir / "row.json", json.dumps(row, indent=2) + "\n")
+    return {**row, "metrics": metrics}
+
+
+def _ensemble_row(paper: Paper, ens: PaperEnsemble, states: dict[str, RunState | None], row_dir: Path,
+                  limit: int | None, say: Say) -> dict[str, Any]:
+    row = {"key": ens.key, "label": ens.label, "kind": "ensemble", "method": ens.method, "members": list(ens.members),
+           "fit": ens.fit, "fit_split": ens.fit_split, "published": ens.published}
+    missing = [m for m in ens.members if states.get(m) is None or not states[m].has_model]
+    if missing:
+        return {**row, "status": f"members not trained: {', '.join(missing)}"}
+    from ferkit.ensemble import build_ensemble
+
+    folders = [str(states[m].folder) for m in ens.members]
+    data = paper.evals[0]
+    ensemble = build_ensemble(folders, ens.method, fit=ens.fit, data=data.data, format=data.format,
+                              split=ens.fit_split or "PublicTest", name=f"{paper.key}_{ens.key}")
+    row_dir.mkdir(parents=True, exist_ok=True)
+    eval_key = {"sha256": [sha256_file(Path(f) / "model.safetensors") for f in folders], "limit": limit,
+                "method": ens.method, "fit": ens.fit, "fit_split": ens.fit_split}
+    metrics = _evaluate_row(ensemble, row_dir, paper, eval_key, limit, say)
+    fitted = ensemble[0].weights if ens.method == "soft" else None
+    partial = any(not states[m].complete for m in ens.members)
+    row.update(status="partial" if partial else "complete", eval_key=eval_key, weights=fitted)
+    atomic_write_text(row_dir / "row.json", json.dumps(row, indent=2) + "\n")
+    return {**row, "metrics": metrics}
+
+
+def paper_report(
+    paper: str, *, runs_dir: str | os.PathLike[str] = "runs/papers", reports_dir: str | os.PathLike[str] = "reports/papers",
+    train: bool = True, recipe: str = "auto", only: Sequence[str] | None = None, pretrained: dict[str, str] | None = None,
+    overrides: Sequence[str] = (), limit: int | None = None, say: Say = log.info,
+) -> Path:
+    """Train (or reuse, or resume) the runs of ``paper``, evaluate every row and write its table.
+
+    ``only``: train just these run keys (the others are reused if present); ``train=False`` trains
+    nothing and tables what exists. ``recipe``: ``auto`` (ImageNet weights when cached or given in
+    ``pretrained`` {run key: file}, else from scratch at 48 px), ``scratch48`` or ``imagenet``.
+    ``overrides`` (config ``key=value``) and ``limit`` (a stratified subset of each evaluation set)
+    are for quick checks; the table says when they were used. Returns the table's path.
+    """
+    from ferkit.evaluate.benchmark import machine_info
+
+    p = get_paper(paper)
+    pretrained = pretrained or {}
+    unknown = sorted(set(only or ()) - {r.key for r in p.runs}) + sorted(set(pretrained) - {r.key for r in p.runs})
+    if unknown:
+        raise ConfigError(f"{paper}: no run {unknown[0]!r} (runs: {', '.join(r.key for r in p.runs)})")
+    out = Path(reports_dir)
+    states: dict[str, RunState | None] = {}
+    rows = []
+    for run in p.runs:
+        rec = choose_recipe(run, recipe, pretrained.get(run.key))
+        cfg = recipe_config(p, run, rec, runs_dir, pretrained=pretrained.get(run.key), overrides=overrides)
+        wanted = train and (not only or run.key in only)
+        if wanted:
+            say(f"ferkit: {paper} {run.key}: {rec} recipe, config {run.config}")
+        states[run.key] = train_run(cfg, runs_dir, train=wanted)
+        rows.append(_run_row(p, run.key, states[run.key], rec, out / paper / run.key, limit, overrides, say))
+    for ens in p.ensembles:
+        rows.append(_ensemble_row(p, ens, states, out / paper / ens.key, limit, say))
+    command = ["ferkit", "papers", "run", paper]
+    if recipe != "auto":
+        command += ["--recipe", recipe]
+    command += [f"--set {o}" for o in overrides] + ([f"--limit {limit}"] if limit else [])
+    doc = {"schema": SCHEMA, "paper": paper, "title": p.title, "claim": p.claim, "here": p.here,
+           "published_on": p.published_on, "evals": [vars(e) for e in p.evals], "rows": rows,
+           "evaluated_on": machine_info()["machine"], "command": " ".join(command)}
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / f"{paper}.json", json.dumps(doc, indent=2, default=str) + "\n")
+    target = atomic_write_text(out / f"{paper}.md", paper_markdown(doc))
+    atomic_write_text(out / "README.md", "# The papers' tables, reproduced by ferkit\n\n"
+                      + _docblock.wrap(papers_index(out), BLOCK))
+    return target
+
+
+def papers_index(reports_dir: str | os.PathLike[str], link_to: str = "") -> str:
+    """The summary of every paper, each row's first figure beside the published one, read from the
+    ``<paper>.json`` files present (a paper without one says how to make it). ``link_to``: the
+    reports folder as seen from the document the table goes into (``reports/papers/`` from the
+    repository's README). ``reports/papers/README.md`` holds it; ``--update-docs`` puts it in README.md."""
+    from ferkit.papers._catalog import PAPERS
+
+    lines = ["| paper | model | measured on | ours: accuracy % | ours: mean AUC | training | published accuracy % |",
+             "|---|---|---|---:|---:|---|---|"]
+    for key, paper in PAPERS.items():
+        path = Path(reports_dir) / f"{key}.json"
+        if not path.is_file():
+            lines.append(f"| [{key}]({link_to}{key}.md) | {paper.title} | — | — | — | no table yet: `ferkit papers run {key}` | — |")
+            continue
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        ev = doc["evals"][0]
+        for row in doc["rows"]:
+            m = (row.get("metrics") or {}).get(ev["key"])
+            how, _ = _training(row)
+            pub = _published(row, "accuracy", ".2f")
+            acc = "—" if m is None else _pct(m["accuracy"])
+            auc = "—" if m is None or m["mean_auc"] is None else f"{m['mean_auc']:.3f}"
+            status = "" if row["status"] == "complete" else f" ({row['status']})"
+            lines.append(f"| [{key}]({link_to}{key}.md) | {row['label']} | {ev['title']} | {acc} | {auc} | {how}{status} | "
+                         f"{pub}{'' if pub == '—' else ' (' + doc['published_on'] + ')'} |")
+    return "\n".join(lines) + f"\n\nEach figure is read from the row's `metrics.json` in `{link_to}<paper>/<row>/`.\n"
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:.2f}"
+
+
+def _published(row: dict[str, Any], key: str, fmt: str) -> str:
+    v = (row.get("published") or {}).get(key)
+    return "—" if v is None else format(v, fmt)
+
+
+def _training(row: dict[str, Any]) -> tuple[str, str]:
+    run = row.get("run")
+    if row["kind"] == "ensemble":
+        weights = row.get("weights")
+        how = f"{row['method']}" + (f", weights {', '.join(f'{w:.2f}' for w in weights)}" if weights else "")
+        return how, "—"
+    if not run:
+        return row["recipe"], "—"
+    epochs = f"{run['epochs_done']}" + ("" if row["status"] == "complete" else f" of {run['epochs_planned']}")
+    return f"{row['recipe']}, {epochs} epoch{'s' * (run['epochs_planned'] != 1)}", "—" if run["s_per_epoch"] is None else f"{run['s_per_epoch']:.0f}"
+
+
+def paper_markdown(doc: dict[str, Any]) -> str:
+    """The table of a ``ferkit-paper/1`` document (``reports/papers/<paper>.json``)."""
+    lines = [f"# {doc['paper']}: {doc['title']}", "", f"**The paper:** {doc['claim']}", "", f"**Here:** {doc['here']}", ""]
+    rows = doc["rows"]
+    for ev in doc["evals"]:
+        lines += [f"## {ev['title']} (`{ev['data']}`, {ev['format']}, split {ev['split']})", "",
+                  (f"| model | training | s/epoch | accuracy % | weighted precision % | weighted recall % | weighted F1 % "
+                  f"| macro-F1 % | mean AUC | published accuracy % ({doc['published_on']}) | published mean AUC |"),
+                  "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for row in rows:
+            how, spe = _training(row)
+            m = (row.get("metrics") or {}).get(ev["key"])
+            if m is None:
+                figures = ["—"] * 6
+                how = f"{how} ({row['status']})"
+            else:
+                auc = "—" if m["mean_auc"] is None else f"{m['mean_auc']:.3f}"
+                figures = [f"[{_pct(m['accuracy'])}]({doc['paper']}/{row['key']}/{ev['key']}/report.md)",
+                           _pct(m["weighted_precision"]), _pct(m["weighted_recall"]), _pct(m["weighted_f1"]),
+                           _pct(m["macro_f1"]), auc]
+            lines.append(f"| {row['label']} | {how} | {spe} | " + " | ".join(figures)
+                         + f" | {_published(row, 'accuracy', '.2f')} | {_published(row, 'mean_auc', '.3f')} |")
+        measured = [r for r in rows if (r.get("metrics") or {}).get(ev["key"])]
+        if measured:
+            classes = measured[0]["metrics"][ev["key"]]["classes"]
+            lines += ["", "Per class, precision / recall / F1 (%):", "",
+                      "| model | " + " | ".join(classes) + " |", "|---|" + "---:|" * len(classes)]
+            for r in measured:
+                pc = r["metrics"][ev["key"]]["per_class"]
+                lines.append(f"| {r['label']} | " + " | ".join(
+                    f"{100 * pc[c]['precision']:.1f} / {100 * pc[c]['recall']:.1f} / {100 * pc[c]['f1']:.1f}"
+                    for c in classes) + " |")
+        lines.append("")
+    notes = []
+    for row in rows:
+        if row["kind"] == "run" and row.get("run"):
+            run = row["run"]
+            notes.append(f"- {row['label']}: config `{row['config']}`, recipe {row['recipe']}, run `{run['folder']}`, "
+                         f"best epoch {None if run['best_epoch'] is None else run['best_epoch'] + 1} by PublicTest/validation "
+                         f"accuracy, trained on {run['machine'] or 'an unrecorded machine'}"
+                         + (f"; overrides {' '.join(row['overrides'])}" if row.get("overrides") else ""))
+        elif row["status"] != "complete" and row["kind"] == "run":
+            notes.append(f"- {row['label']}: not trained yet (`ferkit papers run {doc['paper']} --runs {row['key']}`)")
+    limit = next((r["eval_key"]["limit"] for r in rows if r.get("eval_key")), None)
+    lines += [("Recipes: scratch48 = the paper's config at 48 px grey, every layer trained from scratch (no ImageNet "
+              "weights here); imagenet = the paper's config exactly, from ImageNet weights. Each accuracy links to "
+              "its report (confusion matrix, ROC curves, per-class figures); training curves are in each row's folder."),
+              "", *notes, "",
+              f"Evaluated on {doc['evaluated_on']}" + (f"; stratified subsets of {limit} images (--limit)" if limit else "")
+              + ".", f"Command: `{doc['command']}`", ""]
+    return "\n".join(lines)

@@ -1,0 +1,105 @@
+"""`ferkit papers`: each paper's runs load as configs, a table is built from real (short) runs on real
+FER2013 faces, reused without retraining, and the ImageNet recipe runs from a TORCH_HOME cache."""
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import torch
+
+from ferkit.cli import main
+from ferkit.papers import PAPERS, choose_recipe, find_run, get_paper, recipe_config
+
+from _paths import REPO
+
+SHARED = REPO.parent / "shared" / "data"   # the papers' configs name ../shared/data, relative to the repository
+QUICK = ["--set", "data.subset=300", "--set", "data.val_subset=200", "--set", "trainer.max_epochs=1", "--limit", "140"]
+
+
+@pytest.fixture(autouse=True)
+def _in_repo(monkeypatch):
+    if not (SHARED / "fer2013").is_dir():
+        pytest.skip(f"the papers' configs read ../shared/data from the repository; not found at {SHARED}")
+    monkeypatch.chdir(REPO)
+
+
+def test_every_run_of_every_paper_is_a_loadable_config_in_both_recipes(tmp_path):
+    for paper in PAPERS.values():
+        for run in paper.runs:
+            scratch = recipe_config(paper, run, "scratch48", tmp_path)
+            assert (scratch.input.size, scratch.input.channels, scratch.model.pretrained) == (48, 1, False)
+            assert scratch.phases == [] and scratch.name == f"{paper.key}_{run.key}_scratch48"
+            exact = recipe_config(paper, run, "imagenet", tmp_path)
+            assert exact.model.pretrained is True
+            assert exact.input.size in (48, 224)
+        for ens in paper.ensembles:
+            assert set(ens.members) <= {r.key for r in paper.runs}
+    with pytest.raises(Exception, match="no paper 'paper9'"):
+        get_paper("paper9")
+
+
+def test_a_run_of_another_recipe_is_not_reused(tmp_path):
+    p = PAPERS["paper4"]
+    cfg = recipe_config(p, p.run("resnet18"), "scratch48", tmp_path)
+    other = recipe_config(p, p.run("resnet18"), "scratch48", tmp_path, overrides=["optim.lr=0.5"])
+    folder = tmp_path / f"{cfg.name}-20260101-000000"
+    folder.mkdir()
+    (folder / "config.yaml").write_text(other.to_yaml())
+    assert find_run(tmp_path, cfg) is None
+    assert find_run(tmp_path, other) == folder
+
+
+def test_papers_run_writes_the_table_from_the_rows_metrics_and_table_reuses_it(tmp_path, capsys):
+    runs, reports = tmp_path / "runs", tmp_path / "reports"
+    args = ["--runs-dir", str(runs), "--reports-dir", str(reports), "--recipe", "scratch48", *QUICK]
+    assert main(["papers", "run", "paper4", "--runs", "resnet18", *args]) == 0
+    table = capsys.readouterr().out
+    row = reports / "paper4" / "resnet18"
+    metrics = json.loads((row / "test" / "metrics.json").read_text())
+    assert metrics["n_images"] == 140 and metrics["dataset"]["split"] == "PublicTest+PrivateTest"
+    info = json.loads((row / "row.json").read_text())
+    assert info["recipe"] == "scratch48" and info["run"]["epochs_done"] == 1 and info["status"] == "complete"
+    assert (row / "curves.png").is_file() and (row / "test" / "confusion_matrix.png").is_file()
+    line = next(ln for ln in table.splitlines() if ln.startswith("| ResNet18 |"))
+    assert f"[{100 * metrics['accuracy']:.2f}](paper4/resnet18/test/report.md)" in line
+    assert f"{100 * metrics['weighted_f1']:.2f}" in line and f"{metrics['mean_auc']:.3f}" in line
+    assert "| 65.00 | 0.898 |" in line                            # the paper's figures beside ours
+    assert re.search(r"\| ResNet34 \| scratch48 \(not trained\) \|", table)
+    assert (reports / "paper4.md").read_text() == table
+    assert json.loads((reports / "paper4.json").read_text())["rows"][0]["metrics"]["test"]["accuracy"] == metrics["accuracy"]
+
+    # `table` trains nothing and reuses the evaluation of unchanged weights
+    stamp = (row / "test" / "metrics.json").stat().st_mtime_ns
+    assert main(["papers", "table", "paper4", *args]) == 0
+    assert capsys.readouterr().out == table
+    assert len(list(runs.iterdir())) == 1
+    assert (row / "test" / "metrics.json").stat().st_mtime_ns == stamp
+
+
+def test_the_imagenet_recipe_runs_from_a_torch_home_cache(tmp_path, monkeypatch, capsys):
+    """auto picks the paper's exact recipe when torchvision's weights file is in TORCH_HOME: layer4 and
+    the head learn, the frozen layers keep the cached ImageNet weights (a state_dict this test made)."""
+    from safetensors.torch import load_file
+    from torchvision.models import resnet18
+
+    from ferkit.models import imagenet_cache_file
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    torch.manual_seed(0)
+    state = resnet18().state_dict()
+    cached = imagenet_cache_file("resnet18")
+    cached.parent.mkdir(parents=True)
+    torch.save(state, cached)
+    p = PAPERS["paper4"]
+    assert choose_recipe(p.run("resnet18"), "auto") == "imagenet"
+    assert choose_recipe(p.run("resnet34"), "auto") == "scratch48"
+    assert main(["papers", "run", "paper4", "--runs", "resnet18", "--runs-dir", str(tmp_path / "runs"),
+                 "--reports-dir", str(tmp_path / "reports"), *QUICK]) == 0
+    assert "| ResNet18 | imagenet, 1 epoch |" in capsys.readouterr().out
+    (folder,) = (tmp_path / "runs").iterdir()
+    trained = {k.removeprefix("net."): v for k, v in load_file(folder / "model.safetensors").items()}
+    conv = next(k for k in trained if k.endswith("layer1.0.conv1.weight"))
+    assert torch.equal(trained[conv], state["layer1.0.conv1.weight"])          # frozen
+    fc = next(k for k in trained if k.endswith("layer4.0.conv1.weight"))
+    assert not torch.equal(trained[fc], state["layer4.0.conv1.weight"])        # trained
