@@ -17,6 +17,7 @@ import asyncio
 import ipaddress
 import os
 import platform
+import re
 import socket
 import subprocess
 import sys
@@ -57,7 +58,9 @@ def start_server(extra: list[str], log: Path) -> tuple[subprocess.Popen, str]:
         if proc.poll() is not None:
             raise SystemExit(f"the server exited ({proc.returncode}):\n{log.read_text()}")
         try:
-            if httpx.get(url + "/health", timeout=2).status_code == 200:
+            text = log.read_text(errors="replace")   # every worker started, not just the first to answer
+            if (httpx.get(url + "/health", timeout=2).status_code == 200
+                    and text.count("Application startup complete") >= text.count("Started server process")):
                 return proc, url
         except httpx.TransportError:
             pass
@@ -143,13 +146,16 @@ def main() -> int:
             proc.terminate()
             proc.wait(30)
 
+    # worker processes of a server started here (uvicorn logs one line per process); 1 for --url
+    workers = max(1, len(re.findall(r"Started server process", log.read_text()))) if proc is not None else 1
     lat = np.array(res["latencies"]) * 1e3
     done = len(lat) + len(res["errors"])
     batches = after["batches"] - before["batches"]
     faces = after["faces"] - before["faces"]
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, 1-min load average {load_before:.1f} before, "
           f"{os.getloadavg()[0]:.1f} after; python {platform.python_version()}")
-    print(f"server: {url} (model {models['name']}, {models['backend']}, detector {models['detector']}, {models['device']})"
+    print(f"server: {url} (model {models['name']}, {models['backend']}, detector {models['detector']}, {models['device']}, "
+          f"{workers} worker{'s' * (workers != 1)})"
           f"{' with ' + ' '.join(extra) if extra else ''}")
     print(f"image: {a.image.name} ({len(body) / 1e3:.0f} kB, {first['width']}x{first['height']}, {expect} face"
           f"{'s' * (expect != 1)}), raw body image/jpeg")
@@ -165,8 +171,11 @@ def main() -> int:
         sm = {k: float(np.mean(v)) for k, v in res["server_ms"].items()}
         print(f"server side, mean per request: detect {sm['detect_ms']:.0f} ms, waiting for the classifier "
               f"{sm['queue_ms']:.1f} ms, classifier batch {sm['classify_ms']:.1f} ms (wall time, GIL waits included)")
-        print(f"batching: {faces} faces in {batches} classifier batches (mean {faces / max(1, batches):.2f}, "
-              f"largest seen {after['largest_batch']})")
+        if workers == 1:
+            print(f"batching: {faces} faces in {batches} classifier batches (mean {faces / max(1, batches):.2f}, "
+                  f"largest seen {after['largest_batch']})")
+        else:   # /health describes the worker that answers it
+            print(f"batching: per worker ({workers} workers); not summed")
     return 1 if res["errors"] else 0
 
 

@@ -10,6 +10,8 @@ import torch
 
 from ferkit.cli import main
 from ferkit.papers import PAPERS, choose_recipe, find_run, get_paper, recipe_config
+from ferkit.train.callbacks import read_epoch_metrics
+from ferkit.train.config import TrainConfig
 
 from _paths import REPO
 
@@ -75,6 +77,18 @@ def test_papers_run_writes_the_table_from_the_rows_metrics_and_table_reuses_it(t
     assert capsys.readouterr().out == table
     assert len(list(runs.iterdir())) == 1
     assert (row / "test" / "metrics.json").stat().st_mtime_ns == stamp
+
+    # a run stopped before its last epoch is resumed, in its own folder, by the same command
+    (folder,) = runs.iterdir()
+    cfg = TrainConfig.load(folder / "config.yaml")
+    cfg.trainer.max_epochs = 2                     # as if it had been started for 2 epochs and killed after 1
+    (folder / "config.yaml").write_text(cfg.to_yaml())
+    longer = [a if a != "trainer.max_epochs=1" else "trainer.max_epochs=2" for a in args]
+    assert main(["papers", "run", "paper4", "--runs", "resnet18", *longer]) == 0
+    capsys.readouterr()
+    assert list(runs.iterdir()) == [folder]
+    assert [r["epoch"] for r in read_epoch_metrics(folder / "metrics.csv")] == [0, 1]
+    assert json.loads((row / "row.json").read_text())["run"]["epochs_done"] == 2
 
 
 def test_the_imagenet_recipe_runs_from_a_torch_home_cache(tmp_path, monkeypatch, capsys):
