@@ -242,10 +242,16 @@ def paper_markdown(doc: dict[str, Any]) -> str:
     for row in rows:
         if row["kind"] == "run" and row.get("run"):
             run = row["run"]
+            where = f"{doc['paper']}/{row['key']}"
             notes.append(f"- {row['label']}: config `{row['config']}`, recipe {row['recipe']}, run `{run['folder']}`, "
-                         f"best epoch {None if run['best_epoch'] is None else run['best_epoch'] + 1} by PublicTest/validation "
+                         f"best epoch {None if run['best_epoch'] is None else run['best_epoch'] + 1} by validation "
                          f"accuracy, trained on {run['machine'] or 'an unrecorded machine'}"
-                         + (f"; overrides {' '.join(row['overrides'])}" if row.get("overrides") else ""))
+                         + (f"; overrides {' '.join(row['overrides'])}" if row.get("overrides") else "")
+                         + ("" if row["status"] == "complete" else
+                            f"; stopped after {run['epochs_done']} of {run['epochs_planned']} epochs (`ferkit papers run "
+                            f"{doc['paper']} --runs {row['key']}` resumes it)")
+                         + f" ([training curves]({where}/curves.png), [confusion matrix]"
+                           f"({where}/{doc['evals'][0]['key']}/confusion_matrix.png))")
         elif row["status"] != "complete" and row["kind"] == "run":
             notes.append(f"- {row['label']}: not trained yet (`ferkit papers run {doc['paper']} --runs {row['key']}`)")
     limit = next((r["eval_key"]["limit"] for r in rows if r.get("eval_key")), None)
