@@ -90,6 +90,19 @@ def test_papers_run_writes_the_table_from_the_rows_metrics_and_table_reuses_it(t
     assert [r["epoch"] for r in read_epoch_metrics(folder / "metrics.csv")] == [0, 1]
     assert json.loads((row / "row.json").read_text())["run"]["epochs_done"] == 2
 
+    # a fresh clone has the reports but not the run folders (runs/ is not in the repository): the
+    # table keeps the recorded rows instead of calling them untrained, and rewrites none of them
+    recorded = (row / "row.json").read_text()
+    folder.rename(tmp_path / "elsewhere")
+    assert main(["papers", "table", "paper4", *longer]) == 0
+    again = capsys.readouterr().out
+    line = next(ln for ln in again.splitlines() if ln.startswith("| ResNet18 |"))
+    metrics = json.loads((row / "test" / "metrics.json").read_text())
+    assert f"[{100 * metrics['accuracy']:.2f}](paper4/resnet18/test/report.md)" in line and "2 epochs" in line
+    assert "the run folder is not on this machine" in again and (row / "row.json").read_text() == recorded
+    assert main(["papers", "table", "paper4", *args]) == 0          # other overrides: not the recorded row
+    assert re.search(r"\| ResNet18 \| scratch48 \(not trained\) \|", capsys.readouterr().out)
+
 
 def test_the_imagenet_recipe_runs_from_a_torch_home_cache(tmp_path, monkeypatch, capsys):
     """auto picks the paper's exact recipe when torchvision's weights file is in TORCH_HOME: layer4 and

@@ -19,7 +19,7 @@ from ferkit.errors import ConfigError
 __all__ = ["PAPERS", "RECIPES", "SCRATCH_EPOCHS", "EvalSet", "Paper", "PaperEnsemble", "PaperRun", "get_paper"]
 
 #: epochs of the from-scratch recipe (one cosine/constant phase, as the config's schedule says)
-SCRATCH_EPOCHS = 10
+SCRATCH_EPOCHS = 25
 RECIPES = ("scratch48", "imagenet")
 
 FER2013 = ("../shared/data/fer2013", "fer2013-folder")

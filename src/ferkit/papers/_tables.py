@@ -6,6 +6,8 @@ the row is: recipe, run, epochs, seconds per epoch, machine, the sha256 of its w
 training curves and ``metrics.csv`` copied from the run, and one ``ferkit evaluate`` report folder
 per evaluation set (``metrics.json``, ``report.md``, confusion matrix, ROC curves). A row's
 evaluation is reused while the sha256 of its weights and the evaluation settings are unchanged.
+A row whose run folders are not here (``runs/`` stays out of the repository) keeps what its folder
+recorded, so that a fresh clone rebuilds the same tables without retraining.
 """
 from __future__ import annotations
 
@@ -66,13 +68,32 @@ def _evaluate_row(model: Any, row_dir: Path, paper: Paper, key: dict[str, Any], 
     return out
 
 
+def _recorded_row(paper: Paper, row_dir: Path, row: dict[str, Any], limit: int | None, same: Sequence[str]) -> dict[str, Any] | None:
+    """The row as last written in ``row_dir`` (``row.json`` and each evaluation set's
+    ``metrics.json``) when its run folders are not here (a fresh clone: ``runs/`` is not in the
+    repository), if it was made the same way (the ``same`` fields and ``limit``); else None."""
+    old = row_dir / "row.json"
+    if not old.is_file():
+        return None
+    recorded = json.loads(old.read_text(encoding="utf-8"))
+    if (recorded.get("status") not in ("complete", "partial") or any(recorded.get(k) != row[k] for k in same)
+            or (recorded.get("eval_key") or {}).get("limit") != limit):
+        return None
+    files = [row_dir / ev.key / "metrics.json" for ev in paper.evals]
+    if not all(f.is_file() for f in files):
+        return None
+    metrics = {ev.key: json.loads(f.read_text(encoding="utf-8")) for ev, f in zip(paper.evals, files)}
+    return {**recorded, "label": row["label"], "published": row["published"], "recorded": True, "metrics": metrics}
+
+
 def _run_row(paper: Paper, key: str, state: RunState | None, recipe: str, row_dir: Path, limit: int | None,
              overrides: Sequence[str], say: Say) -> dict[str, Any]:
     run = paper.run(key)
     row = {"key": key, "label": run.label, "kind": "run", "config": run.config, "recipe": recipe,
            "published": run.published, "overrides": list(overrides)}
     if state is None or not state.has_model:
-        return {**row, "status": "not trained"}
+        recorded = _recorded_row(paper, row_dir, row, limit, ("config", "recipe", "overrides"))
+        return recorded or {**row, "status": "not trained"}
     model = state.folder / "model.safetensors"
     row_dir.mkdir(parents=True, exist_ok=True)
     eval_key = {"sha256": sha256_file(model), "limit": limit}
@@ -84,13 +105,17 @@ def _run_row(paper: Paper, key: str, state: RunState | None, recipe: str, row_di
     return {**row, "metrics": metrics}
 
 
-def _ensemble_row(paper: Paper, ens: PaperEnsemble, states: dict[str, RunState | None], row_dir: Path,
-                  limit: int | None, say: Say) -> dict[str, Any]:
+def _ensemble_row(paper: Paper, ens: PaperEnsemble, states: dict[str, RunState | None], recorded_runs: set[str],
+                  row_dir: Path, limit: int | None, say: Say) -> dict[str, Any]:
     row = {"key": ens.key, "label": ens.label, "kind": "ensemble", "method": ens.method, "members": list(ens.members),
            "fit": ens.fit, "fit_split": ens.fit_split, "published": ens.published}
     missing = [m for m in ens.members if states.get(m) is None or not states[m].has_model]
     if missing:
-        return {**row, "status": f"members not trained: {', '.join(missing)}"}
+        recorded = _recorded_row(paper, row_dir, row, limit, ("members", "method", "fit", "fit_split"))
+        untrained = [m for m in missing if m not in recorded_runs]
+        status = (f"members not trained: {', '.join(untrained)}" if untrained
+                  else f"member run folders not on this machine: {', '.join(missing)}")
+        return recorded or {**row, "status": status}
     from ferkit.ensemble import build_ensemble
 
     folders = [str(states[m].folder) for m in ens.members]
@@ -140,7 +165,8 @@ def paper_report(
         states[run.key] = train_run(cfg, runs_dir, train=wanted)
         rows.append(_run_row(p, run.key, states[run.key], rec, out / paper / run.key, limit, overrides, say))
     for ens in p.ensembles:
-        rows.append(_ensemble_row(p, ens, states, out / paper / ens.key, limit, say))
+        rows.append(_ensemble_row(p, ens, states, {r["key"] for r in rows if r.get("recorded")},
+                                  out / paper / ens.key, limit, say))
     command = ["ferkit", "papers", "run", paper]
     if recipe != "auto":
         command += ["--recipe", recipe]
@@ -247,6 +273,8 @@ def paper_markdown(doc: dict[str, Any]) -> str:
                          f"best epoch {None if run['best_epoch'] is None else run['best_epoch'] + 1} by validation "
                          f"accuracy, trained on {run['machine'] or 'an unrecorded machine'}"
                          + (f"; overrides {' '.join(row['overrides'])}" if row.get("overrides") else "")
+                         + ("; figures as recorded in the row's folder (the run folder is not on this machine)"
+                            if row.get("recorded") else "")
                          + ("" if row["status"] == "complete" else
                             f"; stopped after {run['epochs_done']} of {run['epochs_planned']} epochs (`ferkit papers run "
                             f"{doc['paper']} --runs {row['key']}` resumes it)")
