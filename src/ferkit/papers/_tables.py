@@ -22,7 +22,7 @@ from typing import Any
 from ferkit import _docblock
 from ferkit._fileio import atomic_write_text
 from ferkit.errors import ConfigError
-from ferkit.models import sha256_file
+from ferkit.models import read_json, sha256_file
 from ferkit.papers._catalog import Paper, PaperEnsemble, get_paper
 from ferkit.papers._runs import RunState, choose_recipe, recipe_config, train_run
 
@@ -48,13 +48,13 @@ def _evaluate_row(model: Any, row_dir: Path, paper: Paper, key: dict[str, Any], 
     """metrics.json of each evaluation set; reused while ``key`` (weights and settings) is unchanged."""
     from ferkit.evaluate import evaluate
 
-    old = row_dir / "row.json"
-    same = old.is_file() and json.loads(old.read_text(encoding="utf-8")).get("eval_key") == key
+    same = (read_json(row_dir / "row.json") or {}).get("eval_key") == key
     out = {}
     for ev in paper.evals:
         folder = row_dir / ev.key
-        if same and (folder / "metrics.json").is_file():
-            out[ev.key] = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+        cached = read_json(folder / "metrics.json") if same else None
+        if cached is not None:
+            out[ev.key] = cached
             continue
         say(f"ferkit: evaluating {row_dir.name} on {ev.title}")
         tmp = row_dir / f".{ev.key}.new-{os.getpid()}"
@@ -72,17 +72,13 @@ def _recorded_row(paper: Paper, row_dir: Path, row: dict[str, Any], limit: int |
     """The row as last written in ``row_dir`` (``row.json`` and each evaluation set's
     ``metrics.json``) when its run folders are not here (a fresh clone: ``runs/`` is not in the
     repository), if it was made the same way (the ``same`` fields and ``limit``); else None."""
-    old = row_dir / "row.json"
-    if not old.is_file():
+    recorded = read_json(row_dir / "row.json")
+    if (recorded is None or recorded.get("status") not in ("complete", "partial")
+            or any(recorded.get(k) != row[k] for k in same) or (recorded.get("eval_key") or {}).get("limit") != limit):
         return None
-    recorded = json.loads(old.read_text(encoding="utf-8"))
-    if (recorded.get("status") not in ("complete", "partial") or any(recorded.get(k) != row[k] for k in same)
-            or (recorded.get("eval_key") or {}).get("limit") != limit):
+    metrics = {ev.key: read_json(row_dir / ev.key / "metrics.json") for ev in paper.evals}
+    if any(m is None for m in metrics.values()):
         return None
-    files = [row_dir / ev.key / "metrics.json" for ev in paper.evals]
-    if not all(f.is_file() for f in files):
-        return None
-    metrics = {ev.key: json.loads(f.read_text(encoding="utf-8")) for ev, f in zip(paper.evals, files)}
     return {**recorded, "label": row["label"], "published": row["published"], "recorded": True, "metrics": metrics}
 
 
