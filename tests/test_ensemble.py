@@ -333,17 +333,20 @@ def test_region_model_trains_on_its_cut_and_votes_on_that_region_only(tmp_path, 
     assert json.loads((run / "model.json").read_text())["input"]["region"] == "mouth"
     assert "mouth cut from each face: dlib found the face on" in r.stderr
 
-    # the training crops are what RegionNet cuts at inference from the same (resized) faces
-    cached = sorted((tmp_path / "cache" / "regions").glob("mouth-48-1-*.npz"))
+    # the training crops are what RegionNet cuts at inference from the same (resized) faces: dlib ran
+    # once per subset and its landmarks are cached; cutting from them gives RegionNet's cut
+    cached = sorted((tmp_path / "cache" / "landmarks").glob("48-1-*.npz"))
     assert len(cached) == 2                                       # training and validation subsets
     val_faces = training_val_subset(40)
     x = torch.stack([eval_transform({"size": 48, "channels": 1, "mean": [0.0], "std": [1.0]})(val_faces.load_image(i))
                      for i in range(len(val_faces))])
-    views, _ = cut_regions(x)
-    mine = (views[REGIONS.index("mouth")][:, 0] * 255).round().clamp(0, 255).to(torch.uint8).numpy()
-    stored = [np.load(f)["images"] for f in cached]
-    match = [s for s in stored if s.shape == mine.shape]
-    assert match and np.abs(match[0].astype(int) - mine.astype(int)).max() <= 1
+    views, found = cut_regions(x)
+    stored = [np.load(f) for f in cached]
+    match = [z for z in stored if len(z["points"]) == len(x)]
+    assert len(match) == 1 and (match[0]["found"] == found).mean() > 0.9
+    from_cache, _ = cut_regions(x, (match[0]["points"], match[0]["found"]))
+    mouth_at = REGIONS.index("mouth")
+    assert (from_cache[mouth_at] - views[mouth_at]).abs().mean() < 0.01
 
     # every command takes it as a model; a region-voting ensemble gives it the mouth only
     model, _ = load_model(run)
@@ -357,7 +360,9 @@ def test_region_model_trains_on_its_cut_and_votes_on_that_region_only(tmp_path, 
         views, _ = cut_regions(inp)
         full = members[0][0](((views.flatten(0, 1)) - 0.5) / 0.5) / members[0][1].get("temperature", 1.0)
         mouth = members[1][0].net((views[REGIONS.index("mouth")] - 0.5) / 0.5) / (members[1][1].get("temperature") or 1.0)
-        by_hand = majority_vote(torch.cat([full.softmax(1).reshape(6, 8, -1), mouth.softmax(1)[None]]).double())
+        # the whole-face member votes on the face and the regions no member learnt (not the mouth)
+        full = full.softmax(1).reshape(6, 8, -1)[[i for i in range(6) if i != mouth_at]]
+        by_hand = majority_vote(torch.cat([full, mouth.softmax(1)[None]]).double())
         assert torch.allclose(ens(inp).exp(), by_hand.float(), atol=1e-5)
     with pytest.raises(ExportError, match="one facial region"):
         export_onnx(run, tmp_path / "m.onnx")
@@ -388,6 +393,15 @@ def test_region_cuts_leave_out_undecodable_images_and_bad_regions_are_one_line(t
     cut = region_faceset(faces, {"size": 48, "channels": 1, "region": "nose"}, cache_dir=tmp_path / "cache")
     assert len(faces) == 7 and len(cut) == 6 and cut.images.shape == (6, 48, 48)
     assert any("broken.jpg" in n and "left out" in n for n in cut.notes)
+    # every region is cut from one dlib pass: the landmarks are cached once per set and crop size
+    (marks,) = (tmp_path / "cache" / "landmarks").glob("*.npz")
+    mouth = region_faceset(faces, {"size": 48, "channels": 1, "region": "mouth"}, cache_dir=tmp_path / "cache")
+    assert list((tmp_path / "cache" / "landmarks").glob("*.npz")) == [marks]
+    assert mouth.images.shape == (6, 48, 48) and not np.array_equal(mouth.images, cut.images)
+    # a damaged cache is not trusted: dlib runs again and the cut is the same
+    marks.write_bytes(b"not an npz")
+    again = region_faceset(faces, {"size": 48, "channels": 1, "region": "nose"}, cache_dir=tmp_path / "cache")
+    assert np.array_equal(again.images, cut.images) and np.load(marks)["points"].shape == (6, 68, 2)
     with pytest.raises(ConfigError, match=r"input.region: unknown region 'chin'"):
         region_faceset(faces, {"size": 48, "channels": 1, "region": "chin"})
 

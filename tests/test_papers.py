@@ -3,12 +3,14 @@ FER2013 faces, reused without retraining, and the ImageNet recipe runs from a TO
 from __future__ import annotations
 
 import json
+import logging
 import re
 
 import pytest
 import torch
 
 from ferkit.cli import main
+from ferkit.models import resolve, shipped_models
 from ferkit.papers import PAPERS, choose_recipe, find_run, get_paper, recipe_config
 from ferkit.train.callbacks import read_epoch_metrics
 from ferkit.train.config import TrainConfig
@@ -35,8 +37,8 @@ def test_every_run_of_every_paper_is_a_loadable_config_in_both_recipes(tmp_path)
             exact = recipe_config(paper, run, "imagenet", tmp_path)
             assert exact.model.pretrained is True
             assert exact.input.size in (48, 224)
-        for ens in paper.ensembles:
-            assert set(ens.members) <= {r.key for r in paper.runs}
+        for ens in paper.ensembles:      # the paper's runs, or shipped models by name
+            assert all(m in {r.key for r in paper.runs} or m in shipped_models() for m in ens.members), ens.key
     with pytest.raises(Exception, match="no paper 'paper9'"):
         get_paper("paper9")
 
@@ -52,7 +54,7 @@ def test_a_run_of_another_recipe_is_not_reused(tmp_path):
     assert find_run(tmp_path, other) == folder
 
 
-def test_papers_run_writes_the_table_from_the_rows_metrics_and_table_reuses_it(tmp_path, capsys):
+def test_papers_run_writes_the_table_from_the_rows_metrics_and_table_reuses_it(tmp_path, capsys, caplog):
     runs, reports = tmp_path / "runs", tmp_path / "reports"
     args = ["--runs-dir", str(runs), "--reports-dir", str(reports), "--recipe", "scratch48", *QUICK]
     assert main(["papers", "run", "paper4", "--runs", "resnet18", *args]) == 0
@@ -103,6 +105,15 @@ def test_papers_run_writes_the_table_from_the_rows_metrics_and_table_reuses_it(t
     assert main(["papers", "table", "paper4", *args]) == 0          # other overrides: not the recorded row
     assert re.search(r"\| ResNet18 \| scratch48 \(not trained\) \|", capsys.readouterr().out)
 
+    # a damaged recorded file is named in one warning, the row is not taken as recorded, the file is kept
+    (row / "test" / "metrics.json").write_text("{not json")
+    with caplog.at_level(logging.WARNING, logger="ferkit"):
+        assert main(["papers", "table", "paper4", *longer]) == 0
+    assert re.search(r"\| ResNet18 \| scratch48 \(not trained\) \|", capsys.readouterr().out)
+    warned = [r.getMessage() for r in caplog.records if "metrics.json" in r.getMessage()]
+    assert len(warned) == 1 and "not readable JSON" in warned[0] and warned[0].endswith("not reused")
+    assert (row / "test" / "metrics.json").read_text() == "{not json"
+
 
 def test_the_imagenet_recipe_runs_from_a_torch_home_cache(tmp_path, monkeypatch, capsys):
     """auto picks the paper's exact recipe when torchvision's weights file is in TORCH_HOME: layer4 and
@@ -130,3 +141,45 @@ def test_the_imagenet_recipe_runs_from_a_torch_home_cache(tmp_path, monkeypatch,
     assert torch.equal(trained[conv], state["layer1.0.conv1.weight"])          # frozen
     fc = next(k for k in trained if k.endswith("layer4.0.conv1.weight"))
     assert not torch.equal(trained[fc], state["layer4.0.conv1.weight"])        # trained
+
+
+def test_region_voting_rows_of_region_trained_runs_and_a_shipped_model(tmp_path, monkeypatch, capsys):
+    """paper2's region voting: a vgg_fer member per dlib region (landmarks found once per subset and
+    cached) with a whole-face run, and with the shipped model as the whole-face member."""
+    monkeypatch.setenv("FERKIT_CACHE_DIR", str(tmp_path / "cache"))
+    runs, reports = tmp_path / "runs", tmp_path / "reports"
+    keys = ["vgg_face", "vgg_left_eye", "vgg_right_eye", "vgg_nose", "vgg_mouth", "vgg_rest"]
+    args = ["--runs-dir", str(runs), "--reports-dir", str(reports), *QUICK, "--limit", "60"]
+    assert main(["papers", "run", "paper2", "--runs", *keys, *args]) == 0
+    table = capsys.readouterr().out
+    assert len(list(runs.iterdir())) == 6
+    assert len(list((tmp_path / "cache" / "landmarks").glob("48-1-*.npz"))) == 2     # train and validation subsets
+    for key in keys[1:]:
+        cfg = json.loads((next(runs.glob(f"paper2_{key}_scratch48-*")) / "model.json").read_text())
+        assert cfg["input"]["region"] == key.removeprefix("vgg_")
+    row = reports / "paper2" / "region_vote_shipped"
+    info = json.loads((row / "row.json").read_text())
+    assert info["status"] == "complete" and info["members"][0] == "vgg_fer.w15_fer2013"
+    assert info["eval_key"]["sha256"][0] == resolve("vgg_fer.w15_fer2013").sha256
+    evaluated = {ev: json.loads((row / ev / "metrics.json").read_text()) for ev in ("test", "ferplus_test", "private")}
+    assert info["region_stats"]["faces"] == sum(m["n_images"] for m in evaluated.values())   # cut once per face
+    private = evaluated["private"]
+    assert private["n_images"] == 60 and private["dataset"]["split"] == "PrivateTest"
+    link = f"[{100 * private['accuracy']:.2f}](paper2/region_vote_shipped/private/report.md)"
+    line = next(ln for ln in table.splitlines() if ln.startswith("| facial-region voting (shipped"))
+    assert link in table and "(not trained)" not in line
+    assert re.search(r"\| majority voting \| vote \(members not trained: inception_v3, resnet50, spp_net\) \|", table)
+
+    # a fresh clone (no run folders) keeps the recorded region-voting rows, but not once a member's row
+    # records other weights than those the ensemble was measured with
+    runs.rename(tmp_path / "elsewhere")
+    assert main(["papers", "table", "paper2", *args]) == 0
+    assert link in capsys.readouterr().out
+    mouth = reports / "paper2" / "vgg_mouth" / "row.json"
+    doc = json.loads(mouth.read_text())
+    doc["eval_key"]["sha256"] = "0" * 64
+    mouth.write_text(json.dumps(doc))
+    assert main(["papers", "table", "paper2", *args]) == 0
+    again = capsys.readouterr().out
+    line = next(ln for ln in again.splitlines() if ln.startswith("| facial-region voting (shipped"))
+    assert link not in again and "member run folders not on this machine: vgg_left_eye" in line

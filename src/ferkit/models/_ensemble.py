@@ -67,8 +67,8 @@ class _Member(nn.Module):
 class Ensemble(nn.Module):
     """Members combined by ``method``: ``soft`` (weighted average of probabilities), ``vote`` (hard
     majority, ties by summed probabilities), ``stack`` (logistic regression on log-probabilities) or
-    ``regions`` (majority over members x the face and its five dlib regions; see
-    :mod:`ferkit.data.regions`).
+    ``regions`` (majority over members x the face and its five dlib regions, a region-trained
+    member voting on its region only; see :mod:`ferkit.data.regions`).
 
     Args:
         members: ``(nn.Module, meta)`` pairs as ``ferkit.models.load_model`` returns them; each must
@@ -141,14 +141,18 @@ class Ensemble(nn.Module):
         return views
 
     def _regions(self, x: Tensor) -> Tensor:
-        """Majority over (member, view) pairs: a member trained on whole faces votes on the face and
-        each region; a member trained on one region (``RegionNet``) votes on that region only."""
+        """Majority over (member, view) pairs. A member trained on one region (``RegionNet``) votes on
+        that region only; a member trained on whole faces votes on the face and on each region that no
+        member was trained on (so with only whole-face members, on every view; with a member for
+        each region, on the face alone: a region is judged by the models that learnt it)."""
         views = self.region_views(x)                            # (R, N, C, H, W)
-        r, n = views.shape[:2]
+        n = views.shape[1]
+        learnt = {m.region for m in self.members if m.region is not None}
+        face_views = [i for i, name in enumerate(REGIONS) if name == "face" or name not in learnt]
         votes = []
         for member, order in zip(self.members, self._orders):
             if member.region is None:
-                votes.append(member(views.flatten(0, 1))[:, order].reshape(r, n, -1))
+                votes.append(member(views[face_views].flatten(0, 1))[:, order].reshape(len(face_views), n, -1))
             else:
                 votes.append(member(views[REGIONS.index(member.region)], cut=False)[:, order][None])
         return majority_vote(torch.cat(votes).double()).float()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +50,12 @@ def load_json_object(path: Path) -> dict[str, Any]:
     return data
 
 
-def read_json(path: Path) -> dict[str, Any] | None:
-    """:func:`load_json_object`, or None for anything it refuses (to sniff a file's format)."""
+def read_json(path: Path, warn: Callable[[str], None] | None = None) -> dict[str, Any] | None:
+    """:func:`load_json_object`, or None for anything it refuses (to sniff a file's format); ``warn``
+    gets the one-line reason when a file that exists is refused."""
     try:
         return load_json_object(path)
-    except WeightsError:
+    except WeightsError as e:
+        if warn is not None and path.exists():
+            warn(str(e))
         return None

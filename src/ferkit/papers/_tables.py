@@ -43,16 +43,21 @@ def _copy(src: Path, dst: Path) -> None:
         os.replace(tmp, dst)
 
 
+def _not_reused(problem: str) -> None:
+    """A row's recorded file that cannot be read: named in one warning, then evaluated again or not reused."""
+    log.warning("%s; not reused", problem)
+
+
 def _evaluate_row(model: Any, row_dir: Path, paper: Paper, key: dict[str, Any], limit: int | None,
                   say: Say) -> dict[str, dict[str, Any]]:
     """metrics.json of each evaluation set; reused while ``key`` (weights and settings) is unchanged."""
     from ferkit.evaluate import evaluate
 
-    same = (read_json(row_dir / "row.json") or {}).get("eval_key") == key
+    same = (read_json(row_dir / "row.json", _not_reused) or {}).get("eval_key") == key
     out = {}
     for ev in paper.evals:
         folder = row_dir / ev.key
-        cached = read_json(folder / "metrics.json") if same else None
+        cached = read_json(folder / "metrics.json", _not_reused) if same else None
         if cached is not None:
             out[ev.key] = cached
             continue
@@ -72,11 +77,11 @@ def _recorded_row(paper: Paper, row_dir: Path, row: dict[str, Any], limit: int |
     """The row as last written in ``row_dir`` (``row.json`` and each evaluation set's
     ``metrics.json``) when its run folders are not here (a fresh clone: ``runs/`` is not in the
     repository), if it was made the same way (the ``same`` fields and ``limit``); else None."""
-    recorded = read_json(row_dir / "row.json")
+    recorded = read_json(row_dir / "row.json", _not_reused)
     if (recorded is None or recorded.get("status") not in ("complete", "partial")
             or any(recorded.get(k) != row[k] for k in same) or (recorded.get("eval_key") or {}).get("limit") != limit):
         return None
-    metrics = {ev.key: read_json(row_dir / ev.key / "metrics.json") for ev in paper.evals}
+    metrics = {ev.key: read_json(row_dir / ev.key / "metrics.json", _not_reused) for ev in paper.evals}
     if any(m is None for m in metrics.values()):
         return None
     return {**recorded, "label": row["label"], "published": row["published"], "recorded": True, "metrics": metrics}
@@ -101,30 +106,45 @@ def _run_row(paper: Paper, key: str, state: RunState | None, recipe: str, row_di
     return {**row, "metrics": metrics}
 
 
-def _ensemble_row(paper: Paper, ens: PaperEnsemble, states: dict[str, RunState | None], recorded_runs: set[str],
+def _ensemble_row(paper: Paper, ens: PaperEnsemble, states: dict[str, RunState | None], run_rows: dict[str, dict[str, Any]],
                   row_dir: Path, limit: int | None, say: Say) -> dict[str, Any]:
+    """An ensemble of the paper's runs (``states``, their rows ``run_rows``) and of shipped models
+    (members not among the runs). Without the members' run folders, the row recorded in ``row_dir``
+    is kept only if it was measured with the weights the members' rows record now."""
+    from ferkit.models import resolve
+
     row = {"key": ens.key, "label": ens.label, "kind": "ensemble", "method": ens.method, "members": list(ens.members),
            "fit": ens.fit, "fit_split": ens.fit_split, "published": ens.published}
-    missing = [m for m in ens.members if states.get(m) is None or not states[m].has_model]
+    runs = [m for m in ens.members if m in states]
+    missing = [m for m in runs if states[m] is None or not states[m].has_model]
     if missing:
         recorded = _recorded_row(paper, row_dir, row, limit, ("members", "method", "fit", "fit_split"))
-        untrained = [m for m in missing if m not in recorded_runs]
+        weights = [(run_rows[m].get("eval_key") or {}).get("sha256") if m in states else resolve(m).sha256
+                   for m in ens.members]
+        if recorded is not None and recorded["eval_key"].get("sha256") != weights:
+            log.warning("%s: measured with other weights than its members' rows record now; not reused",
+                        row_dir / "row.json")
+            recorded = None
+        untrained = [m for m in missing if not run_rows[m].get("recorded")]
         status = (f"members not trained: {', '.join(untrained)}" if untrained
                   else f"member run folders not on this machine: {', '.join(missing)}")
         return recorded or {**row, "status": status}
     from ferkit.ensemble import build_ensemble
 
-    folders = [str(states[m].folder) for m in ens.members]
+    folders = [str(states[m].folder) if m in states else m for m in ens.members]   # type: ignore[union-attr]
     data = paper.evals[0]
     ensemble = build_ensemble(folders, ens.method, fit=ens.fit, data=data.data, format=data.format,
                               split=ens.fit_split or "PublicTest", name=f"{paper.key}_{ens.key}")
     row_dir.mkdir(parents=True, exist_ok=True)
-    eval_key = {"sha256": [sha256_file(Path(f) / "model.safetensors") for f in folders], "limit": limit,
-                "method": ens.method, "fit": ens.fit, "fit_split": ens.fit_split}
+    eval_key = {"sha256": [sha256_file(Path(f) / "model.safetensors") if m in states else resolve(m).sha256
+                           for m, f in zip(ens.members, folders)],
+                "limit": limit, "method": ens.method, "fit": ens.fit, "fit_split": ens.fit_split}
     metrics = _evaluate_row(ensemble, row_dir, paper, eval_key, limit, say)
     fitted = ensemble[0].weights if ens.method == "soft" else None
-    partial = any(not states[m].complete for m in ens.members)
+    partial = any(not states[m].complete for m in runs)   # type: ignore[union-attr]
     row.update(status="partial" if partial else "complete", eval_key=eval_key, weights=fitted)
+    if ens.method == "regions":
+        row["region_stats"] = dict(ensemble[0].region_stats)
     atomic_write_text(row_dir / "row.json", json.dumps(row, indent=2) + "\n")
     return {**row, "metrics": metrics}
 
@@ -161,8 +181,7 @@ def paper_report(
         states[run.key] = train_run(cfg, runs_dir, train=wanted)
         rows.append(_run_row(p, run.key, states[run.key], rec, out / paper / run.key, limit, overrides, say))
     for ens in p.ensembles:
-        rows.append(_ensemble_row(p, ens, states, {r["key"] for r in rows if r.get("recorded")},
-                                  out / paper / ens.key, limit, say))
+        rows.append(_ensemble_row(p, ens, states, {r["key"]: r for r in rows}, out / paper / ens.key, limit, say))
     command = ["ferkit", "papers", "run", paper]
     if recipe != "auto":
         command += ["--recipe", recipe]
@@ -276,6 +295,11 @@ def paper_markdown(doc: dict[str, Any]) -> str:
                             f"{doc['paper']} --runs {row['key']}` resumes it)")
                          + f" ([training curves]({where}/curves.png), [confusion matrix]"
                            f"({where}/{doc['evals'][0]['key']}/confusion_matrix.png))")
+        elif row["kind"] == "ensemble" and row.get("metrics"):
+            stats = row.get("region_stats")
+            notes.append(f"- {row['label']}: {row['method']} over {', '.join(row['members'])}"
+                         + (f"; dlib found the face on the upscaled crop for {stats['faces'] - stats['fallback']} of "
+                            f"{stats['faces']} faces evaluated, the rest used the whole crop" if stats else ""))
         elif row["status"] != "complete" and row["kind"] == "run":
             notes.append(f"- {row['label']}: not trained yet (`ferkit papers run {doc['paper']} --runs {row['key']}`)")
     limit = next((r["eval_key"]["limit"] for r in rows if r.get("eval_key")), None)
