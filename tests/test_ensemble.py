@@ -148,10 +148,12 @@ def test_region_landmarks_fall_back_to_the_whole_crop():
 
 
 # ------------------------------------------------------------------ artifacts
-@pytest.mark.parametrize("method", ["soft", "vote", "stack", "regions"])
-def test_ensemble_round_trips_through_save_and_load(tmp_path, method, one_thread):
-    fit = {"data": FER, "format": "fer2013-folder", "split": "PublicTest", "limit": 120} if method in ("soft", "stack") else {}
-    ens, meta = build_ensemble(MEMBERS, method, fit="logloss", **fit)
+@pytest.mark.parametrize(("method", "objective"), [("soft", "logloss"), ("vote", None), ("stack", None),
+                                                   ("regions", None), ("regions", "logloss")])
+def test_ensemble_round_trips_through_save_and_load(tmp_path, method, objective, one_thread):
+    data = {"data": FER, "format": "fer2013-folder", "split": "PublicTest", "limit": 120}
+    fit = data if objective or method == "stack" else {}
+    ens, meta = build_ensemble(MEMBERS, method, fit=objective, **fit)
     path = save_ensemble(ens, meta, f"{tmp_path}/ens/")
     loaded, meta2 = load_model(tmp_path / "ens")
     assert isinstance(loaded, Ensemble) and meta2["method"] == method and meta2["classes"] == meta["classes"]
@@ -160,8 +162,16 @@ def test_ensemble_round_trips_through_save_and_load(tmp_path, method, one_thread
     x = torch.stack([t(faces.load_image(k)) for k in range(len(faces))])
     with torch.inference_mode():
         assert torch.equal(ens.eval()(x), loaded(x))
-    if method == "soft":
+    if objective:   # weights fitted on the members' probabilities (for regions: on the views each votes on)
         assert meta2["weights"] == meta["weights"] and meta2["fit"]["logloss_fitted"] <= meta2["fit"]["logloss_equal"]
+        assert meta2["fit"]["n_images"] == 120 and len(meta2["weights"]) == 2
+    else:
+        assert meta2["weights"] is None
+    if method == "regions" and not objective:   # the papers' majority needs no data; a fit without data is refused
+        with pytest.raises(ConfigError, match="needs validation data"):
+            build_ensemble(MEMBERS, "regions", fit="accuracy")
+        with pytest.raises(ConfigError, match="unknown weight objective 'best'"):
+            build_ensemble(MEMBERS, "regions", fit="best", **data)
     # a member changed after the build is refused, naming the file
     member_json = min(path.parent.glob("member0-*.json"))
     raw = json.loads(member_json.read_text())
@@ -364,6 +374,10 @@ def test_region_model_trains_on_its_cut_and_votes_on_that_region_only(tmp_path, 
         full = full.softmax(1).reshape(6, 8, -1)[[i for i in range(6) if i != mouth_at]]
         by_hand = majority_vote(torch.cat([full, mouth.softmax(1)[None]]).double())
         assert torch.allclose(ens(inp).exp(), by_hand.float(), atol=1e-5)
+        # with weights: each member's probabilities averaged over its views, then weighted
+        weighted = Ensemble(members, "regions", weights=[0.7, 0.3]).eval()
+        by_hand = 0.7 * full.mean(0) + 0.3 * mouth.softmax(1)
+        assert torch.allclose(weighted(inp).exp(), by_hand, atol=1e-5)
     with pytest.raises(ExportError, match="one facial region"):
         export_onnx(run, tmp_path / "m.onnx")
 

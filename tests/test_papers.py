@@ -162,7 +162,18 @@ def test_region_voting_rows_of_region_trained_runs_and_a_shipped_model(tmp_path,
     assert info["status"] == "complete" and info["members"][0] == "vgg_fer.w15_fer2013"
     assert info["eval_key"]["sha256"][0] == resolve("vgg_fer.w15_fer2013").sha256
     evaluated = {ev: json.loads((row / ev / "metrics.json").read_text()) for ev in ("test", "ferplus_test", "private")}
-    assert info["region_stats"]["faces"] == sum(m["n_images"] for m in evaluated.values())   # cut once per face
+    assert all(m["region_landmarks"]["faces"] == m["n_images"] for m in evaluated.values())   # cut once per face
+    found = evaluated["test"]["region_landmarks"]
+    notes = (reports / "paper2.md").read_text()
+    assert (f"dlib found the face on the upscaled crop for {found['faces'] - found['fallback']} of 60 faces of the "
+            "FER2013 test (7,178)") in notes
+    # the same votes with weights fitted for accuracy on (a subset of) PublicTest, and the shipped model alone
+    fitted = json.loads((reports / "paper2" / "region_fitted_shipped" / "row.json").read_text())
+    assert len(fitted["weights"]) == 6 and abs(sum(fitted["weights"]) - 1) < 1e-6
+    assert "regions, weights " in table and "(fitted for accuracy on PublicTest)" in table
+    alone = json.loads((reports / "paper2" / "shipped_vgg_fer" / "private" / "metrics.json").read_text())
+    assert alone["n_images"] == 60 and f"[{100 * alone['accuracy']:.2f}](paper2/shipped_vgg_fer/private/report.md)" in table
+    assert "epoch chosen on PublicTest" in notes
     private = evaluated["private"]
     assert private["n_images"] == 60 and private["dataset"]["split"] == "PrivateTest"
     link = f"[{100 * private['accuracy']:.2f}](paper2/region_vote_shipped/private/report.md)"

@@ -93,8 +93,9 @@ def add_parser(sub) -> None:
                                "--data ../shared/data/fer2013 --format fer2013-folder --split PublicTest --out runs/ens/")
     b.add_argument("models", nargs="+", help="shipped model names, run folders or model files (2 or more)")
     b.add_argument("--method", default="soft", help="soft | vote | stack | regions (default: soft)")
-    b.add_argument("--fit", default="accuracy", help="soft-voting weights: accuracy | logloss | equal (default: accuracy)")
-    b.add_argument("--weights", help="give the soft-voting weights instead of fitting them, e.g. 0.6,0.4")
+    b.add_argument("--fit", help="weights fitted on --split: accuracy | logloss | equal (default: accuracy for soft; "
+                                 "regions without --fit or --weights is the papers' majority vote)")
+    b.add_argument("--weights", help="give the soft or regions weights instead of fitting them, e.g. 0.6,0.4")
     b.add_argument("--data", help="validation data for fitting weights or stacking")
     b.add_argument("--format", default="auto", help="fer2013-csv | fer2013-folder | ferplus | folder (default: auto)")
     b.add_argument("--split", help="validation split (default: PublicTest)")

@@ -8,7 +8,8 @@
 Methods (:data:`METHODS`): ``soft`` (weighted averaging of probabilities, weights fitted on a
 validation split for accuracy or log-loss), ``vote`` (hard majority, ties by summed probabilities),
 ``stack`` (logistic regression on the members' log-probabilities) and ``regions`` (majority over
-members x the face and its five dlib-landmark regions). ``ferkit ensemble report`` measures them
+members x the face and its five dlib-landmark regions, or with ``fit`` the members' probabilities on
+their views averaged with fitted weights). ``ferkit ensemble report`` measures them
 all, with each member and its test-time augmentation, in one table.
 """
 from __future__ import annotations

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ferkit.data.faceset import FaceSet
-from ferkit.ensemble.voting import fit_stacking, fit_weights, log_loss, stack_logits
+from ferkit.ensemble.voting import OBJECTIVES, fit_stacking, fit_weights, log_loss, stack_logits
 from ferkit.errors import ConfigError, DataError
 from ferkit.models import Ensemble, ensemble_meta
 
@@ -37,14 +37,16 @@ def load_members(models: Sequence[Any], device: str | torch.device = "cpu") -> l
 
 
 class _AllMembers(torch.nn.Module):
-    """An ensemble's members side by side: ``(N, ...) -> (N, M * C)`` probabilities."""
+    """An ensemble's members side by side: ``(N, ...) -> (N, M * C)`` probabilities (for ``regions``,
+    each member's on the views it votes on)."""
 
     def __init__(self, ens: Ensemble):
         super().__init__()
         self.ens = ens
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.ens.member_probs(x).permute(1, 0, 2).flatten(1)
+        probs = self.ens.region_member_probs(x) if self.ens.method == "regions" else self.ens.member_probs(x)
+        return probs.permute(1, 0, 2).flatten(1)
 
 
 def member_probabilities(ens: Ensemble, faces: FaceSet, *, tta: str = "none", batch_size: int = 128,
@@ -84,7 +86,7 @@ def labels_in(faces: FaceSet, kept: np.ndarray, classes: Sequence[str]) -> np.nd
 
 
 def build_ensemble(
-    models: Sequence[Any], method: str = "soft", *, fit: str = "accuracy", weights: Sequence[float] | None = None,
+    models: Sequence[Any], method: str = "soft", *, fit: str | None = None, weights: Sequence[float] | None = None,
     data: str | os.PathLike[str] | None = None, format: str = "auto", split: str = "PublicTest",
     limit: int | None = None, tta: str = "none", name: str | None = None, device: str = "cpu",
     progress: Progress | None = None,
@@ -92,17 +94,23 @@ def build_ensemble(
     """Combine ``models`` (names, paths or ``(module, meta)`` pairs) into an :class:`Ensemble`.
 
     ``soft`` voting uses ``weights`` when given, else weights fitted on ``split`` of ``data`` for
-    ``fit`` (``accuracy``, ``logloss``; ``equal`` needs no data). ``stack`` fits a logistic
-    regression on that split. ``vote`` and ``regions`` need no fitting. Returns ``(ensemble,
-    meta)``; ``meta["fit"]`` records the data, split and the fitting split's accuracy and log-loss
-    with equal and with fitted weights.
+    ``fit`` (``accuracy``, the default; ``logloss``; ``equal`` needs no data). ``regions`` is the
+    papers' majority over (member, view) votes unless ``weights`` or a ``fit`` is given: then each
+    member's probabilities on its views are averaged with those weights. ``stack`` fits a logistic
+    regression on ``split``. ``vote`` needs no fitting. Returns ``(ensemble, meta)``;
+    ``meta["fit"]`` records the data, split and the fitting split's accuracy and log-loss with
+    equal and with fitted weights.
     """
     if len(models) < 2:
         raise ConfigError(f"an ensemble needs at least 2 models, got {len(models)}")
+    weighted = method == "soft" or (method == "regions" and (fit is not None or weights is not None))
+    fit = fit or ("accuracy" if method == "soft" else None)
+    if weighted and fit is not None and fit not in OBJECTIVES:
+        raise ConfigError(f"unknown weight objective {fit!r} (known: {', '.join(OBJECTIVES)})")
     members = load_members(models, device)
     ens = Ensemble(members, method, weights)
     fit_info: dict[str, Any] = {}
-    needs_data = (method == "soft" and weights is None and fit != "equal") or method == "stack"
+    needs_data = (weighted and weights is None and fit != "equal") or method == "stack"
     if needs_data:
         if data is None:
             raise ConfigError(f"ensemble method {method!r} with fit {fit!r} needs validation data (--data, --split)")
@@ -111,9 +119,9 @@ def build_ensemble(
         y = labels_in(faces, kept, ens.classes)
         eq = probs.mean(0)
         fit_info = {"data": str(data), "format": info["format"], "split": info["split"], "n_images": len(y),
-                    "tta": tta, "objective": fit if method == "soft" else "logloss (logistic regression)",
+                    "tta": tta, "objective": fit if weighted else "logloss (logistic regression)",
                     "accuracy_equal": float((eq.argmax(1) == y).mean()), "logloss_equal": log_loss(eq, y)}
-        if method == "soft":
+        if weighted:
             w = fit_weights(probs, y, fit)
             ens.weights = [float(v) for v in w]
             mixed = np.einsum("m,mnc->nc", w, probs)
@@ -122,7 +130,7 @@ def build_ensemble(
             ens.stack = {"coef": coef, "intercept": intercept}
             mixed = torch.softmax(stack_logits(probs, coef, intercept), 1).numpy()
         fit_info.update(accuracy_fitted=float((mixed.argmax(1) == y).mean()), logloss_fitted=log_loss(mixed, y))
-    elif method == "soft":
+    elif weighted:
         fit_info = {"objective": "given" if weights is not None else "equal"}
         if weights is None:
             ens.weights = [1.0 / len(members)] * len(members)

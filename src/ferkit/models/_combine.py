@@ -19,7 +19,7 @@ from ferkit.errors import ConfigError
 
 __all__ = ["METHODS", "majority_vote", "soft_vote", "stack_logits"]
 
-#: how an ensemble combines its members (``regions`` = majority over members x facial regions)
+#: how an ensemble combines its members (``regions`` = members x facial regions, majority or weighted)
 METHODS = ("soft", "vote", "stack", "regions")
 _EPS = 1e-7
 

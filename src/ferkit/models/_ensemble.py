@@ -67,8 +67,10 @@ class _Member(nn.Module):
 class Ensemble(nn.Module):
     """Members combined by ``method``: ``soft`` (weighted average of probabilities), ``vote`` (hard
     majority, ties by summed probabilities), ``stack`` (logistic regression on log-probabilities) or
-    ``regions`` (majority over members x the face and its five dlib regions, a region-trained
-    member voting on its region only; see :mod:`ferkit.data.regions`).
+    ``regions`` (members x the face and its five dlib regions, a region-trained member voting on its
+    region only; see :mod:`ferkit.data.regions`): hard majority over every (member, view) vote, or,
+    with ``weights``, the weighted average of each member's probabilities (a whole-face member's
+    averaged over the views it sees).
 
     Args:
         members: ``(nn.Module, meta)`` pairs as ``ferkit.models.load_model`` returns them; each must
@@ -76,7 +78,7 @@ class Ensemble(nn.Module):
             first's); a member with more classes (FER+'s contempt) votes over the first's classes,
             its probabilities renormalised over them.
         method: one of ``METHODS``.
-        weights: soft-voting weights (M,), normalised; None = equal.
+        weights: soft-voting weights (M,), normalised; None = equal (``soft``) or majority (``regions``).
         stack: ``{"coef": (C, M*C), "intercept": (C,)}`` for ``method="stack"``.
 
     ``region_stats`` counts, for ``regions``, the faces seen and those where dlib found no face on the
@@ -140,11 +142,12 @@ class Ensemble(nn.Module):
         self.region_stats["fallback"] += int((~found).sum())
         return views
 
-    def _regions(self, x: Tensor) -> Tensor:
-        """Majority over (member, view) pairs. A member trained on one region (``RegionNet``) votes on
-        that region only; a member trained on whole faces votes on the face and on each region that no
-        member was trained on (so with only whole-face members, on every view; with a member for
-        each region, on the face alone: a region is judged by the models that learnt it)."""
+    def _region_votes(self, x: Tensor) -> list[Tensor]:
+        """Each member's ``(V, N, C)`` probabilities on the views it votes on. A member trained on one
+        region (``RegionNet``) votes on that region only; a member trained on whole faces votes on the
+        face and on each region that no member was trained on (so with only whole-face members, on
+        every view; with a member for each region, on the face alone: a region is judged by the
+        models that learnt it)."""
         views = self.region_views(x)                            # (R, N, C, H, W)
         n = views.shape[1]
         learnt = {m.region for m in self.members if m.region is not None}
@@ -155,4 +158,16 @@ class Ensemble(nn.Module):
                 votes.append(member(views[face_views].flatten(0, 1))[:, order].reshape(len(face_views), n, -1))
             else:
                 votes.append(member(views[REGIONS.index(member.region)], cut=False)[:, order][None])
+        return votes
+
+    def region_member_probs(self, x: Tensor) -> Tensor:
+        """``(M, N, C)``: each member's probabilities averaged over the views it votes on in ``regions``
+        (what ``regions`` weights are fitted on)."""
+        return torch.stack([v.mean(0) for v in self._region_votes(x)])
+
+    def _regions(self, x: Tensor) -> Tensor:
+        """Majority over (member, view) pairs, or with ``weights`` their weighted average per member."""
+        votes = self._region_votes(x)
+        if self.weights is not None:
+            return soft_vote(torch.stack([v.mean(0) for v in votes]).double(), self.weights).float()
         return majority_vote(torch.cat(votes).double()).float()

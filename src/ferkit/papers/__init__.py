@@ -20,6 +20,7 @@ from ferkit.papers._catalog import (
     EvalSet,
     Paper,
     PaperEnsemble,
+    PaperModel,
     PaperRun,
     get_paper,
 )
@@ -27,7 +28,8 @@ from ferkit.papers._runs import RunState, choose_recipe, find_run, recipe_config
 from ferkit.papers._tables import BLOCK, SCHEMA, paper_markdown, paper_report, papers_index
 
 __all__ = [
-    "BLOCK", "PAPERS", "RECIPES", "SCHEMA", "SCRATCH_EPOCHS", "EvalSet", "Paper", "PaperEnsemble", "PaperRun", "RunState",
+    "BLOCK", "PAPERS", "RECIPES", "SCHEMA", "SCRATCH_EPOCHS", "EvalSet", "Paper", "PaperEnsemble", "PaperModel", "PaperRun",
+    "RunState",
     "choose_recipe", "find_run", "get_paper", "paper_markdown", "paper_report", "papers_index", "recipe_config", "run_state",
     "train_run",
 ]

@@ -23,7 +23,7 @@ from ferkit import _docblock
 from ferkit._fileio import atomic_write_text
 from ferkit.errors import ConfigError
 from ferkit.models import read_json, sha256_file
-from ferkit.papers._catalog import Paper, PaperEnsemble, get_paper
+from ferkit.papers._catalog import Paper, PaperEnsemble, PaperModel, get_paper
 from ferkit.papers._runs import RunState, choose_recipe, recipe_config, train_run
 
 __all__ = ["BLOCK", "SCHEMA", "paper_markdown", "paper_report", "papers_index"]
@@ -49,8 +49,10 @@ def _not_reused(problem: str) -> None:
 
 
 def _evaluate_row(model: Any, row_dir: Path, paper: Paper, key: dict[str, Any], limit: int | None,
-                  say: Say) -> dict[str, dict[str, Any]]:
-    """metrics.json of each evaluation set; reused while ``key`` (weights and settings) is unchanged."""
+                  say: Say, counters: dict[str, int] | None = None) -> dict[str, dict[str, Any]]:
+    """metrics.json of each evaluation set; reused while ``key`` (weights and settings) is unchanged.
+    ``counters`` (a region ensemble's dlib counts, updated as it runs): what each evaluation set
+    added is recorded in its metrics.json as ``region_landmarks``."""
     from ferkit.evaluate import evaluate
 
     same = (read_json(row_dir / "row.json", _not_reused) or {}).get("eval_key") == key
@@ -65,7 +67,11 @@ def _evaluate_row(model: Any, row_dir: Path, paper: Paper, key: dict[str, Any], 
         tmp = row_dir / f".{ev.key}.new-{os.getpid()}"
         if tmp.exists():
             shutil.rmtree(tmp)
+        before = dict(counters or {})
         out[ev.key] = evaluate(model, ev.data, ev.format, ev.split, out=tmp, limit=limit, grid=16)
+        if counters is not None:
+            out[ev.key]["region_landmarks"] = {k: v - before[k] for k, v in counters.items()}
+            atomic_write_text(tmp / "metrics.json", json.dumps(out[ev.key], indent=2) + "\n")
         if folder.exists():     # the stale evaluation of other weights (ferkit's own report folder)
             shutil.rmtree(folder)
         os.rename(tmp, folder)
@@ -106,6 +112,22 @@ def _run_row(paper: Paper, key: str, state: RunState | None, recipe: str, row_di
     return {**row, "metrics": metrics}
 
 
+def _shipped_row(paper: Paper, shipped: PaperModel, row_dir: Path, limit: int | None, say: Say) -> dict[str, Any]:
+    """A model shipped with ferkit, evaluated like a run (reused while its weights are unchanged)."""
+    from ferkit.models import resolve
+
+    weights = resolve(shipped.model)
+    train = dict(weights.fields.get("train") or {})
+    row = {"key": shipped.key, "label": shipped.label, "kind": "shipped", "model": shipped.model, "published": {},
+           "trained": {k: train.get(k) for k in ("data", "train_split", "val_split", "config")}}
+    row_dir.mkdir(parents=True, exist_ok=True)
+    eval_key = {"sha256": weights.sha256, "limit": limit}
+    metrics = _evaluate_row(shipped.model, row_dir, paper, eval_key, limit, say)
+    row.update(status="complete", eval_key=eval_key)
+    atomic_write_text(row_dir / "row.json", json.dumps(row, indent=2) + "\n")
+    return {**row, "metrics": metrics}
+
+
 def _ensemble_row(paper: Paper, ens: PaperEnsemble, states: dict[str, RunState | None], run_rows: dict[str, dict[str, Any]],
                   row_dir: Path, limit: int | None, say: Say) -> dict[str, Any]:
     """An ensemble of the paper's runs (``states``, their rows ``run_rows``) and of shipped models
@@ -134,17 +156,15 @@ def _ensemble_row(paper: Paper, ens: PaperEnsemble, states: dict[str, RunState |
     folders = [str(states[m].folder) if m in states else m for m in ens.members]   # type: ignore[union-attr]
     data = paper.evals[0]
     ensemble = build_ensemble(folders, ens.method, fit=ens.fit, data=data.data, format=data.format,
-                              split=ens.fit_split or "PublicTest", name=f"{paper.key}_{ens.key}")
+                              split=ens.fit_split or "PublicTest", limit=limit, name=f"{paper.key}_{ens.key}")
     row_dir.mkdir(parents=True, exist_ok=True)
     eval_key = {"sha256": [sha256_file(Path(f) / "model.safetensors") if m in states else resolve(m).sha256
                            for m, f in zip(ens.members, folders)],
                 "limit": limit, "method": ens.method, "fit": ens.fit, "fit_split": ens.fit_split}
-    metrics = _evaluate_row(ensemble, row_dir, paper, eval_key, limit, say)
-    fitted = ensemble[0].weights if ens.method == "soft" else None
+    metrics = _evaluate_row(ensemble, row_dir, paper, eval_key, limit, say,
+                            counters=ensemble[0].region_stats if ens.method == "regions" else None)
     partial = any(not states[m].complete for m in runs)   # type: ignore[union-attr]
-    row.update(status="partial" if partial else "complete", eval_key=eval_key, weights=fitted)
-    if ens.method == "regions":
-        row["region_stats"] = dict(ensemble[0].region_stats)
+    row.update(status="partial" if partial else "complete", eval_key=eval_key, weights=ensemble[0].weights)
     atomic_write_text(row_dir / "row.json", json.dumps(row, indent=2) + "\n")
     return {**row, "metrics": metrics}
 
@@ -180,6 +200,8 @@ def paper_report(
             say(f"ferkit: {paper} {run.key}: {rec} recipe, config {run.config}")
         states[run.key] = train_run(cfg, runs_dir, train=wanted)
         rows.append(_run_row(p, run.key, states[run.key], rec, out / paper / run.key, limit, overrides, say))
+    for shipped in p.shipped:
+        rows.append(_shipped_row(p, shipped, out / paper / shipped.key, limit, say))
     for ens in p.ensembles:
         rows.append(_ensemble_row(p, ens, states, {r["key"]: r for r in rows}, out / paper / ens.key, limit, say))
     command = ["ferkit", "papers", "run", paper]
@@ -239,7 +261,11 @@ def _training(row: dict[str, Any]) -> tuple[str, str]:
     if row["kind"] == "ensemble":
         weights = row.get("weights")
         how = f"{row['method']}" + (f", weights {', '.join(f'{w:.2f}' for w in weights)}" if weights else "")
+        if weights and row.get("fit") not in (None, "equal"):
+            how += f" (fitted for {row['fit']} on {row['fit_split']})"
         return how, "—"
+    if row["kind"] == "shipped":
+        return f"shipped with ferkit (`{row['model']}`)", "—"
     if not run:
         return row["recipe"], "—"
     epochs = f"{run['epochs_done']}" + ("" if row["status"] == "complete" else f" of {run['epochs_planned']}")
@@ -295,11 +321,15 @@ def paper_markdown(doc: dict[str, Any]) -> str:
                             f"{doc['paper']} --runs {row['key']}` resumes it)")
                          + f" ([training curves]({where}/curves.png), [confusion matrix]"
                            f"({where}/{doc['evals'][0]['key']}/confusion_matrix.png))")
+        elif row["kind"] == "shipped":
+            t = row["trained"]
+            notes.append(f"- {row['label']}: the model `{row['model']}` shipped with ferkit (config `{t['config']}`), "
+                         f"trained on {t['train_split']} of `{t['data']}`, epoch chosen on {t['val_split']}")
         elif row["kind"] == "ensemble" and row.get("metrics"):
-            stats = row.get("region_stats")
+            stats = (row["metrics"].get(doc["evals"][0]["key"]) or {}).get("region_landmarks")
             notes.append(f"- {row['label']}: {row['method']} over {', '.join(row['members'])}"
                          + (f"; dlib found the face on the upscaled crop for {stats['faces'] - stats['fallback']} of "
-                            f"{stats['faces']} faces evaluated, the rest used the whole crop" if stats else ""))
+                            f"{stats['faces']} faces of the {doc['evals'][0]['title']}, the rest used the whole crop" if stats else ""))
         elif row["status"] != "complete" and row["kind"] == "run":
             notes.append(f"- {row['label']}: not trained yet (`ferkit papers run {doc['paper']} --runs {row['key']}`)")
     limit = next((r["eval_key"]["limit"] for r in rows if r.get("eval_key")), None)
