@@ -73,9 +73,11 @@ def test_papers_run_writes_the_table_from_the_rows_metrics_and_table_reuses_it(t
     assert (reports / "paper4.md").read_text() == table
     assert json.loads((reports / "paper4.json").read_text())["rows"][0]["metrics"]["test"]["accuracy"] == metrics["accuracy"]
 
-    # `table` trains nothing and reuses the evaluation of unchanged weights
+    # `table` trains nothing and reuses the evaluation of unchanged weights; without --set, each row
+    # keeps the overrides it was trained with (a run given a shorter budget, say)
+    base = ["--runs-dir", str(runs), "--reports-dir", str(reports), "--recipe", "scratch48", "--limit", "140"]
     stamp = (row / "test" / "metrics.json").stat().st_mtime_ns
-    assert main(["papers", "table", "paper4", *args]) == 0
+    assert main(["papers", "table", "paper4", *base]) == 0
     assert capsys.readouterr().out == table
     assert len(list(runs.iterdir())) == 1
     assert (row / "test" / "metrics.json").stat().st_mtime_ns == stamp
@@ -91,6 +93,15 @@ def test_papers_run_writes_the_table_from_the_rows_metrics_and_table_reuses_it(t
     assert list(runs.iterdir()) == [folder]
     assert [r["epoch"] for r in read_epoch_metrics(folder / "metrics.csv")] == [0, 1]
     assert json.loads((row / "row.json").read_text())["run"]["epochs_done"] == 2
+
+    assert main(["papers", "table", "paper4", *base]) == 0
+    kept = capsys.readouterr().out
+    line = next(ln for ln in kept.splitlines() if ln.startswith("| ResNet18 |"))
+    accuracy = json.loads((row / "test" / "metrics.json").read_text())["accuracy"]
+    assert "| scratch48, 2 epochs |" in line and f"[{100 * accuracy:.2f}](paper4/resnet18/test/report.md)" in line
+    assert "overrides data.subset=300 data.val_subset=200 trainer.max_epochs=2" in kept
+    assert "Command: `ferkit papers run paper4 --recipe scratch48 --limit 140`" in kept
+    assert list(runs.iterdir()) == [folder]
 
     # a fresh clone has the reports but not the run folders (runs/ is not in the repository): the
     # table keeps the recorded rows instead of calling them untrained, and rewrites none of them

@@ -68,7 +68,8 @@ def add_parser(sub) -> None:
                    help="a local ImageNet weights file for one run (repeatable); implies the imagenet recipe for it")
     p.add_argument("--runs-dir", default="runs/papers", help="where runs are trained and found (default: runs/papers)")
     p.add_argument("--reports-dir", default="reports/papers", help="where tables and row reports go (default: reports/papers)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override for every run (quick checks)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override (quick checks, or a shorter budget) for the runs named in --runs, or every run; "
+                        "a row reused later keeps the overrides it was trained with")
     p.add_argument("--limit", type=int, help="evaluate on a stratified subset of N images per set (quick checks)")
     p.add_argument("--update-docs", nargs="*", metavar="FILE",
                    help="copy the papers' summary table into these files' ferkit-papers block (default: README.md)")

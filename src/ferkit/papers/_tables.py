@@ -93,6 +93,15 @@ def _recorded_row(paper: Paper, row_dir: Path, row: dict[str, Any], limit: int |
     return {**recorded, "label": row["label"], "published": row["published"], "recorded": True, "metrics": metrics}
 
 
+def _recorded_overrides(row_dir: Path, config: str, recipe: str) -> list[str]:
+    """The overrides the row recorded in ``row_dir`` was trained with (a run given a shorter budget,
+    say), if that row is of the same config and recipe; else none. An unreadable ``row.json`` is
+    warned about where the row itself is read."""
+    recorded = read_json(row_dir / "row.json") or {}
+    same = recorded.get("config") == config and recorded.get("recipe") == recipe
+    return [str(o) for o in recorded.get("overrides") or ()] if same else []
+
+
 def _run_row(paper: Paper, key: str, state: RunState | None, recipe: str, row_dir: Path, limit: int | None,
              overrides: Sequence[str], say: Say) -> dict[str, Any]:
     run = paper.run(key)
@@ -179,8 +188,11 @@ def paper_report(
     ``only``: train just these run keys (the others are reused if present); ``train=False`` trains
     nothing and tables what exists. ``recipe``: ``auto`` (ImageNet weights when cached or given in
     ``pretrained`` {run key: file}, else from scratch at 48 px), ``scratch48`` or ``imagenet``.
-    ``overrides`` (config ``key=value``) and ``limit`` (a stratified subset of each evaluation set)
-    are for quick checks; the table says when they were used. Returns the table's path.
+    ``overrides`` (config ``key=value``: quick checks, or a shorter budget) go to the runs named in
+    ``only``, or to every run when ``only`` is not given; a run they do not go to keeps the overrides
+    its recorded row was trained with, so ``table`` rebuilds such a row without naming them again.
+    ``limit`` (a stratified subset of each evaluation set) is for quick checks. The table says when
+    either was used. Returns the table's path.
     """
     from ferkit.evaluate.benchmark import machine_info
 
@@ -194,12 +206,14 @@ def paper_report(
     rows = []
     for run in p.runs:
         rec = choose_recipe(run, recipe, pretrained.get(run.key))
-        cfg = recipe_config(p, run, rec, runs_dir, pretrained=pretrained.get(run.key), overrides=overrides)
+        named = run.key in only if only else bool(overrides)
+        ov = list(overrides) if named else _recorded_overrides(out / paper / run.key, run.config, rec)
+        cfg = recipe_config(p, run, rec, runs_dir, pretrained=pretrained.get(run.key), overrides=ov)
         wanted = train and (not only or run.key in only)
         if wanted:
-            say(f"ferkit: {paper} {run.key}: {rec} recipe, config {run.config}")
+            say(f"ferkit: {paper} {run.key}: {rec} recipe, config {run.config}" + (f", overrides {' '.join(ov)}" if ov else ""))
         states[run.key] = train_run(cfg, runs_dir, train=wanted)
-        rows.append(_run_row(p, run.key, states[run.key], rec, out / paper / run.key, limit, overrides, say))
+        rows.append(_run_row(p, run.key, states[run.key], rec, out / paper / run.key, limit, ov, say))
     for shipped in p.shipped:
         rows.append(_shipped_row(p, shipped, out / paper / shipped.key, limit, say))
     for ens in p.ensembles:
@@ -207,7 +221,7 @@ def paper_report(
     command = ["ferkit", "papers", "run", paper]
     if recipe != "auto":
         command += ["--recipe", recipe]
-    command += [f"--set {o}" for o in overrides] + ([f"--limit {limit}"] if limit else [])
+    command += [f"--set {o}" for o in (() if only else overrides)] + ([f"--limit {limit}"] if limit else [])
     doc = {"schema": SCHEMA, "paper": paper, "title": p.title, "claim": p.claim, "here": p.here,
            "published_on": p.published_on, "evals": [vars(e) for e in p.evals], "rows": rows,
            "evaluated_on": machine_info()["machine"], "command": " ".join(command)}
