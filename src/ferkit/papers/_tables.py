@@ -98,8 +98,9 @@ def _recorded_overrides(row_dir: Path, config: str, recipe: str) -> list[str]:
     say), if that row is of the same config and recipe; else none. An unreadable ``row.json`` is
     warned about where the row itself is read."""
     recorded = read_json(row_dir / "row.json") or {}
-    same = recorded.get("config") == config and recorded.get("recipe") == recipe
-    return [str(o) for o in recorded.get("overrides") or ()] if same else []
+    overrides = recorded.get("overrides")
+    same = recorded.get("config") == config and recorded.get("recipe") == recipe and isinstance(overrides, list)
+    return [str(o) for o in overrides] if same else []
 
 
 def _run_row(paper: Paper, key: str, state: RunState | None, recipe: str, row_dir: Path, limit: int | None,
@@ -206,10 +207,10 @@ def paper_report(
     rows = []
     for run in p.runs:
         rec = choose_recipe(run, recipe, pretrained.get(run.key))
-        named = run.key in only if only else bool(overrides)
-        ov = list(overrides) if named else _recorded_overrides(out / paper / run.key, run.config, rec)
+        chosen = not only or run.key in only
+        ov = list(overrides) if chosen and (only or overrides) else _recorded_overrides(out / paper / run.key, run.config, rec)
         cfg = recipe_config(p, run, rec, runs_dir, pretrained=pretrained.get(run.key), overrides=ov)
-        wanted = train and (not only or run.key in only)
+        wanted = train and chosen
         if wanted:
             say(f"ferkit: {paper} {run.key}: {rec} recipe, config {run.config}" + (f", overrides {' '.join(ov)}" if ov else ""))
         states[run.key] = train_run(cfg, runs_dir, train=wanted)
