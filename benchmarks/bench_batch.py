@@ -87,8 +87,8 @@ def timed(argv: list[str], label: str) -> dict:
         sys.exit(f"{label} failed ({proc.returncode}): {err[-2000:]}")
     summary = err.strip().splitlines()[-1] if err.strip() else ""
     print(f"  {label}: {seconds:.1f} s  ({summary})", flush=True)
-    return {"seconds": seconds, "peak_rss_total_mb": peak["total"] / 2**20, "peak_rss_worker_mb": peak["worker"] / 2**20,
-            "peak_rss_driver_mb": peak["driver"] / 2**20}
+    return {"seconds": seconds, "peak_rss_total_mb": peak["total"] / 2**20,
+            "peak_rss_worker_mb": peak["worker"] / 2**20, "peak_rss_driver_mb": peak["driver"] / 2**20}
 
 
 def build_photos(n: int, folder: Path) -> list[str]:
@@ -105,13 +105,16 @@ def build_photos(n: int, folder: Path) -> list[str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=1000, help="photos (default: %(default)s)")
-    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="local workers / Ray actors (default: all cores)")
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                    help="local workers / Ray actors (default: all cores)")
     ap.add_argument("--no-ray", action="store_true", help="skip the Ray engine")
-    ap.add_argument("--work", type=Path, default=Path("/tmp/ferkit_bench_batch"), help="scratch folder (photos are kept)")
+    ap.add_argument("--work", type=Path, default=Path("/tmp/ferkit_bench_batch"),
+                    help="scratch folder (photos are kept)")
     a = ap.parse_args()
 
     photos = build_photos(a.n, a.work / f"photos{a.n}")
-    print(f"machine: {cpu_name()}, {os.cpu_count()} cores; {len(photos)} photos in {a.work / f'photos{a.n}'}", flush=True)
+    print(f"machine: {cpu_name()}, {os.cpu_count()} cores; {len(photos)} photos in {a.work / f'photos{a.n}'}",
+          flush=True)
     ferkit = [sys.executable, "-m", "ferkit"]
     for d in ("local", "ray", "clip"):
         shutil.rmtree(a.work / d, ignore_errors=True)
@@ -120,13 +123,15 @@ def main() -> None:
     runs["local"] = timed([*ferkit, "batch", str(a.work / f"photos{a.n}"), "--out", str(a.work / "local"),
                            "--workers", str(a.workers)], f"ferkit batch --engine local ({a.workers} workers)")
     if not a.no_ray:
-        runs["ray"] = timed([*ferkit, "batch", str(a.work / f"photos{a.n}"), "--out", str(a.work / "ray"), "--engine", "ray",
-                             "--workers", str(a.workers)], f"ferkit batch --engine ray ({a.workers} actors)")
+        runs["ray"] = timed([*ferkit, "batch", str(a.work / f"photos{a.n}"), "--out", str(a.work / "ray"),
+                             "--engine", "ray", "--workers", str(a.workers)],
+                            f"ferkit batch --engine ray ({a.workers} actors)")
     runs["clip"] = timed([*ferkit, "batch", str(CLIP), "--out", str(a.work / "clip"), "--workers", "1"],
                          "ferkit batch on the 275-frame clip, every frame (one worker)")
     n = len(photos)
     rate = {k: n / v["seconds"] for k, v in runs.items() if k != "clip"}
-    steady = {k: json.loads((a.work / k / "manifest.json").read_text())["runs"][-1] for k in ("local", "ray") if k in runs}
+    steady = {k: json.loads((a.work / k / "manifest.json").read_text())["runs"][-1]
+              for k in ("local", "ray") if k in runs}
     # the clip's rate without start-up (the run's own timing, in its manifest), and the cost of the
     # frames that sampling skips (grabbed, not decoded to pixels)
     clip_fps = json.loads((a.work / "clip" / "manifest.json").read_text())["runs"][-1]["frames_per_second"]
@@ -138,18 +143,19 @@ def main() -> None:
             pass
         grab_s = (time.perf_counter() - t0) / src.frames_read
     print()
-    print("| command | wall s | images/s (wall) | vs predict | start-up s | images/s after start-up | peak RSS of a worker "
-          "| peak RSS, all processes |")
+    print("| command | wall s | images/s (wall) | vs predict | start-up s | images/s after start-up "
+          "| peak RSS of a worker | peak RSS, all processes |")
     print("|---|---|---|---|---|---|---|---|")
-    for k, label in (("predict", "`ferkit predict` (1 process)"), ("local", f"`ferkit batch --engine local` ({a.workers} workers)"),
+    for k, label in (("predict", "`ferkit predict` (1 process)"),
+                     ("local", f"`ferkit batch --engine local` ({a.workers} workers)"),
                      ("ray", f"`ferkit batch --engine ray` ({a.workers} actors)")):
         if k in runs:
             r = runs[k]
             worker = f"{r['peak_rss_worker_mb']:.0f} MB" if k != "predict" else "-"
             st = steady.get(k)
             after = f"{st['startup_seconds']:.1f} | {st['steady_frames_per_second']:.2f}" if st else "- | -"
-            print(f"| {label} | {r['seconds']:.1f} | {rate[k]:.2f} | {rate[k] / rate['predict']:.2f}x | {after} | {worker} | "
-                  f"{r['peak_rss_total_mb']:.0f} MB |")
+            print(f"| {label} | {r['seconds']:.1f} | {rate[k]:.2f} | {rate[k] / rate['predict']:.2f}x | {after} "
+                  f"| {worker} | {r['peak_rss_total_mb']:.0f} MB |")
     print(f"\nlocal / predict: {rate['local'] / rate['predict']:.2f}x wall (target >= 1.8)")
     if "ray" in rate:
         print(f"ray / local: {rate['ray'] / rate['local']:.2f}x wall, "
@@ -166,8 +172,8 @@ def main() -> None:
         print(f"  {cores:4d} cores: 10^6 photos {photos_h:7.1f} h; 1,000 h of video at 1 frame/s {video_h:7.1f} h")
     out = a.work / "bench_batch.json"
     out.write_text(json.dumps({"machine": cpu_name(), "cores": os.cpu_count(), "photos": n, "workers": a.workers,
-                               "runs": runs, "images_per_s": rate, "after_startup": steady, "clip_frames_per_s": clip_fps,
-                               "grab_ms": grab_s * 1000}, indent=1))
+                               "runs": runs, "images_per_s": rate, "after_startup": steady,
+                               "clip_frames_per_s": clip_fps, "grab_ms": grab_s * 1000}, indent=1))
     print(f"\nwrote {out}")
 
 

@@ -31,7 +31,8 @@ EXPECTED = {"two_people.jpg": 2, "multi_face.jpg": 6, "obama.jpg": 1, "dogs.jpg"
 #: MB on disk of what each detector needs beyond OpenCV and NumPy (measured in this venv: dlib-bin's
 #: module 11 MB, face-recognition-models 126 MB, ai-edge-litert 59 MB + 4 MB of its dependencies,
 #: the two BlazeFace files shipped in ferkit 1.3 MB)
-INSTALL_MB = {"haar": 0, "dlib-hog": 11, "dlib-cnn": 137, "blazeface": 64, "blazeface-short": 64, "dlib-hog+blazeface": 75}
+INSTALL_MB = {"haar": 0, "dlib-hog": 11, "dlib-cnn": 137, "blazeface": 64, "blazeface-short": 64,
+              "dlib-hog+blazeface": 75}
 
 
 def ground_truth(folder: Path) -> dict[Path, np.ndarray]:
@@ -115,7 +116,8 @@ def main() -> None:
         clip_faces = sum(len(detect_faces(f, video)) for f in frames)
         ms_frame = 1000 * (time.perf_counter() - t0) / len(frames)
         print(f"{name:<18} {hits:>4}/{n_gt:<3} {hits03:>6} {n_pred - hits03:>6} {np.mean(ious) if ious else 0:>8.2f} "
-              f"{1000 * total_t / len(images):>9.1f} {ms_frame:>8.1f} {clip_faces:>10} {INSTALL_MB.get(name, '?'):>4}  " + "  ".join(f"{c:>{len(k.split('.')[0]) + 3}}" for c, k in zip(counts, EXPECTED)))
+              f"{1000 * total_t / len(images):>9.1f} {ms_frame:>8.1f} {clip_faces:>10} {INSTALL_MB.get(name, '?'):>4}  "
+              + "  ".join(f"{c:>{len(k.split('.')[0]) + 3}}" for c, k in zip(counts, EXPECTED)))
 
 
 if __name__ == "__main__":

@@ -104,7 +104,8 @@ def align_check(rec: Recognizer, n: int) -> None:
     y = np.asarray(labels)
     acc_p = float((rec.classify(plain).argmax(1) == y).mean())
     acc_a = float((rec.classify(aligned).argmax(1) == y).mean())
-    print(f"alignment check on {len(files)} FER2013 PrivateTest faces (median |eye angle| {np.median(angles):.1f} deg): "
+    print(f"alignment check on {len(files)} FER2013 PrivateTest faces "
+          f"(median |eye angle| {np.median(angles):.1f} deg): "
           f"accuracy without {acc_p:.4f}, with alignment {acc_a:.4f}")
 
 

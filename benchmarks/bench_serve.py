@@ -51,8 +51,8 @@ def is_loopback(url: str) -> bool:
 def start_server(extra: list[str], log: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen([sys.executable, "-m", "ferkit", "serve", "--host", "127.0.0.1", "--port", str(port), *extra],
-                            stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([sys.executable, "-m", "ferkit", "serve", "--host", "127.0.0.1", "--port", str(port),
+                             *extra], stdout=log.open("wb"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -154,8 +154,8 @@ def main() -> int:
     faces = after["faces"] - before["faces"]
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, 1-min load average {load_before:.1f} before, "
           f"{os.getloadavg()[0]:.1f} after; python {platform.python_version()}")
-    print(f"server: {url} (model {models['name']}, {models['backend']}, detector {models['detector']}, {models['device']}, "
-          f"{workers} worker{'s' * (workers != 1)})"
+    print(f"server: {url} (model {models['name']}, {models['backend']}, detector {models['detector']}, "
+          f"{models['device']}, {workers} worker{'s' * (workers != 1)})"
           f"{' with ' + ' '.join(extra) if extra else ''}")
     print(f"image: {a.image.name} ({len(body) / 1e3:.0f} kB, {first['width']}x{first['height']}, {expect} face"
           f"{'s' * (expect != 1)}), raw body image/jpeg")

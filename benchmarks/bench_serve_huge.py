@@ -53,7 +53,8 @@ def concurrent_uploads(url: str, pid: int, n: int, slow: bytes) -> None:
         except httpx.HTTPError as e:
             codes.append(type(e).__name__)
 
-    threads = [threading.Thread(target=post, args=(slow,))] + [threading.Thread(target=post, args=(body,)) for _ in range(n)]
+    threads = [threading.Thread(target=post, args=(slow,))] + [threading.Thread(target=post, args=(body,))
+                                                                for _ in range(n)]
     t = time.perf_counter()
     for th in threads:
         th.start()
@@ -91,9 +92,9 @@ def main() -> None:
                 alone = time.perf_counter() - t
                 after, peak = rss_mb(proc.pid)
                 print(f"machine: {platform.processor() or platform.machine()}; server {url} {' '.join(extra)}")
-                print(f"{a.side}x{a.side} JPEG ({len(huge) / 1e3:.0f} kB) alone: HTTP {r.status_code} in {alone:.2f} s, "
-                      f"{len(r.json().get('faces', []))} faces; server RSS {base:.0f} MB before, peak {peak:.0f} MB "
-                      f"(+{peak - base:.0f}), {after:.0f} MB after")
+                print(f"{a.side}x{a.side} JPEG ({len(huge) / 1e3:.0f} kB) alone: HTTP {r.status_code} "
+                      f"in {alone:.2f} s, {len(r.json().get('faces', []))} faces; server RSS {base:.0f} MB before, "
+                      f"peak {peak:.0f} MB (+{peak - base:.0f}), {after:.0f} MB after")
                 got: dict[str, float] = {}
 
                 def send(name: str, body: bytes, delay: float) -> None:

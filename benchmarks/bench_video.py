@@ -68,12 +68,15 @@ def main() -> None:
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}, "
           f"clip {a.clip.name}")
     best = max(haar_loop(a.clip) for _ in range(a.repeat))
-    print(f"{'OpenCV decode + Haar + 48x48 crops (fer pipeline)':<58} {best[0]:6.1f} FPS  ({best[1]} frames, {best[2]} faces)")
+    print(f"{'OpenCV decode + Haar + 48x48 crops (fer pipeline)':<58} {best[0]:6.1f} FPS  "
+          f"({best[1]} frames, {best[2]} faces)")
     with tempfile.TemporaryDirectory() as tmp:
         runs = [("ferkit video (defaults)", ["video", str(a.clip), "--out", f"{tmp}/v"]),
-                ("ferkit webcam --headless --source clip (defaults)", ["webcam", "--headless", "--source", str(a.clip)])]
+                ("ferkit webcam --headless --source clip (defaults)",
+                 ["webcam", "--headless", "--source", str(a.clip)])]
         for det in a.detector:
-            runs.append((f"ferkit video --detector {det}", ["video", str(a.clip), "--out", f"{tmp}/v", "--detector", det]))
+            runs.append((f"ferkit video --detector {det}",
+                         ["video", str(a.clip), "--out", f"{tmp}/v", "--detector", det]))
         for label, argv in runs:
             fps, line = max(ferkit_fps(argv) for _ in range(a.repeat))
             print(f"{label:<58} {fps:6.1f} FPS  ({fps / best[0]:.2f}x the Haar loop; {line.split(': ', 1)[1]})")

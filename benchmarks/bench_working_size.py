@@ -61,7 +61,8 @@ def main() -> None:
                         if m[i, j] > 0.5:
                             shifts.append(float(np.abs(faces.xyxy[i] - _xyxy(full[p][j])).max()))
             label = "full" if size is None else f"{size / 1e6:g} MP"
-            print(f"{name:<10} {label:>12} {hits:>3}/{n_gt:<3} {fp:>6} {1000 * total / len(photos):>9.1f} {max(shifts):>16.0f}")
+            print(f"{name:<10} {label:>12} {hits:>3}/{n_gt:<3} {fp:>6} {1000 * total / len(photos):>9.1f} "
+                  f"{max(shifts):>16.0f}")
 
 
 def _xyxy(box: np.ndarray) -> np.ndarray:

@@ -15,7 +15,8 @@ The chosen margin per detector is the one with the highest agreement (then the s
 gap): there, a detector crop is classified as its FER2013 crop would be. dlib-cnn takes seconds per
 photo on a CPU, so it sees only the first ``--cnn-limit`` photos (a stratified subset).
 
-    python benchmarks/crop_geometry.py [--limit 800] [--cnn-limit 150] [--canvas 480] [--out benchmarks/crop_geometry.md]
+    python benchmarks/crop_geometry.py [--limit 800] [--cnn-limit 150] [--canvas 480]
+        [--out benchmarks/crop_geometry.md]
 """
 from __future__ import annotations
 
@@ -91,8 +92,8 @@ def markdown(results: dict[str, dict], header: str, min_iou: float) -> str:
     for name, r in results.items():
         c = r["chosen"]
         lines.append(f"| {name} | {r['photos']} | {r['found']} ({100 * r['found'] / max(r['photos'], 1):.1f}%) | "
-                     f"{r['raw_iou']:.2f} | {r['s_per_photo']:.2f} | **{c['margin']:+.2f}** | {100 * c['orig_acc']:.1f}% | "
-                     f"{100 * c['acc']:.1f}% | {100 * c['agree']:.1f}% |")
+                     f"{r['raw_iou']:.2f} | {r['s_per_photo']:.2f} | **{c['margin']:+.2f}** | "
+                     f"{100 * c['orig_acc']:.1f}% | {100 * c['acc']:.1f}% | {100 * c['agree']:.1f}% |")
     lines += ["", ("Per margin (added on each side, as a fraction of the box): mean IoU of the grown box with the "
                    "pasted FER2013 crop / accuracy on the detector crops (its difference from the accuracy on the "
                    "original crops of the same faces) / agreement:"), "",
@@ -117,10 +118,13 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=800, help="PublicTest faces, stratified (default: %(default)s)")
     ap.add_argument("--cnn-limit", type=int, default=150, help="of those, photos dlib-cnn sees (default: %(default)s)")
     ap.add_argument("--canvas", type=int, default=480, help="longer side of each photo in px (default: %(default)s)")
-    ap.add_argument("--iou", type=float, default=0.3, help="IoU with the pasted crop for a found face (default: %(default)s)")
+    ap.add_argument("--iou", type=float, default=0.3,
+                    help="IoU with the pasted crop for a found face (default: %(default)s)")
     ap.add_argument("--detectors", nargs="+", default=list(DETECTORS))
-    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: %(default)s; steady on a busy machine)")
-    ap.add_argument("--out", type=Path, default=Path(__file__).with_name("crop_geometry.md"), help="markdown table (default: %(default)s)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch CPU threads (default: %(default)s; steady on a busy machine)")
+    ap.add_argument("--out", type=Path, default=Path(__file__).with_name("crop_geometry.md"),
+                    help="markdown table (default: %(default)s)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
 

@@ -1,8 +1,9 @@
 """Promote a training run's best model to a model shipped inside the package (developers' tool).
 
-    python scripts/ship_model.py RUN_DIR --stem fer2013_vgg_fer --name vgg_fer.w1_fer2013 [--aliases default] [--tta flip]
-    python scripts/ship_model.py RUN_DIR --stem ferplus_vgg_fer_w2 --name vgg_fer.w2_ferplus --aliases ferplus --format ferplus \
-        --data ../shared/data/ferplus --dtype float16 --machine "one NVIDIA H200 GPU (lent)"
+    python scripts/ship_model.py RUN_DIR --stem fer2013_vgg_fer --name vgg_fer.w1_fer2013 \
+        [--aliases default] [--tta flip]
+    python scripts/ship_model.py RUN_DIR --stem ferplus_vgg_fer_w2 --name vgg_fer.w2_ferplus --aliases ferplus \
+        --format ferplus --data ../shared/data/ferplus --dtype float16 --machine "one NVIDIA H200 GPU (lent)"
 
 1. fits the temperature on the validation split (FER2013 PublicTest, FER+ FER2013Valid with
    majority labels; never the test split),
@@ -23,8 +24,7 @@ import torch
 
 from ferkit.evaluate import calibrate, evaluate
 from ferkit.evaluate.report import confusion_percent_table, markdown_table
-from ferkit.models import load_model, save_model
-from ferkit.models._shipped import WEIGHTS_DIR
+from ferkit.models import WEIGHTS_DIR, load_model, save_model
 from ferkit.train.callbacks import read_epoch_metrics
 
 REPO = Path(__file__).resolve().parents[1]

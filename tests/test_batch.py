@@ -24,7 +24,7 @@ from ferkit.errors import FerkitError
 from ferkit.infer import Recognizer, open_source
 
 from _paths import FER, SAMPLES, cut_clip, require
-from _server import free_port
+from _server import descendants, free_port, wait_gone
 
 require(FER)
 require(SAMPLES)
@@ -38,7 +38,8 @@ class Inputs:
     def __init__(self, root: Path):
         self.crops = [str(p) for c in sorted((FER / "test").iterdir())
                       for p in sorted(c.glob("PublicTest_*.jpg"))[:12]]
-        self.photos = [str(SAMPLES / n) for n in PHOTOS] + [str(p) for p in sorted((SAMPLES / "voc_faces").glob("*.jpg"))[:4]]
+        self.photos = [str(SAMPLES / n) for n in PHOTOS] + [str(p) for p in
+                                                           sorted((SAMPLES / "voc_faces").glob("*.jpg"))[:4]]
         self.corrupt = root / "corrupt.jpg"
         self.corrupt.write_bytes((SAMPLES / "obama.jpg").read_bytes()[:3000])
         self.not_image = root / "notes.jpg"
@@ -98,13 +99,15 @@ def assert_matches_reference(faces: pd.DataFrame, failures: pd.DataFrame, inputs
         assert [[r.x, r.y, r.w, r.h] for r in rows.itertuples()] == [f["box"] for f in ref["faces"]], frame
         assert rows.track_id.tolist() == [f["track_id"] for f in ref["faces"]]
         np.testing.assert_allclose(rows[probs].to_numpy(float),
-                                   [[f["probabilities"][c[5:]] for c in probs] for f in ref["faces"]], atol=1e-5, rtol=0)
+                                   [[f["probabilities"][c[5:]] for c in probs] for f in ref["faces"]],
+                                   atol=1e-5, rtol=0)
         assert rows.time_s.iloc[0] == pytest.approx(ref["time_s"], abs=1e-3)
     # every input once: images and videos in the faces table, the bad ones in the failures table
     assert set(faces.path) == set(inputs.images) | {str(CLIP), str(inputs.truncated)}
     assert sorted(failures.path) == sorted([*inputs.bad, str(inputs.truncated)])
     reasons = dict(zip(failures.path, failures.reason, strict=True))
-    assert "truncated or corrupt" in reasons[str(inputs.corrupt)] and reasons[str(inputs.corrupt)].startswith(str(inputs.corrupt))
+    assert ("truncated or corrupt" in reasons[str(inputs.corrupt)]
+            and reasons[str(inputs.corrupt)].startswith(str(inputs.corrupt)))
     assert "not an image" in reasons[str(inputs.not_image)]
     assert "no such file" in reasons[str(inputs.missing)]
     assert "not a readable video" in reasons[str(inputs.not_video)]
@@ -162,6 +165,26 @@ def test_local_engine_killed_and_resumed_matches_predict(local_run: Path, inputs
     s = run_batch(inputs.all, local_run, workers=1, every=EVERY)
     assert (s.processed, s.skipped, s.shards) == (0, len(inputs.all), 0)
     assert sorted(p.name for p in (local_run / "faces").iterdir()) == before
+
+
+def test_killed_driver_leaves_no_pool_workers(inputs: Inputs, tmp_path: Path) -> None:
+    """`kill -9` of `ferkit batch`'s driver alone (not its process group): its pool workers (and a
+    resource tracker, if any) are gone within 5 s."""
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "ferkit", "batch", *inputs.all, "--out", str(out), "--workers", "2",
+                             "--every", str(EVERY), "--shard-size", "8"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while _shards(out) < 1 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert proc.poll() is None, "the run ended before it could be killed"
+        children = descendants(proc.pid)
+        assert len(children) >= 2, children
+    finally:
+        proc.kill()
+        proc.wait()
+    assert wait_gone(children, 5) == []
 
 
 def test_ray_engine_on_local_ray(inputs: Inputs, reference: dict, tmp_path: Path) -> None:

@@ -14,7 +14,8 @@ from ferkit.evaluate.benchmark import MARKER_END, MARKER_START, shipped_model_id
 
 from _paths import DATA
 
-pytestmark = pytest.mark.skipif(not (DATA / "ferplus").is_dir(), reason=f"data sets not found in {DATA} (set FERKIT_DATA)")
+pytestmark = pytest.mark.skipif(not (DATA / "ferplus").is_dir(),
+                                reason=f"data sets not found in {DATA} (set FERKIT_DATA)")
 
 LIMIT, UNCROPPED = 30, 12
 
@@ -51,7 +52,8 @@ def test_results_table_has_every_model_on_every_data_set(results):
     rows = table_rows(text)
     ids = shipped_model_ids()
     sets = ["FER2013 PublicTest", "FER2013 PrivateTest", "FER+ test, 8 classes", "FER+ test, 7 classes",
-            "FER2013 PublicTest subset, original crops", f"same faces in photos, {DEFAULT_DETECTOR}", "photos", f"photos, {DEFAULT_DETECTOR}"]
+            "FER2013 PublicTest subset, original crops", f"same faces in photos, {DEFAULT_DETECTOR}", "photos",
+            f"photos, {DEFAULT_DETECTOR}"]
     assert [(r["model"].split(" ")[0], r["data set"]) for r in rows] == [(m, s) for m in ids for s in sets]
     for r in rows:
         m = re.fullmatch(r"(\d+\.\d\d) \((\d+\.\d\d)-(\d+\.\d\d)\)", r["accuracy % (95% CI)"])

@@ -109,7 +109,8 @@ def test_live_camera_shows_box_and_label(browser, server_url: str, tmp_path: Pat
         assert emotion in classes
         assert emotion in item.inner_text()
         info = _edge_pixel(page)
-        assert info["face"]["emotion"] == emotion and info["face"]["box"] == [int(v) for v in item.get_attribute("data-box").split(",")]
+        assert (info["face"]["emotion"] == emotion
+                and info["face"]["box"] == [int(v) for v in item.get_attribute("data-box").split(",")])
 
         # the box, drawn over the video in the emotion's colour, around the face (upper middle of the frame)
         w, h = info["size"]  # the frames sent (Chromium may crop the 480x600 video to the asked 4:3 or 1:1)
@@ -128,7 +129,8 @@ def test_live_camera_shows_box_and_label(browser, server_url: str, tmp_path: Pat
         assert page.evaluate("window.ferkit.history.filter(p => p).length") >= 3
         chart_ink = page.evaluate("""() => {
             const d = document.getElementById('chart').getContext('2d').getImageData(0, 0, 480, 200).data;
-            let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i + 3] && (d[i] > 120 || d[i + 1] > 120 || d[i + 2] > 120)) n++;
+            let n = 0;
+            for (let i = 0; i < d.length; i += 4) if (d[i + 3] && (d[i] > 120 || d[i + 1] > 120 || d[i + 2] > 120)) n++;
             return n; }""")
         assert chart_ink > 0
         assert page.inner_text("#status").startswith("live")
@@ -137,7 +139,8 @@ def test_live_camera_shows_box_and_label(browser, server_url: str, tmp_path: Pat
         page.screenshot(path=str(shot))
         assert shot.stat().st_size > 10_000
         # everything came from ferkit: no CDN, no other host
-        assert all(u.startswith((server_url, "data:", "blob:", server_url.replace("http", "ws"))) for u in requests), requests
+        assert all(u.startswith((server_url, "data:", "blob:", server_url.replace("http", "ws")))
+                   for u in requests), requests
         assert not errors
     finally:
         context.close()

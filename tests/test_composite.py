@@ -22,7 +22,8 @@ from ferkit.infer import load_image
 
 from _paths import DATA, SAMPLES
 
-pytestmark = pytest.mark.skipif(not (DATA / "fer2013").is_dir(), reason=f"FER2013 not found in {DATA} (set FERKIT_DATA)")
+pytestmark = pytest.mark.skipif(not (DATA / "fer2013").is_dir(),
+                                reason=f"FER2013 not found in {DATA} (set FERKIT_DATA)")
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,8 @@ from _paths import SAMPLES
 
 @pytest.fixture(scope="module")
 def images() -> dict[str, np.ndarray]:
-    return {n: load_image(SAMPLES / f"{n}.jpg") for n in ("obama", "two_people", "multi_face", "dogs", "obama_partial_face")}
+    return {n: load_image(SAMPLES / f"{n}.jpg")
+            for n in ("obama", "two_people", "multi_face", "dogs", "obama_partial_face")}
 
 
 @pytest.fixture(scope="module")

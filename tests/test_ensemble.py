@@ -120,7 +120,8 @@ def test_region_crops_land_on_their_landmarks_for_a_real_face():
     for name, idx in REGION_POINTS.items():
         x0, y0, x1, y1 = boxes[name]
         pts = points[0][idx]
-        assert (pts[:, 0] >= x0).all() and (pts[:, 0] <= x1).all() and (pts[:, 1] >= y0).all() and (pts[:, 1] <= y1).all()
+        assert ((pts[:, 0] >= x0).all() and (pts[:, 0] <= x1).all()
+                and (pts[:, 1] >= y0).all() and (pts[:, 1] <= y1).all())
         assert (x1 - x0) < 0.7 * w  # a part of the face, not the whole crop
     centre = {k: ((b[0] + b[2]) / 2, (b[1] + b[3]) / 2) for k, b in boxes.items()}
     assert centre["left_eye"][0] > centre["right_eye"][0]          # the person's left eye is on the image's right
@@ -182,7 +183,7 @@ def test_ensemble_round_trips_through_save_and_load(tmp_path, method, objective,
 
 
 def test_linked_ensemble_refers_to_member_files(tmp_path, one_thread):
-    from ferkit.models._shipped import WEIGHTS_DIR, shipped_models
+    from ferkit.models import WEIGHTS_DIR, shipped_models
 
     stems = [WEIGHTS_DIR / shipped_models()[m] for m in MEMBERS]
     ens, meta = build_ensemble(MEMBERS, "vote")
@@ -226,7 +227,8 @@ def test_mixed_input_sizes_and_channels_each_keep_their_preprocessing(members, o
 
     grey_net, grey_meta = members[1]
     rgb_net = create_model("vgg_fer", num_classes=7, in_chans=3).eval()
-    rgb_meta = {"classes": grey_meta["classes"], "input": {"size": 64, "channels": 3, "mean": [0.5] * 3, "std": [0.25] * 3}}
+    rgb_meta = {"classes": grey_meta["classes"],
+                "input": {"size": 64, "channels": 3, "mean": [0.5] * 3, "std": [0.25] * 3}}
     ens = Ensemble([(grey_net, grey_meta), (rgb_net, rgb_meta)], "soft").eval()
     assert ens.input_cfg == {"size": 64, "channels": 3, "mean": [0.0] * 3, "std": [1.0] * 3}
     image = load_image(SAMPLES / "obama.jpg")
@@ -270,8 +272,8 @@ def test_ensemble_works_in_predict_and_evaluate(saved_soft):
 
 def test_build_refuses_bad_input(tmp_path):
     def cli(*args):
-        return subprocess.run([sys.executable, "-m", "ferkit", "ensemble", "build", *args], check=False, capture_output=True,
-                              text=True, timeout=120)
+        return subprocess.run([sys.executable, "-m", "ferkit", "ensemble", "build", *args], check=False,
+                              capture_output=True, text=True, timeout=120)
 
     r = cli("vgg_fer.w15_fer2013", "--out", str(tmp_path / "a"))
     assert r.returncode == 2 and "at least 2 models" in r.stderr
@@ -369,7 +371,8 @@ def test_region_model_trains_on_its_cut_and_votes_on_that_region_only(tmp_path, 
     with torch.no_grad():
         views, _ = cut_regions(inp)
         full = members[0][0](((views.flatten(0, 1)) - 0.5) / 0.5) / members[0][1].get("temperature", 1.0)
-        mouth = members[1][0].net((views[REGIONS.index("mouth")] - 0.5) / 0.5) / (members[1][1].get("temperature") or 1.0)
+        mouth = (members[1][0].net((views[REGIONS.index("mouth")] - 0.5) / 0.5)
+                 / (members[1][1].get("temperature") or 1.0))
         # the whole-face member votes on the face and the regions no member learnt (not the mouth)
         full = full.softmax(1).reshape(6, 8, -1)[[i for i in range(6) if i != mouth_at]]
         by_hand = majority_vote(torch.cat([full, mouth.softmax(1)[None]]).double())

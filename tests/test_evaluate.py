@@ -65,8 +65,8 @@ def _one_thread(one_thread) -> None:
 
 def _ferkit(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    return subprocess.run([sys.executable, "-m", "ferkit", *map(str, args)], check=False, capture_output=True, text=True,
-                          timeout=300, cwd=cwd, env=env)
+    return subprocess.run([sys.executable, "-m", "ferkit", *map(str, args)], check=False, capture_output=True,
+                          text=True, timeout=300, cwd=cwd, env=env)
 
 
 def _copy_images(faces, index, root: Path, folder_of=None) -> Path:
@@ -426,7 +426,6 @@ def test_calibrating_a_shipped_model_needs_out(subset, tmp_path):
 
 
 def _shipped_weights() -> Path:
-    from ferkit.models._io import model_paths
-    from ferkit.models._shipped import resolve_model_path
+    from ferkit.models import model_paths, resolve_model_path
 
     return model_paths(resolve_model_path("default"))[0]

@@ -112,7 +112,8 @@ def test_detect_agrees_with_crop_classification_and_lists_faceless_images(photos
     assert m["accuracy"] == pytest.approx(hits / m["n_images"])
     angry = [r for r in rows.values() if r["true"] == "angry"]
     assert m["per_class"]["angry"]["support"] == len(angry) == sum(c.label == "angry" for c in made) + len(NO_FACE)
-    assert m["per_class"]["angry"]["recall"] == pytest.approx(sum(r["predicted"] == "angry" for r in angry) / len(angry))
+    assert m["per_class"]["angry"]["recall"] == pytest.approx(
+        sum(r["predicted"] == "angry" for r in angry) / len(angry))
     assert np.array(m["confusion"]).sum() == n_found
     lo, hi = m["ci95"]["accuracy"]
     assert lo <= m["accuracy"] <= hi and m["ci95"]["n_boot"] == N_BOOT
@@ -170,7 +171,8 @@ def mixed(photos, faces, detected, tmp_path_factory):
     shutil.copyfile(SAMPLES / "dogs.jpg", mix / "angry" / "dogs.jpg")
     shutil.copyfile(SAMPLES / "two_people.jpg", mix / "happy" / "two_people.jpg")  # the largest face counts
     portrait = load_image(SAMPLES / "obama.jpg")[:910, :910]
-    Image.fromarray(cv2.resize(portrait, (256, 256), interpolation=cv2.INTER_AREA)).save(mix / "neutral" / "portrait.tif")
+    Image.fromarray(cv2.resize(portrait, (256, 256), interpolation=cv2.INTER_AREA)).save(
+        mix / "neutral" / "portrait.tif")
     wide = cv2.resize(load_image(SAMPLES / "dogs.jpg"), (4000, 3000), interpolation=cv2.INTER_CUBIC)
     Image.fromarray(compose(faces.load_image(0), wide, (1500, 900, 1000, 1000))).save(
         mix / "surprise" / "huge.jpg", quality=90)

@@ -78,7 +78,8 @@ def test_target_class_changes_the_map(rec, obama_x):
     pred = grad_cam(rec.model, obama_x)
     k = int(np.argmax(rec.model(obama_x).detach().numpy()))
     assert np.allclose(pred, grad_cam(rec.model, obama_x, target=k))
-    other = grad_cam(rec.model, obama_x, target=rec.classes.index("surprise" if k != rec.classes.index("surprise") else "sad"))
+    other = grad_cam(rec.model, obama_x,
+                     target=rec.classes.index("surprise" if k != rec.classes.index("surprise") else "sad"))
     assert np.abs(pred - other).max() > 0.1
     ((face, a),) = explain_image(rec, OBAMA)
     ((_, b),) = explain_image(rec, OBAMA, target="angry" if face.emotion != "angry" else "sad")
@@ -112,7 +113,8 @@ def test_cli_writes_a_jpeg_of_the_input_size_and_never_over_an_input(one_thread,
     for p in written:
         assert p.read_bytes()[:3] == b"\xff\xd8\xff"  # JPEG
         assert load_image(p).shape == load_image(OBAMA).shape
-    assert sorted(f.name for f in out.iterdir()) == ["obama_gradcam-2.jpg", "obama_gradcam.jpg", "obama_gradcam_gradcam.jpg"]
+    assert sorted(f.name for f in out.iterdir()) == ["obama_gradcam-2.jpg", "obama_gradcam.jpg",
+                                                     "obama_gradcam_gradcam.jpg"]
 
 
 def test_cli_missing_file_is_one_line(one_thread, tmp_path, capsys):

@@ -1,4 +1,5 @@
-"""ONNX export and the ONNX Runtime backend: parity with PyTorch on real faces, caching, CLI, errors."""
+"""ONNX export and the ONNX Runtime backend: parity with PyTorch on real faces, loading only (inference never
+exports), CLI, errors."""
 from __future__ import annotations
 
 import hashlib
@@ -13,16 +14,11 @@ import pytest
 from PIL import Image
 
 from ferkit.cli import main
-from ferkit.errors import WeightsError
-from ferkit.export import ExportError, export_onnx, onnx_model, read_onnx_meta
+from ferkit.errors import FerkitError, WeightsError
+from ferkit.export import ExportError, export_onnx, read_onnx_meta
 from ferkit.infer import Recognizer, load_image
-from ferkit.infer._backends import (
-    OnnxClassifier,
-    TorchClassifier,
-    load_classifier,
-    probabilities,
-)
-from ferkit.models._shipped import resolve_model_path
+from ferkit.infer._backends import default_backend, load_classifier
+from ferkit.models import OnnxClassifier, TorchClassifier, probabilities, resolve_model_path
 
 from _paths import DATA, REPO, SAMPLES
 
@@ -32,7 +28,7 @@ TOL = 1e-4  # the issue's bound on the largest probability difference
 
 @pytest.fixture(scope="module", autouse=True)
 def cache_dir(tmp_path_factory, one_thread) -> Path:
-    """Exports made on first use go to a temporary cache, never to ~/.cache; one torch thread."""
+    """A temporary cache folder (inference must write no ONNX file there), never ~/.cache; one torch thread."""
     d = tmp_path_factory.mktemp("cache")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FERKIT_CACHE_DIR", str(d))
@@ -93,27 +89,39 @@ def test_parity_on_fer2013_public_test(rec: Recognizer, onnx_rec: Recognizer) ->
     assert (p_torch.argmax(1) == p_onnx.argmax(1)).all()
 
 
-def test_recognizer_onnx_matches_torch_and_reuses_the_cache(rec: Recognizer, cache_dir: Path) -> None:
-    from ferkit.infer._backends import default_backend
-
+def test_inference_loads_onnx_files_and_never_exports(rec: Recognizer, exported: Path, cache_dir: Path) -> None:
     # the default backend: ONNX Runtime where an ONNX file is at hand on the CPU, else PyTorch
     assert default_backend("default") == "onnx" and default_backend("ferplus") == "onnx"
     assert default_backend(str(resolve_model_path("default"))) == "torch"
     assert default_backend("default", "cuda:0") == "torch"
     shipped = Recognizer(backend="onnx")  # a shipped model runs from the ONNX file shipped with it
-    assert Path(shipped.classifier.path).parent.name == "onnx" and Path(shipped.classifier.path).parent.parent.name == "weights"
-    assert not list((cache_dir / "onnx").glob("*.onnx"))
-    weights = str(resolve_model_path("default"))  # the same model as a saved PyTorch model: exported on first use
-    onnx_rec = Recognizer(weights, backend="onnx")
-    cached = list((cache_dir / "onnx").glob("*.onnx"))
-    assert len(cached) == 1 and cached[0].stem == rec.meta["sha256"]
+    assert (Path(shipped.classifier.path).parent.name == "onnx"
+            and Path(shipped.classifier.path).parent.parent.name == "weights")
+    # a saved PyTorch model on ONNX Runtime: one line saying to export it first; nothing is exported
+    weights = str(resolve_model_path("default"))
+    with pytest.raises(FerkitError) as e:
+        Recognizer(weights, backend="onnx")
+    assert str(e.value).startswith(f"{weights}: a PyTorch model, not exported to ONNX")
+    assert f"ferkit export {weights} --out FILE.onnx" in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(FerkitError, match="export it first with ferkit.export.export_onnx"):
+        load_classifier((rec.model, rec.meta), "onnx")
+    with pytest.raises(WeightsError, match="no-such-model: not a model file or folder, nor a shipped model"):
+        load_classifier("no-such-model", "onnx")
+    assert not list(cache_dir.rglob("*.onnx"))
+    assert Recognizer(weights).backend == "torch"  # backend None: the torch backend, as before
+    # exported explicitly first, the same model runs on ONNX Runtime with the torch backend's answers
+    onnx_rec = Recognizer(exported, backend="onnx")
+    assert onnx_rec.classifier.path == str(exported)
     a, b = rec.predict(TWO), onnx_rec.predict(TWO)
     assert len(a) == 2 and [f.box for f in a] == [f.box for f in b] and [f.emotion for f in a] == [f.emotion for f in b]
     assert max(abs(f.probabilities[c] - g.probabilities[c]) for f, g in zip(a, b) for c in rec.classes) < TOL
-    mtime = cached[0].stat().st_mtime_ns
-    assert Recognizer(weights, backend="onnx").classifier.path == str(cached[0]) and cached[0].stat().st_mtime_ns == mtime
-    cached[0].write_bytes(b"corrupt")  # a damaged cache entry is exported again
-    assert onnx_model("default")[0] == cached[0] and read_onnx_meta(cached[0])[1]["check"]["max_prob_diff"] < TOL
+
+
+def test_cli_predict_onnx_of_an_unexported_model_says_how_to_export(capsys) -> None:
+    weights = str(resolve_model_path("default"))
+    assert main(["predict", TWO, "--model", weights, "--backend", "onnx", "--format", "json"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and f"run `ferkit export {weights} --out FILE.onnx` first" in err
 
 
 def test_temperature_stays_outside_the_graph(rec: Recognizer, tmp_path: Path) -> None:
@@ -188,7 +196,8 @@ def test_cli_export_refuses_to_overwrite(tmp_path: Path, capsys) -> None:
 def test_cli_predict_onnx_json_matches_torch(rec: Recognizer, exported: Path, cache_dir: Path) -> None:
     env = {**os.environ, "FERKIT_CACHE_DIR": str(cache_dir), "OMP_NUM_THREADS": "1"}
     r = subprocess.run([sys.executable, "-m", "ferkit", "predict", TWO, "--model", str(exported), "--backend", "onnx",
-                        "--format", "json"], check=False, capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
+                        "--format", "json"], check=False, capture_output=True, text=True, env=env, cwd=REPO,
+                       timeout=120)
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
     expected = rec.predict(TWO).to_dict()

@@ -23,6 +23,7 @@ require(SAMPLES)
 
 TWO = SAMPLES / "two_people.jpg"
 CONTENT_TYPE = {".png": "image/png", ".jpg": "image/jpeg"}
+FORMAT_NAMES = ("BMP", "GIF", "JPEG", "PNG", "PPM", "TIFF", "WebP")  # what `ferkit predict` reads
 
 
 @pytest.fixture(scope="module")
@@ -173,3 +174,46 @@ def test_dataset_images_decode_the_same_way(tmp_path):
     by_name = {Path(p).name: faces.load_image(i) for i, p in enumerate(faces.paths)}
     np.testing.assert_array_equal(by_name["a16.png"], grey)
     np.testing.assert_array_equal(by_name["b.png"], grey)
+
+
+def test_a_refused_format_costs_no_parse(tmp_path, capsys):
+    """An 8.8 MB EPS (Pillow would scan it for seconds, then hand it to Ghostscript) is refused from its
+    first bytes in < 0.5 s, in one line naming the file and the format: as a file, as bytes, by
+    `ferkit predict` and by the real server, sent as image/jpeg."""
+    import time
+
+    from ferkit.serve.errors import InputError
+    from ferkit.serve.images import decode_image
+
+    eps = tmp_path / "big.eps"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (1200, 1200, 3), np.uint8)).save(eps, "EPS")
+    data = eps.read_bytes()
+    assert data.startswith(b"%!PS-Adobe") and len(data) > 8_000_000
+    for source, name in ((eps, str(eps)), (data, "image")):
+        start = time.perf_counter()
+        with pytest.raises(ImageReadError) as e:
+            decode(source)
+        assert time.perf_counter() - start < 0.5
+        assert e.value.reason == "format" and "\n" not in str(e.value)
+        assert str(e.value).startswith(f"{name}: image format EPS is not accepted (accepted: BMP, GIF, JPEG, ")
+    start = time.perf_counter()
+    with pytest.raises(InputError) as e:
+        decode_image(data, max_pixels=10**7)
+    assert time.perf_counter() - start < 0.5 and e.value.status_code == 415
+
+    assert ferkit_main(["predict", str(eps)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"ferkit: error: {eps}: image format EPS is not accepted (accepted: {', '.join(FORMAT_NAMES)})"
+
+    srv = Server(tmp_path)
+    try:
+        with httpx.Client(base_url=srv.url, timeout=60) as c:
+            assert c.post("/v1/predict", content=TWO.read_bytes(),
+                          headers={"Content-Type": "image/jpeg"}).status_code == 200
+            start = time.perf_counter()
+            resp = c.post("/v1/predict", content=data, headers={"Content-Type": "image/jpeg"})
+            took = time.perf_counter() - start
+        assert resp.status_code == 415 and "image format EPS is not accepted" in resp.json()["detail"], resp.text
+        assert took < 0.5, f"the refusal took {took:.2f} s"
+    finally:
+        srv.stop()

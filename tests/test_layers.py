@@ -1,4 +1,5 @@
-"""ferkit's layers hold: import-linter's contract in pyproject.toml passes, and it names every package."""
+"""ferkit's layers hold: import-linter's contracts in pyproject.toml pass (the layers, and private modules
+imported only inside their own package), and the layers name every package."""
 from __future__ import annotations
 
 import subprocess
@@ -29,7 +30,7 @@ def test_lint_imports_keeps_the_layers_contract():
     out = subprocess.run([str(exe), "--config", str(REPO / "pyproject.toml"), "--no-cache"], check=False, cwd=REPO,
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
-    assert "1 kept, 0 broken" in out.stdout
+    assert "2 kept, 0 broken" in out.stdout
 
 
 def test_the_contract_names_every_package_once():
@@ -42,18 +43,49 @@ def test_the_contract_names_every_package_once():
                                   f"gone from src: {sorted(set(named) - on_disk)}"
 
 
-def test_the_contract_catches_an_upward_import(tmp_path):
-    """The same contract on a copy of the package in which a core module imports a front end fails,
-    naming the import (so the test above can fail)."""
+def _lint_a_copy_with(tmp_path: Path, module: str, source: str) -> subprocess.CompletedProcess:
+    """lint-imports with pyproject.toml's contracts on a copy of the package holding one more module."""
     import shutil
 
     copy = tmp_path / "src"
     shutil.copytree(SRC, copy / "ferkit", ignore=shutil.ignore_patterns("weights", "static", "__pycache__", "*.onnx"))
-    bad = copy / "ferkit" / "detect" / "_upward.py"
-    bad.write_text("from ferkit.cli import main  # noqa\n")
+    (copy / Path(*module.split("."))).with_suffix(".py").write_text(source)
     exe = Path(sys.executable).with_name("lint-imports")
     env = {"PYTHONPATH": str(copy), "PATH": str(exe.parent)}
-    out = subprocess.run([str(exe), "--config", str(REPO / "pyproject.toml"), "--no-cache"], check=False, cwd=tmp_path,
-                         capture_output=True, text=True, timeout=300, env=env)
+    return subprocess.run([str(exe), "--config", str(REPO / "pyproject.toml"), "--no-cache"], check=False, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300, env=env)
+
+
+def test_the_contract_catches_an_upward_import(tmp_path):
+    """The same contract on a copy of the package in which a core module imports a front end fails,
+    naming the import (so the test above can fail)."""
+    out = _lint_a_copy_with(tmp_path, "ferkit.detect._upward", "from ferkit.cli import main  # noqa\n")
     assert out.returncode != 0
     assert "ferkit.detect._upward -> ferkit.cli" in out.stdout
+
+
+def test_the_contract_catches_another_package_s_private_module(tmp_path):
+    """A module importing another package's private module (here ferkit.models._shipped, also in the
+    ``from ferkit.models import _shipped`` form) breaks the private-modules contract, and only that one;
+    a package's own private modules stay importable inside it."""
+    out = _lint_a_copy_with(tmp_path, "ferkit.evaluate.peek", "from ferkit.models._shipped import WEIGHTS_DIR  # noqa\n"
+                                                             "from ferkit.models import _onnx  # noqa\n")
+    assert out.returncode != 0
+    assert "ferkit.evaluate.peek -> ferkit.models._shipped" in out.stdout
+    assert "ferkit.evaluate.peek -> ferkit.models._onnx" in out.stdout
+    assert "private modules stay inside their package BROKEN" in out.stdout
+    out = _lint_a_copy_with(tmp_path / "own", "ferkit.models.peek",
+                            "from ferkit.models._shipped import WEIGHTS_DIR  # noqa\n")
+    assert "ferkit.models.peek" not in out.stdout and "Contracts" in out.stdout, out.stdout[-2000:]
+
+
+def test_ruff_check_passes():
+    """``ruff check`` (the rules and the isort settings in pyproject.toml [tool.ruff]) passes on the repository,
+    as .ci/run requires."""
+    from importlib.util import find_spec
+
+    if find_spec("ruff") is None:
+        pytest.fail("ruff is not installed (pip install -e '.[dev]')")
+    out = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "--output-format", "concise", str(REPO)],
+                         check=False, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-2000:]

@@ -93,7 +93,8 @@ def test_video_and_other_models_without_pytorch(tmp_path):
                          capture_output=True, text=True, timeout=600, check=True)
     got, want = json.loads(out.stdout)[0]["faces"], json.loads(ref.stdout)[0]["faces"]
     assert [f["box"] for f in got] == [f["box"] for f in want] and len(got) == 2
-    assert max(abs(f["probabilities"][c] - g["probabilities"][c]) for f, g in zip(got, want) for c in g["probabilities"]) < 1e-4
+    assert max(abs(f["probabilities"][c] - g["probabilities"][c])
+               for f, g in zip(got, want) for c in g["probabilities"]) < 1e-4
 
     # what needs PyTorch says so in one line
     out = _light(tmp_path, "predict", str(SAMPLES / "two_people.jpg"), "--backend", "torch")
@@ -102,8 +103,21 @@ def test_video_and_other_models_without_pytorch(tmp_path):
     assert "Traceback" not in out.stderr
 
 
+def test_a_pytorch_model_without_pytorch_is_one_line(tmp_path):
+    """A saved PyTorch model is never exported on the fly: without PyTorch it says what it needs."""
+    from ferkit.models import resolve_model_path
+
+    weights = str(resolve_model_path("default"))
+    for backend in ([], ["--backend", "onnx"]):
+        out = _light(tmp_path, "predict", str(SAMPLES / "two_people.jpg"), "--model", weights, *backend)
+        assert out.returncode == 2 and "Traceback" not in out.stderr
+        assert out.stderr.strip().splitlines() == [out.stderr.strip()] and f"{weights}: a PyTorch model needs PyTorch" \
+            in out.stderr
+    assert not list(tmp_path.rglob("*.onnx"))
+
+
 def _shipped_names() -> list[str]:
-    from ferkit.models._shipped import shipped_aliases, shipped_models
+    from ferkit.models import shipped_aliases, shipped_models
 
     return [n for n in shipped_models() if n not in shipped_aliases()]
 
@@ -112,9 +126,7 @@ def _shipped_names() -> list[str]:
 def test_shipped_onnx_files_match_their_weights(name):
     """Each shipped model's ONNX export was made from the shipped weights as they are now (a model
     re-trained or re-calibrated without `scripts/export_shipped_onnx.py` fails here)."""
-    from ferkit.models._io import model_paths
-    from ferkit.models._onnx import read_onnx_meta
-    from ferkit.models._shipped import resolve_model_path, shipped_onnx
+    from ferkit.models import model_paths, read_onnx_meta, resolve_model_path, shipped_onnx
 
     _, meta_path = model_paths(resolve_model_path(name))
     weights = json.loads(meta_path.read_text())

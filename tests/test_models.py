@@ -396,7 +396,7 @@ def test_save_model_checks_meta(tmp_path: Path) -> None:
 ])
 def test_crafted_model_json_is_one_line_error(tmp_path: Path, edit: dict, needle: str) -> None:
     """Each field of a hand-edited model JSON is checked before anything is built (issue 18)."""
-    from ferkit.models._shipped import WEIGHTS_DIR, shipped_models
+    from ferkit.models import WEIGHTS_DIR, shipped_models
 
     stem = shipped_models()["vgg_fer.w1_fer2013"]
     shutil.copy(WEIGHTS_DIR / f"{stem}.safetensors", tmp_path / "m.safetensors")
@@ -410,6 +410,60 @@ def test_crafted_model_json_is_one_line_error(tmp_path: Path, edit: dict, needle
     assert str(e.value).startswith(str(tmp_path / "m.json"))
 
 
+_REFUSE = """
+import json, resource, sys, time
+import torch  # imported before the baseline: what is measured is load_model's own memory
+from ferkit.errors import WeightsError
+from ferkit.models import load_model
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+start = time.perf_counter()
+try:
+    load_model(sys.argv[1])
+    message = None
+except WeightsError as e:
+    message = str(e)
+grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) * 1024
+print(json.dumps({"message": message, "seconds": time.perf_counter() - start, "grown": grown}))
+"""
+
+
+@pytest.mark.parametrize(("edit", "needle"), [
+    ({"model_kwargs": {"width": 64}},
+     ("'model_kwargs.width' 64 gives a network of 4.8G parameters, its weights hold 1.2M "
+      "(more than the 200M ferkit loads)")),
+    ({"model_kwargs": {"width": 2}},
+     ("'model_kwargs.width' 2 gives a network of 4.7M parameters, its weights hold 1.2M "
+      "(features.0.0.0.weight is [64, 1, 3, 3] here, [32, 1, 3, 3] in m.safetensors)")),
+    ({"classes": [*"abcdefgh"], "train_prior": None},
+     ("'classes' (8 names) gives a network of 1.2M parameters, its weights hold 1.2M "
+      "(classifier.weight is [8, 256] here, [7, 256] in m.safetensors)")),
+    ({"arch": "resnet18"},
+     ("'arch' 'resnet18' gives a network of 11.2M parameters, its weights hold 1.2M "
+      "(conv1.weight is not in m.safetensors)")),
+])
+def test_model_json_is_checked_against_the_weights_header_before_allocating(tmp_path: Path, edit: dict,
+                                                                            needle: str) -> None:
+    """A shipped safetensors file (saved before ferkit hashed the JSON into it) beside a JSON asking for
+    another network: refused from the file's header and a network built on the meta device, in one line
+    naming the field, in < 2 s and < 500 MB (without the check, width 64 allocates gigabytes)."""
+    import subprocess
+    import sys
+
+    from ferkit.models import WEIGHTS_DIR, shipped_models
+
+    stem = shipped_models()["vgg_fer.w1_fer2013"]
+    shutil.copy(WEIGHTS_DIR / f"{stem}.safetensors", tmp_path / "m.safetensors")
+    meta = {**json.loads((WEIGHTS_DIR / f"{stem}.json").read_text()), **edit}
+    (tmp_path / "m.json").write_text(json.dumps(meta))
+    r = subprocess.run([sys.executable, "-c", _REFUSE, str(tmp_path / "m")], capture_output=True, text=True,
+                       timeout=300, check=False)
+    assert r.returncode == 0, r.stderr[-2000:]
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    assert (got["message"] or "").startswith(f"{tmp_path / 'm.json'}: {needle}") and "\n" not in got["message"], got
+    assert got["grown"] < 500e6, got
+    assert got["seconds"] < 2 or "arch" in edit, got  # another arch: importing torchvision alone may take seconds
+
+
 # ------------------------------------------------------------------------------------------- Weights
 def test_weights_describe_every_format_without_building_a_network(tmp_path: Path) -> None:
     """`resolve` reads a model's JSON into a read-only `Weights`; `replace` + `write` is how a
@@ -418,8 +472,7 @@ def test_weights_describe_every_format_without_building_a_network(tmp_path: Path
     import numpy as np
 
     from ferkit.data.preprocess import EvalTransform
-    from ferkit.models import Weights, load_model, resolve
-    from ferkit.models._shipped import WEIGHTS_DIR, shipped_models
+    from ferkit.models import WEIGHTS_DIR, Weights, load_model, resolve, shipped_models
 
     w = resolve("default")
     _, meta = load_model("default")
@@ -450,3 +503,55 @@ def test_weights_describe_every_format_without_building_a_network(tmp_path: Path
         Weights.from_json(tmp_path / "other.json")
     with pytest.raises(WeightsError, match="not found"):
         Weights.from_json(tmp_path / "missing.json")
+
+
+# ------------------------------------------------------------------------------ shipped names (arch.tag)
+def test_create_model_takes_a_shipped_arch_tag_name() -> None:
+    """timm's ``arch.tag``: ``create_model("vgg_fer.w15_fer2013")`` is that architecture with the shipped
+    model's kwargs, classes and channels; ``pretrained=True`` gives the very network load_model loads."""
+    from ferkit.models import resolve
+
+    name = "vgg_fer.w15_fer2013"
+    w = resolve(name)
+    loaded, _ = load_model(name)
+    untrained = create_model(name)
+    assert untrained.ferkit_arch == "vgg_fer" and untrained.training
+    assert type(untrained) is type(loaded) and untrained.num_classes == len(w.classes) == 7
+    assert untrained.features[0][0][0].in_channels == w.input["channels"] == 1
+    assert count_parameters(untrained) == count_parameters(loaded) == w.fields["num_params"]
+    assert untrained.head_drop.p == w.fields["model_kwargs"]["drop_rate"]
+    assert not torch.equal(untrained.classifier.weight, loaded.classifier.weight)
+    trained = create_model(name, pretrained=True).eval()
+    assert trained.training is False and all(torch.equal(a, b) for a, b in
+                                             zip(trained.state_dict().values(), loaded.state_dict().values()))
+    x = torch.rand(2, 1, 48, 48)
+    with torch.no_grad():
+        assert torch.equal(trained(x), loaded(x))
+    # the caller's arguments win, as in timm: another head (re-initialised) and drop rate
+    other = create_model("vgg_fer.w2_ferplus", num_classes=3, drop_rate=0.0, pretrained=True)
+    assert other.num_classes == 3 and other.head_drop.p == 0.0
+    assert torch.equal(other.features[0][0][0].weight, load_model("ferplus")[0].features[0][0][0].weight)
+    assert create_model("vgg_fer").features[0][0][0].in_channels == 3  # the architecture alone: as before
+
+
+def test_one_meaning_per_name(tmp_path: Path) -> None:
+    """``vgg_fer`` is the architecture only; short names and ensembles are models, not architectures;
+    each refusal is one line saying what to use."""
+    from ferkit.models import shipped_models
+
+    with pytest.raises(WeightsError) as e:
+        load_model("vgg_fer")
+    assert "vgg_fer: an architecture, not a trained model" in str(e.value) and "vgg_fer.w15_fer2013" in str(e.value)
+    assert "vgg_fer" not in shipped_models() and "\n" not in str(e.value)
+    with pytest.raises(UnknownModelError,
+                       match=r"'default' names a shipped model.*create_model\('vgg_fer.w15_fer2013'\)"):
+        create_model("default")
+    with pytest.raises(UnknownModelError, match=r"'ensemble.fer2013_mix' is a shipped ensemble, not one architecture"):
+        create_model("ensemble.fer2013_mix")
+    with pytest.raises(UnknownModelError, match=r"load_model\('ensemble'\)$"):
+        create_model("ensemble")
+    # every shipped single model's arch.tag name works with both
+    for name in shipped_models():
+        arch, dot, _ = name.partition(".")
+        if dot and arch in list_models():
+            assert create_model(name).ferkit_arch == load_model(name)[0].ferkit_arch == arch

@@ -71,7 +71,8 @@ def test_papers_run_writes_the_table_from_the_rows_metrics_and_table_reuses_it(t
     assert "| 65.00 | 0.898 |" in line                            # the paper's figures beside ours
     assert re.search(r"\| ResNet34 \| scratch48 \(not trained\) \|", table)
     assert (reports / "paper4.md").read_text() == table
-    assert json.loads((reports / "paper4.json").read_text())["rows"][0]["metrics"]["test"]["accuracy"] == metrics["accuracy"]
+    assert (json.loads((reports / "paper4.json").read_text())["rows"][0]["metrics"]["test"]["accuracy"]
+            == metrics["accuracy"])
 
     # `table` trains nothing and reuses the evaluation of unchanged weights; without --set, each row
     # keeps the overrides it was trained with (a run given a shorter budget, say)
@@ -183,7 +184,8 @@ def test_region_voting_rows_of_region_trained_runs_and_a_shipped_model(tmp_path,
     assert len(fitted["weights"]) == 6 and abs(sum(fitted["weights"]) - 1) < 1e-6
     assert "regions, weights " in table and "(fitted for accuracy on PublicTest)" in table
     alone = json.loads((reports / "paper2" / "shipped_vgg_fer" / "private" / "metrics.json").read_text())
-    assert alone["n_images"] == 60 and f"[{100 * alone['accuracy']:.2f}](paper2/shipped_vgg_fer/private/report.md)" in table
+    assert (alone["n_images"] == 60
+            and f"[{100 * alone['accuracy']:.2f}](paper2/shipped_vgg_fer/private/report.md)" in table)
     assert "epoch chosen on PublicTest" in notes
     private = evaluated["private"]
     assert private["n_images"] == 60 and private["dataset"]["split"] == "PrivateTest"

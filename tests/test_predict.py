@@ -15,7 +15,7 @@ from ferkit.cli import main
 from ferkit.data.transforms import eval_transform
 from ferkit.errors import FerkitError
 from ferkit.infer import ImageReadError, Recognizer, load_image, to_rgb_array
-from ferkit.types import FaceResult, ImageResult
+from ferkit.types import FaceResult, ImageResult, prob_column, row_columns
 
 from _paths import REPO, SAMPLES
 
@@ -82,7 +82,8 @@ def test_batch_matches_single_and_skips_bad_files(rec: Recognizer, bad_files) ->
     assert results[2].path is None
     for r, single in zip(results, (rec.predict(TWO), rec.predict(MULTI), rec.predict(OBAMA))):
         assert [f.box for f in r] == [f.box for f in single]
-        assert np.allclose([list(f.probabilities.values()) for f in r], [list(f.probabilities.values()) for f in single], atol=1e-5)
+        assert np.allclose([list(f.probabilities.values()) for f in r],
+                           [list(f.probabilities.values()) for f in single], atol=1e-5)
     assert len(errors) == 2 and "missing.jpg: no such file" in errors[0] and "truncated.jpg" in errors[1]
     with pytest.raises(ImageReadError, match="missing.jpg: no such file"):
         rec.predict_batch([TWO, bad_files["missing"]])
@@ -111,7 +112,8 @@ def test_load_image_contract(tmp_path: Path) -> None:
     assert upright.shape == (40, 20, 3) and upright[:10].mean() > 200 and upright[-10:].mean() < 50
     Image.fromarray(stored[:, :, 0]).save(tmp_path / "gray.png")
     Image.fromarray(np.dstack([stored, np.full((20, 40), 128, np.uint8)])).save(tmp_path / "rgba.png")
-    assert load_image(tmp_path / "gray.png").shape == (20, 40, 3) and load_image(tmp_path / "rgba.png").shape == (20, 40, 3)
+    assert (load_image(tmp_path / "gray.png").shape == (20, 40, 3)
+            and load_image(tmp_path / "rgba.png").shape == (20, 40, 3))
     assert to_rgb_array(stored[:, :, 0]).shape == (20, 40, 3)
     assert to_rgb_array(Image.fromarray(stored)).shape == (20, 40, 3)
     with pytest.raises(ImageReadError, match="uint8"):
@@ -161,7 +163,8 @@ def test_prior_uniform_shifts_probabilities_by_bayes_rule(capsys) -> None:
     out = {}
     for prior in ("train", "uniform", "angry=1,disgust=1,fear=1,happy=1,sad=1,surprise=1,neutral=1"):
         assert main(["predict", TWO, "--format", "json", "--prior", prior]) == 0
-        out[prior] = [np.array(list(f["probabilities"].values())) for f in json.loads(capsys.readouterr().out)[0]["faces"]]
+        out[prior] = [np.array(list(f["probabilities"].values()))
+                      for f in json.loads(capsys.readouterr().out)[0]["faces"]]
     _, meta = load_model("default")
     train_prior = np.array(meta["train_prior"])
     for p_train, p_uniform, p_explicit in zip(*out.values()):
@@ -198,7 +201,7 @@ def test_cli_default_sample_csv_and_detector(capsys, monkeypatch) -> None:
     assert len(rows) == 2 and rows[0]["path"] == "../shared/data/samples/two_people.jpg"
     classes = Recognizer().classes
     for r in rows:
-        assert sum(float(r[c]) for c in classes) == pytest.approx(1.0, abs=1e-4)
+        assert sum(float(r[f"prob_{c}"]) for c in classes) == pytest.approx(1.0, abs=1e-4)
         assert r["emotion"] in classes and int(r["w"]) > 0
 
 
@@ -295,7 +298,7 @@ def test_a_large_jpeg_file_is_decoded_reduced_and_boxed_in_its_own_pixels(tmp_pa
 def test_cli_bad_working_size_is_one_line(capfd) -> None:
     assert main(["predict", TWO, "--max-detect-megapixels", "-1"]) == 2
     out, err = capfd.readouterr()
-    assert out == "" and err.count("\n") == 1 and "detect_max_pixels must be at least 4096" in err
+    assert out == "" and err.count("\n") == 1 and "max_detect_megapixels: must be >= 0, not -1.0" in err
 
 
 def test_python_facade_is_what_the_cli_prints(tmp_path: Path, rec, capsys) -> None:
@@ -309,7 +312,8 @@ def test_python_facade_is_what_the_cli_prints(tmp_path: Path, rec, capsys) -> No
         (folder / f"{name}.jpg").write_bytes((SAMPLES / f"{name}.jpg").read_bytes())
     (folder / "broken.jpg").write_bytes((SAMPLES / "obama.jpg").read_bytes()[:300])
     seen: list[str] = []
-    results = ferkit.predict([folder, tmp_path / "missing.jpg"], recognizer=rec, on_result=lambda r: seen.append(r.path))
+    results = ferkit.predict([folder, tmp_path / "missing.jpg"], recognizer=rec,
+                             on_result=lambda r: seen.append(r.path))
     assert [Path(r.path).name for r in results] == ["obama.jpg", "two_people.jpg"] == [Path(p).name for p in seen]
     assert results.n_faces == 3 and results.classes == rec.classes
     assert [f.split(":")[0] for f in results.failures] == [str(tmp_path / "missing.jpg"), str(folder / "broken.jpg")]
@@ -320,8 +324,29 @@ def test_python_facade_is_what_the_cli_prints(tmp_path: Path, rec, capsys) -> No
     rows = list(csv.DictReader(io.StringIO(results.to_csv())))
     assert len(rows) == 3 and rows[0]["emotion"] == results[0].faces[0].emotion
     df = results.to_pandas()
-    assert list(df.columns[:8]) == ["path", "face", "x", "y", "w", "h", "emotion", "confidence"]
-    assert len(df) == 3 and abs(df[rec.classes].sum(axis=1) - 1).max() < 1e-6
+    assert list(df.columns) == row_columns(rec.classes)  # ferkit's one row naming (docs/rows.md)
+    assert len(df) == 3 and abs(df[[prob_column(c) for c in rec.classes]].sum(axis=1) - 1).max() < 1e-6
 
     with pytest.raises(FerkitError, match="no such file"):
         ferkit.predict(tmp_path / "missing.jpg")
+
+
+def test_a_garbage_exif_block_is_one_warning_line(tmp_path: Path) -> None:
+    """A photo with a 60 KB garbage EXIF block (Pillow warns "Corrupt EXIF data" twice, two lines each)
+    is read, and `ferkit predict` says so in one line naming the file."""
+    import subprocess
+    import sys
+
+    garbage = np.random.default_rng(2).integers(0, 256, 60_000, np.uint8).tobytes()
+    photo = tmp_path / "exif.jpg"
+    Image.open(OBAMA).save(photo, quality=90, exif=b"Exif\0\0MM\0*\0\0\0\x08" + garbage)
+    with pytest.warns(UserWarning, match="Corrupt EXIF"), Image.open(photo) as im:
+        im.getexif().get_ifd(0x8769)  # the file does make Pillow warn
+    r = subprocess.run([sys.executable, "-m", "ferkit", "predict", str(photo), "--format", "json"], capture_output=True,
+                       text=True, timeout=300, cwd=REPO, check=False)
+    assert r.returncode == 0 and len(json.loads(r.stdout)[0]["faces"]) == 1, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert "UserWarning" not in r.stderr and not any(line[:1].isspace() for line in lines), r.stderr
+    named = [line for line in lines if str(photo) in line]
+    assert len(named) == 1 and named[0].startswith(f"WARNING ferkit.images: {photo}: read despite a warning: "
+                                                   "Corrupt EXIF data. Expecting to read "), r.stderr

@@ -23,9 +23,10 @@ import pytest
 from PIL import Image
 
 from ferkit.cli import main as ferkit_main
+from ferkit.serve.errors import InputError
 
 from _paths import SAMPLES
-from _server import Server, free_port
+from _server import Server, descendants, free_port, wait_gone
 
 OBAMA, TWO, DOGS = (SAMPLES / f"{n}.jpg" for n in ("obama", "two_people", "dogs"))
 LIMIT_MB = 1  # the server under test takes at most 1 MB uploads (the default, 10 MB, is tested on Settings)
@@ -84,7 +85,8 @@ def test_health(client: httpx.Client) -> None:
 def test_models(client: httpx.Client) -> None:
     body = client.get("/v1/models").json()
     loaded = body["loaded"]
-    assert loaded["name"] == "default" and loaded["backend"] == "onnx" and loaded["device"] == "cpu"  # its shipped ONNX file
+    # its shipped ONNX file
+    assert loaded["name"] == "default" and loaded["backend"] == "onnx" and loaded["device"] == "cpu"
     assert loaded["detector"] == "dlib-hog+blazeface"
     assert loaded["classes"] == ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
     assert "default" in body["shipped"] and "vgg_fer" in body["architectures"]
@@ -210,7 +212,8 @@ def _bad_requests(small_face: bytes) -> dict[str, tuple[dict, int, str]]:
         "oversized multipart": ({"files": {"file": ("big.jpg", big, "image/jpeg")}}, 413, "upload too large"),
         "oversized chunked body": ({"content": chunks(), "headers": jpeg}, 413, "upload too large"),
         "not an image": ({"content": b"hello, I am text\n" * 20, "headers": jpeg}, 422, "not an image"),
-        "not an image (multipart)": ({"files": {"file": ("notes.jpg", b"hello\n" * 50, "image/jpeg")}}, 422, "not an image"),
+        "not an image (multipart)": ({"files": {"file": ("notes.jpg", b"hello\n" * 50, "image/jpeg")}}, 422,
+                                     "not an image"),
         "truncated jpeg": ({"content": truncated, "headers": jpeg}, 422, "truncated"),
         "truncated jpeg (multipart)": ({"files": {"file": ("t.jpg", truncated, "image/jpeg")}}, 422, "truncated"),
         "50000x50000 header": ({"content": bomb_png(), "headers": {"Content-Type": "image/png"}}, 413, "megapixels"),
@@ -253,7 +256,8 @@ def test_bad_input_then_normal_request(client: httpx.Client, server: Server, sma
 
 
 def test_bad_query_parameter_is_a_json_string_error(client: httpx.Client, small_face: bytes) -> None:
-    r = client.post("/v1/predict", params={"annotate": "maybe"}, content=small_face, headers={"Content-Type": "image/jpeg"})
+    r = client.post("/v1/predict", params={"annotate": "maybe"}, content=small_face,
+                    headers={"Content-Type": "image/jpeg"})
     assert r.status_code == 422 and "annotate" in r.json()["detail"]
     assert client.get("/v1/nothing").json() == {"detail": "Not Found"}
     assert client.get("/v1/predict").status_code == 405
@@ -398,13 +402,16 @@ def test_settings_defaults_and_environment(monkeypatch) -> None:
 def test_cli_options_become_settings(monkeypatch) -> None:
     from ferkit.cli import build_parser
     from ferkit.cli.serve import settings_from_args
+    from ferkit.serve.settings import Settings
 
     for key in [k for k in os.environ if k.startswith("FERKIT_SERVE_")]:
         monkeypatch.delenv(key)
     a = build_parser().parse_args(["serve", "--backend", "onnx", "--max-upload-mb", "3", "--workers", "2",
-                                   "--detector", "haar"])
+                                   "--detector", "haar", "--body-timeout-s", "7", "--min-body-rate-kb-s", "0"])
     s = settings_from_args(a)
     assert (s.backend, s.max_upload_mb, s.workers, s.detector, s.host) == ("onnx", 3.0, 2, "haar", "127.0.0.1")
+    assert (s.body_timeout_s, s.min_body_rate_kb_s, s.body_budget_bytes) == (7.0, 0.0, 16 * 3_000_000)
+    assert (Settings().body_timeout_s, Settings().min_body_rate_kb_s) == (60.0, 10.0)
     with pytest.raises(SystemExit):
         build_parser().parse_args(["serve", "--backend", "tensorflow"])
     a = build_parser().parse_args(["serve", "--max-upload-mb", "-1"])
@@ -463,16 +470,19 @@ def test_host_and_origin_checks_then_normal_request(client: httpx.Client, server
     r = client.post("/v1/predict", content=small_face, headers={**jpeg, "Host": "evil.example"})
     assert r.status_code == 400 and "Host 'evil.example' is not a name of this server" in r.json()["detail"]
     # the DNS-rebinding shape: another site's name resolving to 127.0.0.1, Host and Origin agreeing
-    r = client.post("/v1/predict", content=small_face, headers={**jpeg, "Host": "evil.example", "Origin": "http://evil.example"})
+    r = client.post("/v1/predict", content=small_face,
+                    headers={**jpeg, "Host": "evil.example", "Origin": "http://evil.example"})
     assert r.status_code == 400
     # a page of another site posting to this server from the user's browser (a CORS simple request)
-    for origin in ("http://evil.example", "null", f"http://localhost:{server.port + 1}"):
+    for origin in ("http://evil.example", "null", f"http://localhost:{server.port + 1}",
+                   f"https://127.0.0.1:{server.port}"):
         r = client.post("/v1/predict", files={"file": ("a.jpg", small_face, "image/jpeg")}, headers={"Origin": origin})
         assert r.status_code == 403 and "cross-origin request refused" in r.json()["detail"], origin
     assert client.get("/health", headers={"Origin": "http://evil.example"}).status_code == 200  # reading is harmless
     # the page's own origin, and this server under its other loopback name, are served
     assert_one_face(client.post("/v1/predict", content=small_face, headers={**jpeg, "Origin": server.url}))
-    assert_one_face(client.post("/v1/predict", content=small_face, headers={**jpeg, "Host": f"localhost:{server.port}"}))
+    assert_one_face(client.post("/v1/predict", content=small_face,
+                                headers={**jpeg, "Host": f"localhost:{server.port}"}))
     # a WebSocket handshake naming a foreign Host is refused too
     sock = _raw(server.port, "GET /v1/ws HTTP/1.1\nHost: evil.example\nUpgrade: websocket\nConnection: Upgrade\n"
                 "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\nSec-WebSocket-Version: 13\n")
@@ -487,7 +497,8 @@ def test_high_bit_depth_upload_is_scaled_like_the_cli(client: httpx.Client, tmp_
     path = tmp_path / "obama16.png"
     Image.fromarray(np.asarray(grey, np.uint16) * 257).save(path)  # 16-bit grey PNG, full range
     assert Image.open(path).mode.startswith("I")
-    served = assert_one_face(client.post("/v1/predict", content=path.read_bytes(), headers={"Content-Type": "image/png"}))
+    served = assert_one_face(client.post("/v1/predict", content=path.read_bytes(),
+                                         headers={"Content-Type": "image/png"}))
     assert ferkit_main(["predict", str(path), "--format", "json"]) == 0
     cli = json.loads(capsys.readouterr().out)[0]["faces"]
     assert [f["box"] for f in cli] == [served["faces"][0]["box"]]
@@ -496,14 +507,15 @@ def test_high_bit_depth_upload_is_scaled_like_the_cli(client: httpx.Client, tmp_
 
 def test_token_and_busy_limit(tmp_path: Path, small_face: bytes) -> None:
     """``--token`` (here from FERKIT_SERVE_TOKEN) guards all but /health and the page; with
-    ``--max-pending 1`` an upload stalled mid-body holds the only place: the next request gets 503
-    with Retry-After before its upload is read, /health shows the saturation, and once the first
-    upload completes the server answers again."""
+    ``--max-pending 1`` an upload stalled mid-body holds no place (one is taken once the body is
+    complete): the next request is served meanwhile; an image being processed holds the only place:
+    the next request gets 503 with Retry-After, /health shows the saturation, and once the first is
+    answered the server answers again."""
     from websockets.exceptions import InvalidStatus
     from websockets.sync.client import connect
 
     token = "test-token_0123456789abcdef"
-    srv = Server(tmp_path, "--max-pending", "1", env={"FERKIT_SERVE_TOKEN": token})
+    srv = Server(tmp_path, "--max-pending", "1", "--min-body-rate-kb-s", "0", env={"FERKIT_SERVE_TOKEN": token})
     jpeg = {"Content-Type": "image/jpeg"}
     auth = {"Authorization": f"Bearer {token}"}
     try:
@@ -513,7 +525,8 @@ def test_token_and_busy_limit(tmp_path: Path, small_face: bytes) -> None:
             for path in ("/v1/models", "/openapi.json"):
                 r = c.get(path)
                 assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer", path
-            for headers in (jpeg, {**jpeg, "Authorization": "Bearer wrong-token-0123456789"}, {**jpeg, "Authorization": token}):
+            for headers in (jpeg, {**jpeg, "Authorization": "Bearer wrong-token-0123456789"},
+                            {**jpeg, "Authorization": token}):
                 r = c.post("/v1/predict", content=small_face, headers=headers)
                 assert r.status_code == 401 and "token" in r.json()["detail"]
             assert_one_face(c.post("/v1/predict", content=small_face, headers={**jpeg, **auth}))
@@ -525,18 +538,31 @@ def test_token_and_busy_limit(tmp_path: Path, small_face: bytes) -> None:
                 ws.send(small_face)
                 assert len(json.loads(ws.recv(timeout=60))["faces"]) == 1
 
-            sock = _raw(srv.port, f"POST /v1/predict HTTP/1.1\nHost: 127.0.0.1:{srv.port}\nAuthorization: Bearer {token}\n"
-                        f"Content-Type: image/jpeg\nContent-Length: {len(small_face)}\n", small_face[:1000])
-            deadline = time.monotonic() + 30
-            while c.get("/health").json()["load"]["in_flight"] < 1 and time.monotonic() < deadline:
-                time.sleep(0.05)
-            r = c.post("/v1/predict", content=small_face, headers={**jpeg, **auth})
-            assert r.status_code == 503 and r.headers["retry-after"] == "1" and "server busy" in r.json()["detail"]
-            load = c.get("/health").json()["load"]
-            assert load == {"in_flight": 1, "max_pending": 1, "saturated": True, "waiting": 0, "refused": 1, "abandoned": 0}
+            sock = _raw(srv.port, f"POST /v1/predict HTTP/1.1\nHost: 127.0.0.1:{srv.port}\n"
+                        f"Authorization: Bearer {token}\nContent-Type: image/jpeg\nContent-Length: {len(small_face)}\n",
+                        small_face[:1000])
+            assert_one_face(c.post("/v1/predict", content=small_face, headers={**jpeg, **auth}))
+            assert c.get("/health").json()["load"]["in_flight"] == 0
             sock.sendall(small_face[1000:])
             assert _status(sock) == 200
             sock.close()
+
+            buf = io.BytesIO()
+            Image.new("RGB", (7000, 7000), (120, 130, 140)).save(buf, "PNG")  # seconds of decoding
+            got: dict[str, httpx.Response] = {}
+            slow = threading.Thread(target=lambda: got.update(r=c.post("/v1/predict", content=buf.getvalue(),
+                                                                       headers={"Content-Type": "image/png", **auth})))
+            slow.start()
+            deadline = time.monotonic() + 30
+            while c.get("/health").json()["load"]["in_flight"] < 1 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            r = c.post("/v1/predict", content=small_face, headers={**jpeg, **auth})
+            assert r.status_code == 503 and r.headers["retry-after"] == "1" and "server busy" in r.json()["detail"]
+            load = c.get("/health").json()["load"]
+            assert load == {"in_flight": 1, "max_pending": 1, "saturated": True, "waiting": 0, "refused": 1,
+                            "abandoned": 0}
+            slow.join()
+            assert got["r"].status_code == 200
             assert_one_face(c.post("/v1/predict", content=small_face, headers={**jpeg, **auth}))
             assert c.get("/health").json()["load"]["in_flight"] == 0
     finally:
@@ -621,7 +647,8 @@ def test_huge_image_is_detected_on_a_bounded_copy(client: httpx.Client, small_fa
     served = assert_one_face(client.post("/v1/predict", content=buf.getvalue(), headers=jpeg))
     assert (served["width"], served["height"]) == big.size
     x, y, w, h = served["faces"][0]["box"]
-    sx, sy, sw, sh = (v * 10 for v in assert_one_face(client.post("/v1/predict", content=small_face, headers=jpeg))["faces"][0]["box"])
+    sx, sy, sw, sh = (v * 10 for v in
+                      assert_one_face(client.post("/v1/predict", content=small_face, headers=jpeg))["faces"][0]["box"])
     inter = max(0, min(x + w, sx + sw) - max(x, sx)) * max(0, min(y + h, sy + sh) - max(y, sy))
     assert inter / (w * h + sw * sh - inter) > 0.5, (served["faces"][0]["box"], (sx, sy, sw, sh))
     r = client.post("/v1/predict", params={"annotate": "true"}, content=buf.getvalue(), headers=jpeg)
@@ -673,7 +700,8 @@ def test_metrics_in_prometheus_text_format(server: Server, client: httpx.Client,
     bad = ("ferkit_http_requests_total", (("method", "POST"), ("route", "/v1/predict"), ("status", "422")))
     before = samples()
     assert_one_face(client.post("/v1/predict", content=small_face, headers={"Content-Type": "image/jpeg"}))
-    assert client.post("/v1/predict", content=b"not an image", headers={"Content-Type": "image/jpeg"}).status_code == 422
+    assert client.post("/v1/predict", content=b"not an image",
+                       headers={"Content-Type": "image/jpeg"}).status_code == 422
     assert client.get("/v1/predict", headers={"Host": "evil.example"}).status_code == 400  # refused by the Host check
     after = samples()
     assert after[ok] == before.get(ok, 0) + 1 and after[bad] == before.get(bad, 0) + 1
@@ -684,7 +712,7 @@ def test_metrics_in_prometheus_text_format(server: Server, client: httpx.Client,
     assert any(name == "ferkit_http_requests_total" and dict(labels).get("status") == "400" for name, labels in after)
 
 
-@pytest.mark.parametrize("flag", ["--request-budget-s", "--head-timeout-s"])
+@pytest.mark.parametrize("flag", ["--request-budget-s", "--head-timeout-s", "--body-timeout-s"])
 def test_cli_refuses_a_non_positive_timeout_in_one_line(capsys, flag: str) -> None:
     assert ferkit_main(["serve", flag, "0", "--port", str(free_port())]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -722,3 +750,155 @@ def test_workers_share_one_metrics_view(tmp_path: Path, small_face: bytes) -> No
         srv.stop()
     log = srv.log.read_text()
     assert len(set(re.findall(r"Started server process \[(\d+)\]", log))) == 2, log[-2000:]
+
+
+# --------------------------------------------------------------------------------------- under faults
+def _until_closed(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection."""
+    answer = b""
+    while chunk := sock.recv(65536):
+        answer += chunk
+    return answer
+
+
+def test_stalled_bodies_get_408_hold_no_place_and_bodies_share_a_byte_budget(tmp_path: Path, small_face: bytes) -> None:
+    """40 connections that send 1 KB of a 280 KB body and stop: a normal request is answered 200
+    within 5 s meanwhile, and each of the 40 gets 408 and is closed by the server within the body
+    deadline (--body-timeout-s 2); then, --max-pending 16 x --max-upload-mb 1 being a 16 MB budget for
+    the bodies being received, a body that would take them past it gets 503."""
+    srv = Server(tmp_path, "--body-timeout-s", "2", "--max-upload-mb", "1")
+    head = (f"POST /v1/predict HTTP/1.1\nHost: 127.0.0.1:{srv.port}\nContent-Type: image/jpeg\n"
+            "Content-Length: {}\n")
+    try:
+        stalled = []
+        for _ in range(40):
+            stalled.append((_raw(srv.port, head.format(280_000), os.urandom(1000)), time.monotonic()))
+        with httpx.Client(base_url=srv.url, timeout=60) as c:
+            t0 = time.monotonic()
+            assert_one_face(c.post("/v1/predict", content=small_face, headers={"Content-Type": "image/jpeg"}))
+            assert time.monotonic() - t0 < 5
+            for sock, sent in stalled:
+                answer = _until_closed(sock)
+                closed_after = time.monotonic() - sent
+                sock.close()
+                assert answer.startswith(b"HTTP/1.1 408 ") and b"--body-timeout-s" in answer, answer[:300]
+                assert closed_after < 2 + 2, closed_after
+            assert c.get("/health").json()["load"]["in_flight"] == 0
+
+            first = _raw(srv.port, head.format(20_000_000), bytes(15_600_000))  # over the limit: read, dropped
+            time.sleep(0.5)
+            second = _raw(srv.port, head.format(900_000), os.urandom(400_001))  # past 16 MB with its last bytes
+            answer = _until_closed(second)
+            assert answer.startswith(b"HTTP/1.1 503 ") and b"uploads are being received" in answer, answer[:300]
+            assert _status(first) == 408
+            first.close()
+            second.close()
+            assert_one_face(c.post("/v1/predict", content=small_face, headers={"Content-Type": "image/jpeg"}))
+    finally:
+        srv.stop()
+    log = srv.log.read_text()
+    assert log.count("not complete within 2 s (ferkit serve --body-timeout-s)") >= 40
+    assert "Traceback" not in log
+
+
+def test_body_limits_refuse_a_slow_body_in_one_line_and_pass_a_fast_one() -> None:
+    """BodyLimits on a real ASGI app that reads its body: a body at 500 B/s against a 1 KB/s minimum
+    (0.2 s grace) gets 408 as soon as it falls behind; one at 10 KB/s is read to its end; neither
+    leaves bytes counted against the budget."""
+    from ferkit.serve.server import BodyLimits
+
+    async def app(scope: dict, receive, send) -> None:
+        while (await receive()).get("more_body"):
+            pass
+
+    async def send_body(limits: BodyLimits, chunks: int, size: int, pause: float) -> float:
+        queue: asyncio.Queue = asyncio.Queue()
+
+        async def client() -> None:
+            for i in range(chunks):
+                await queue.put({"type": "http.request", "body": b"x" * size, "more_body": i < chunks - 1})
+                await asyncio.sleep(pause)
+
+        task = asyncio.create_task(client())
+        t0 = time.monotonic()
+        try:
+            await limits({"type": "http", "client": ("127.0.0.1", 5000)}, queue.get, None)
+        finally:
+            task.cancel()
+        return time.monotonic() - t0
+
+    limits = BodyLimits(app, timeout_s=30, min_rate=1000, budget=10**6, grace_s=0.2)
+    with pytest.raises(InputError) as err:
+        asyncio.run(send_body(limits, 40, 50, 0.1))
+    assert err.value.status_code == 408 and err.value.headers == {"Connection": "close"}
+    assert err.value.detail.startswith("request body slower than 1 KB/s (ferkit serve --min-body-rate-kb-s): ")
+    assert "\n" not in err.value.detail and limits.receiving == 0
+    assert asyncio.run(send_body(limits, 10, 1000, 0.1)) > 0.9 and limits.receiving == 0
+
+
+def _worker_of_connections(port: int, clients: list[socket.socket], workers: list[int]) -> list[int]:
+    """For each client socket connected to ``port``, the pid among ``workers`` that holds its other
+    end (from /proc/net/tcp's socket inodes and the workers' file descriptors)."""
+    inodes = {}
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote = (int(a.split(":")[1], 16) for a in fields[1:3])
+        if local == port:
+            inodes[remote] = fields[9]
+    owner = {}
+    for pid in workers:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                owner[os.readlink(fd)] = pid
+            except OSError:
+                pass
+    return [owner.get(f"socket:[{inodes.get(c.getsockname()[1])}]", 0) for c in clients]
+
+
+def test_workers_share_connections_and_die_with_a_killed_server(tmp_path: Path, small_face: bytes) -> None:
+    """``--workers 2``: 40 connections opened at once are spread over both workers (each has its own
+    SO_REUSEPORT socket; with one shared socket, the worker that woke first took 27 to 40 of them); ``kill -9``
+    of the server's parent leaves no process of it (workers, resource tracker)
+    after 5 s, the port can be bound again at once, and the next server on it starts and removes the
+    killed one's metrics folder."""
+    import tempfile
+
+    srv = Server(tmp_path, "--workers", "2")
+    try:
+        deadline = time.monotonic() + 120
+        while srv.log.read_text().count("Application startup complete") < 2:
+            assert time.monotonic() < deadline, srv.log.read_text()[-2000:]
+            time.sleep(0.2)
+        workers = [int(p) for p in set(re.findall(r"Started server process \[(\d+)\]", srv.log.read_text()))]
+        clients = [socket.create_connection(("127.0.0.1", srv.port), timeout=60) for _ in range(40)]  # a burst
+        for sock in clients:
+            sock.sendall(f"GET /health HTTP/1.1\r\nHost: 127.0.0.1:{srv.port}\r\n\r\n".encode())
+        for sock in clients:
+            assert _status(sock) == 200  # accepted and answered; the connection stays open (keep-alive)
+        owners = _worker_of_connections(srv.port, clients, workers)
+        spread = sorted(owners.count(pid) for pid in workers)
+        print(f"40 connections over 2 workers: {spread}")
+        assert 0 not in owners and min(spread) >= 8, spread
+        for sock in clients:
+            sock.close()
+
+        procs = descendants(srv.proc.pid)
+        assert set(workers) <= set(procs), (workers, procs)
+        metrics = list(Path(tempfile.gettempdir()).glob(f"ferkit-serve-metrics-{srv.proc.pid}-*"))
+        assert len(metrics) == 1
+        srv.proc.kill()
+        srv.proc.wait()
+    finally:
+        srv.stop()
+    assert wait_gone(procs, 5) == []
+    with socket.socket() as s:  # bound at once, as a restarted server binds (SO_REUSEADDR)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", srv.port))
+        s.listen()
+    again = Server(tmp_path, port=srv.port)
+    try:
+        assert not metrics[0].exists()
+        with httpx.Client(base_url=again.url, timeout=60) as c:
+            assert_one_face(c.post("/v1/predict", content=small_face, headers={"Content-Type": "image/jpeg"}))
+    finally:
+        again.stop()

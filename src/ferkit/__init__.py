@@ -4,6 +4,7 @@
 
 >>> import ferkit
 >>> results = ferkit.predict(["photo.jpg", "photos/"])   # Results: .to_json(), .to_csv(), .to_pandas(), .failures
+>>> ferkit.video("clip.mp4", "clip_out/")                 # annotated MP4, per-face CSV and JSON, emotion plot
 
 Training and evaluation live in their subpackages: ``from ferkit.train import train``,
 ``from ferkit.evaluate import evaluate``.
@@ -18,6 +19,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "predict": "ferkit.api",
     "Results": "ferkit.api",
+    "video": "ferkit.api",
     "create_model": "ferkit.models",
     "list_models": "ferkit.models",
     "load_model": "ferkit.models",

@@ -10,21 +10,21 @@ instead of raised. The CLI is this function plus argument parsing and printing.
 >>> results.to_csv()        # one row per face
 >>> results.to_pandas()     # a DataFrame, one row per face (needs pandas: pip install 'ferkit[batch]')
 >>> results.failures        # one line per input that could not be read
+>>> ferkit.video("clip.mp4", "clip_out/")   # what `ferkit video` writes: annotated MP4, CSV, JSON, plot
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ferkit.errors import FerkitError
-from ferkit.types import ImageResult
+from ferkit.types import ImageResult, csv_text, prob_column, row_columns
 
-__all__ = ["Results", "expand_inputs", "predict"]
+__all__ = ["Results", "VideoSummary", "expand_inputs", "predict", "video"]
 
 
 class Results(list):
@@ -49,25 +49,12 @@ class Results(list):
         return json.dumps(self.to_dicts(), indent=2) + "\n"
 
     def rows(self) -> list[dict[str, Any]]:
-        """One dict per face: path, face index, box, emotion, confidence and one column per class."""
-        out = []
-        for r in self:
-            for i, f in enumerate(r.faces):
-                x, y, w, h = (int(v) for v in f.box)
-                out.append({"path": r.path, "face": i, "x": x, "y": y, "w": w, "h": h, "emotion": f.emotion,
-                            "confidence": float(f.confidence),
-                            **{c: float(f.probabilities.get(c, 0.0)) for c in self.classes}})
-        return out
+        """One dict per face, in the columns of ``ferkit.types.row_columns`` (``docs/rows.md``)."""
+        return [row for r in self for row in r.rows(self.classes)]
 
     def to_csv(self) -> str:
-        """CSV, one row per face (probabilities with 6 decimals)."""
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["path", "face", "x", "y", "w", "h", "emotion", "confidence", *self.classes])
-        for row in self.rows():
-            w.writerow([*(row[k] for k in ("path", "face", "x", "y", "w", "h", "emotion")), f"{row['confidence']:.6f}",
-                        *(f"{row[c]:.6f}" for c in self.classes)])
-        return buf.getvalue()
+        """CSV, one row per face (``ferkit.types.row_columns``; probabilities with 6 decimals)."""
+        return csv_text(self.rows(), row_columns(self.classes))
 
     def to_pandas(self) -> Any:
         """A pandas DataFrame, one row per face (the columns of :meth:`to_csv`)."""
@@ -75,8 +62,7 @@ class Results(list):
             import pandas as pd
         except ImportError:
             raise FerkitError("Results.to_pandas needs pandas: pip install 'ferkit[batch]'") from None
-        columns = ["path", "face", "x", "y", "w", "h", "emotion", "confidence", *self.classes]
-        return pd.DataFrame(self.rows(), columns=columns)
+        return pd.DataFrame(self.rows(), columns=row_columns(self.classes))
 
 
 def expand_inputs(inputs: str | os.PathLike[str] | Iterable[str | os.PathLike[str]], *,
@@ -94,23 +80,26 @@ def expand_inputs(inputs: str | os.PathLike[str] | Iterable[str | os.PathLike[st
 
 def predict(
     inputs: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
-    model: Any = "default",
+    model: Any = None,
+    options: Any = None,
     *,
     recursive: bool = False,
     recognizer: Any = None,
     on_result: Callable[[ImageResult], None] | None = None,
     on_error: Callable[[str], None] | None = None,
-    **options: Any,
+    **option_changes: Any,
 ) -> Results:
     """Every face in ``inputs`` (image files, folders, globs) with its emotion.
 
     Args:
-        model: shipped model name or saved model path (ignored when ``recognizer`` is given).
+        model: shipped model name or saved model path (default: ``options.model``, ``"default"``), or a
+            loaded ``(module, meta)`` pair.
+        options: a ``ferkit.infer.RecognizerOptions`` (the flags of ``ferkit predict``); ``option_changes``:
+            its fields by keyword (``detector="haar"``, ``min_score=0.5``, ``max_detect_megapixels=0.5``).
         recursive: look for images in sub-folders of the folders too.
-        recognizer: an already loaded ``ferkit.infer.Recognizer`` to use.
+        recognizer: an already loaded ``ferkit.infer.Recognizer`` to use (then options are not used).
         on_result, on_error: called with each result, and with each failure's one-line message, as
             they come (for progress bars and logs).
-        options: ``Recognizer`` options (``detector``, ``backend``, ``max_pixels``, ``prior`` ...).
 
     Inputs are checked before the model loads: a missing file is a failure at once. Raises
     FerkitError (one line) when no input could be read; otherwise the failures are in
@@ -123,9 +112,15 @@ def predict(
     if not paths:
         raise FerkitError(failures[0] if len(failures) == 1 else f"predict: nothing to read ({'; '.join(failures)})")
     if recognizer is None:
-        from ferkit.infer import Recognizer
+        from ferkit.infer import Recognizer, RecognizerOptions
 
-        recognizer = Recognizer(model, **options)
+        pair = model if isinstance(model, tuple) else None
+        changes = {**option_changes, **({"model": os.fspath(model)} if model is not None and pair is None else {})}
+        try:
+            options = (options or RecognizerOptions()).replace(**changes)
+        except TypeError as e:
+            raise FerkitError(f"predict: {e}") from None
+        recognizer = Recognizer.from_options(options, **({"model": pair} if pair else {}))
 
     def failed(_item: Any, e: FerkitError) -> None:
         failures.append(str(e))
@@ -142,3 +137,113 @@ def predict(
         raise FerkitError(failures[0] if len(paths) == 1 and len(failures) == 1
                           else f"predict: none of the {len(paths)} inputs could be read")
     return results
+
+
+@dataclass
+class VideoSummary:
+    """What :func:`video` wrote and counted."""
+
+    source: str
+    out: Path
+    files: dict[str, Path]
+    frames: int = 0
+    processed: int = 0
+    faces: int = 0
+    tracks: int = 0
+    seconds: float = 0.0
+    interrupted: bool = False
+    truncated: str | None = None
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds else 0.0
+
+    def __str__(self) -> str:
+        return (f"{self.source}: {self.frames} frames ({self.processed} processed), {self.faces} faces in "
+                f"{self.tracks} tracks, {self.seconds:.1f} s, {self.fps:.1f} FPS"
+                f"{' (interrupted)' if self.interrupted else ''}; wrote {self.out}/")
+
+
+def video_stem(name: str) -> str:
+    """The file-name stem of a video source's outputs (``camera0`` for a camera)."""
+    import re
+
+    if name.startswith("camera "):
+        return "camera" + name.split()[-1]
+    stem = Path(name.split("?")[0].rstrip("/")).stem or "stream"
+    return re.sub(r"[^\w.-]+", "_", stem)
+
+
+def video(
+    source: str | int | os.PathLike[str],
+    out: str | os.PathLike[str] | None = None,
+    options: Any = None,
+    stream: Any = None,
+    *,
+    on_frame: Callable[[Any], None] | None = None,
+    recognizer: Any = None,
+) -> VideoSummary:
+    """Emotions of every face in a video file, stream URL or camera: what ``ferkit video`` writes, into ``out``
+    (default ``./<name>_emotions``), each file atomically:
+
+    - ``<name>_annotated.mp4``: every frame with boxes, labels and probability bars (H.264, the source's audio);
+    - ``<name>_faces.csv``: one row per face per processed frame (``ferkit.types.row_columns``);
+    - ``<name>_faces.json``: ``{"source", "fps", "width", "height", "classes", "stride", "smoothing", "detector",
+      "detect_every", "frames": [FrameResult.to_dict(), ...]}`` for the processed frames;
+    - ``<name>_emotions.png``: each track's emotion probabilities over time.
+
+    ``options``: ``ferkit.infer.RecognizerOptions`` (default: the video defaults, BlazeFace, faces of 40 px
+    and more); ``stream``: ``ferkit.infer.StreamOptions``; ``on_frame(frame_result)`` for progress;
+    ``recognizer``: an already loaded one to use instead of ``options``. Ctrl-C (KeyboardInterrupt) stops
+    early and keeps what was processed (``interrupted``)."""
+    import time
+
+    from ferkit._fileio import atomic_write_text
+    from ferkit.detect import VIDEO_DETECTOR
+    from ferkit.infer import Recognizer, RecognizerOptions, StreamOptions, VideoWriter, open_source
+    from ferkit.viz import annotate, plot_track_emotions
+
+    options = options or RecognizerOptions(detector=VIDEO_DETECTOR, min_size=40)
+    stream = stream or StreamOptions()
+    src = open_source(source)
+    with src:
+        rec = recognizer or Recognizer.from_options(options)
+        stem = video_stem(str(src.name))
+        folder = Path(out if out is not None else f"{stem}_emotions")
+        folder.mkdir(parents=True, exist_ok=True)
+        files = {k: folder / f"{stem}{s}" for k, s in
+                 (("mp4", "_annotated.mp4"), ("csv", "_faces.csv"), ("json", "_faces.json"), ("plot", "_emotions.png"))}
+        summary = VideoSummary(str(src.name), folder, files)
+        classes = list(rec.classes)
+        rows: list[dict[str, Any]] = []
+        frames: list[dict[str, Any]] = []
+        t0 = time.perf_counter()
+        with VideoWriter(files["mp4"], src.fps, (src.width, src.height),
+                         audio_from=None if src.live else src.name) as vw:
+            try:
+                for fr in rec.stream(src, stream):
+                    vw.write(annotate(fr.image, fr, landmarks=rec.landmarks is not None))
+                    summary.frames += 1
+                    if fr.processed:
+                        summary.processed += 1
+                        summary.faces += len(fr.faces)
+                        rows += fr.rows(classes)
+                        frames.append(fr.to_dict())
+                    if on_frame:
+                        on_frame(fr)
+            except KeyboardInterrupt:
+                summary.interrupted = True
+        summary.seconds = time.perf_counter() - t0  # the frames' processing: the files below are not per frame
+        atomic_write_text(files["csv"], csv_text(rows, row_columns(classes)))
+        head = {"source": str(src.name), "fps": src.fps, "width": src.width, "height": src.height, "classes": classes,
+                "stride": stream.stride, "smoothing": stream.smoothing, "detector": rec.detector.name,
+                "detect_every": stream.detect_every}
+        atomic_write_text(files["json"], json.dumps({**head, "frames": frames}) + "\n")
+        plot_track_emotions([{"track_id": r["track_id"], "time_s": r["time_s"],
+                              "probabilities": {c: r[prob_column(c)] for c in classes}} for r in rows],
+                            files["plot"], title=f"{src.name}: emotions per track")
+    summary.tracks = len({r["track_id"] for r in rows})
+    stopped_early = summary.interrupted or (stream.max_frames is not None and summary.frames >= stream.max_frames)
+    if src.truncated and not stopped_early:
+        summary.truncated = f"{src.name}: {src.truncated} ({src.frame_count - src.frames_read} missing)"
+    return summary

@@ -31,3 +31,19 @@ class WeightsError(FerkitError, ValueError):
 class FerkitDeprecationWarning(DeprecationWarning):
     """A name or option that still works but will be removed; the message says what to use instead.
     The CLI shows it as one line on stderr."""
+
+
+def first_line(exc: BaseException) -> str:
+    """``"ErrorType: first line of the message"``, for one-line error messages."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def shorten(text: str, limit: int = 160) -> str:
+    """``text`` on one line (runs of white space made one space), cut at most ``limit`` characters at a word
+    boundary with `` ...``, never mid-word: a text with no space before ``limit`` is not cut at all."""
+    text = " ".join(str(text).split())
+    if len(text) <= limit:
+        return text
+    cut = text.rfind(" ", 0, limit - 3)
+    return text if cut <= 0 else text[:cut].rstrip(",;:") + " ..."

@@ -120,7 +120,8 @@ def grad_cam(model: nn.Module, x: Any, target: int | None = None, layer: str | n
         with torch.no_grad():
             weights = grad[0].mean(dim=(1, 2))  # (K,)
             cam = torch.relu((weights[:, None, None] * act[0].detach()).sum(0))
-            cam = nn.functional.interpolate(cam[None, None], size=tuple(x.shape[-2:]), mode="bilinear", align_corners=False)[0, 0]
+            cam = nn.functional.interpolate(cam[None, None], size=tuple(x.shape[-2:]), mode="bilinear",
+                                            align_corners=False)[0, 0]
             cam = cam.clamp_min(0)
             top = float(cam.max())
             cam = cam / top if top > 0 else torch.zeros_like(cam)
@@ -132,8 +133,7 @@ def _box_map(cam: np.ndarray, box: tuple[int, int, int, int], margin: float, poi
     geometry is the one of ``ferkit.detect.crop_face`` (margin, square, optional eye alignment)."""
     import cv2
 
-    from ferkit.detect._align import eye_angle
-    from ferkit.detect._base import expand_boxes
+    from ferkit.detect import expand_boxes, eye_angle
 
     (x, y, w, h), = expand_boxes(np.asarray(box, np.float64).reshape(1, 4), margin).tolist()
     cx, cy = x + w / 2, y + h / 2

@@ -13,7 +13,12 @@ gives the same pixels whichever way it comes in:
 - the pixels to decode (after that reduction) are limited to ``max_pixels`` (default
   :data:`MAX_MEGAPIXELS`, the same in the CLI, ``--max-megapixels``, and the server); the limit is
   checked from the header, before any pixel is decoded. Pillow's own guard refuses headers over
-  about 179 megapixels for every format.
+  about 179 megapixels for every format;
+- only the formats of :data:`READ_FORMATS` (the server: fewer) are read, and a file's format is told
+  from its first 16 bytes before any Pillow plugin parses it: an 8 MB EPS (which Pillow would scan,
+  then hand to Ghostscript) is refused in milliseconds;
+- Pillow's warnings (a corrupt EXIF block ...) are logged as one line naming the file; where the
+  image cannot be read, the error says why and the warnings are dropped.
 
 Every failure is an :class:`ImageReadError` with one line naming the file (or upload) and what is
 wrong, and a ``reason`` (``missing``, ``folder``, ``empty``, ``not_image``, ``format``,
@@ -25,6 +30,7 @@ wrong, and a ``reason`` (``missing``, ``folder``, ``empty``, ``not_image``, ``fo
 from __future__ import annotations
 
 import io
+import logging
 import os
 import re
 import warnings
@@ -34,14 +40,21 @@ from typing import Any
 
 import numpy as np
 
-from ferkit.errors import FerkitError
+from ferkit.errors import FerkitError, shorten
 
-__all__ = ["IMAGE_SUFFIXES", "MAX_MEGAPIXELS", "ImageReadError", "decode", "draft_jpeg", "load_image", "pil_to_array"]
+__all__ = ["IMAGE_SUFFIXES", "MAX_MEGAPIXELS", "READ_FORMATS", "ImageReadError", "decode", "draft_jpeg", "load_image",
+           "pil_to_array"]
+
+log = logging.getLogger(__name__)
 
 #: file suffixes treated as images when a folder is expanded
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm", ".jfif")
 #: default limit of the pixels decoded from one image, in megapixels (CLI and server alike)
 MAX_MEGAPIXELS = 50.0
+#: the Pillow formats :func:`decode` reads by default (those of IMAGE_SUFFIXES) -> the name shown in messages;
+#: anything else (EPS, PSD, ICO and Pillow's many rarely used formats) is refused from its first bytes
+READ_FORMATS = {"JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG", "WEBP": "WebP", "BMP": "BMP", "TIFF": "TIFF", "GIF": "GIF",
+                "PPM": "PPM"}
 
 _HIGH_DEPTH = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 _GREY = ("L", "LA", "1", "La")
@@ -67,6 +80,29 @@ def _sniff(data: bytes) -> str:
     head = data[:16]
     text = head.decode("ascii", "replace")
     return repr(text) if text.isprintable() else head.hex(" ")
+
+
+def _format_of(head: bytes) -> str | None:
+    """The Pillow format whose magic number the first bytes ``head`` carry (Pillow's own ``_accept``
+    tests, which read nothing else), or None."""
+    from PIL import Image
+
+    Image.init()
+    for fmt in Image.ID:
+        accept = Image.OPEN[fmt][1]
+        try:
+            if accept is not None and accept(head):
+                return fmt
+        except Exception:  # noqa: BLE001, S112 - a test that cannot read so few bytes is no match
+            continue
+    return None
+
+
+def _warned(what: str, caught: list[warnings.WarningMessage]) -> None:
+    """Pillow's warnings while reading one image as one log line naming it (each is two lines on stderr)."""
+    texts = dict.fromkeys(" ".join(str(w.message).split()) for w in caught)
+    if texts:
+        log.warning("%s: read despite a warning: %s", what, shorten("; ".join(texts), 200))
 
 
 def draft_jpeg(im: Any, reduce_to: int | None) -> None:
@@ -123,7 +159,7 @@ def decode(
         max_pixels: most pixels to decode (after the JPEG reduction); None = :data:`MAX_MEGAPIXELS`.
         reduce_to: decode a larger JPEG at 1/2, 1/4 or 1/8 of its size, keeping at least this many pixels.
         formats: accepted Pillow format names -> the names shown in messages (the server accepts a
-            few); None = any format Pillow reads.
+            few); None = :data:`READ_FORMATS`. Another format is refused from its first bytes.
         keep_grey: return ``(H, W)`` for grey images instead of ``(H, W, 3)``.
         name: what to call the source in messages (default: the path, or ``image`` for bytes).
 
@@ -136,7 +172,8 @@ def decode(
         data = bytes(source)
         what = name or "image"
         if not data:
-            raise ImageReadError(f"{what}: empty (no bytes)", reason="empty", detail="empty image: the upload has no bytes")
+            raise ImageReadError(f"{what}: empty (no bytes)", reason="empty",
+                                 detail="empty image: the upload has no bytes")
         fp: Any = io.BytesIO(data)
         unknown = f"not an image: Pillow cannot identify the {len(data)} bytes (starting {_sniff(data)})"
     else:
@@ -152,44 +189,61 @@ def decode(
     def fail(reason: str, detail: str) -> ImageReadError:
         return ImageReadError(f"{what}: {detail}", reason=reason, detail=detail)
 
-    try:
-        with warnings.catch_warnings():  # Pillow's warning names its own file; its error (2x the size) stays
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            im = Image.open(fp)
-    except UnidentifiedImageError:
-        raise fail("not_image", unknown) from None
-    except Image.DecompressionBombError as e:
-        m = re.search(r"\((\d+) pixels\)", str(e))
-        size = f"{int(m.group(1)) / 1e6:.1f} megapixels" if m else "too many pixels"
-        raise fail("too_large", f"image too large: its header says {size}; the limit is {limit / 1e6:g} "
-                                "megapixels (--max-megapixels)") from None
-    except (OSError, SyntaxError, ValueError) as e:
-        raise fail("corrupt", f"truncated or corrupt image header ({_why(e)})") from None
-    with im:
-        if formats is not None and im.format not in formats:
-            accepted = ", ".join(sorted(set(formats.values())))
-            raise fail("format", f"image format {im.format} is not accepted (accepted: {accepted})")
-        w, h = im.size
-        if w < 1 or h < 1:
-            raise fail("corrupt", f"image has no pixels ({w}x{h})")
+    allowed = READ_FORMATS if formats is None else formats
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # recorded, then logged as one line (dropped when reading fails)
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # names Pillow's file; its error stays
         try:
-            draft_jpeg(im, reduce_to)
-            dw, dh = im.size
-            if dw * dh > limit:
-                raise fail("too_large", f"image too large: its header says {w}x{h} pixels ({w * h / 1e6:.1f} megapixels); "
-                                        f"the limit is {limit / 1e6:g} megapixels (--max-megapixels)")
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                im.load()
-            out = pil_to_array(im, keep_grey=keep_grey)
-        except ImageReadError:
-            raise
+            # only the allowed plugins, each testing the first bytes (MPO comes from the JPEG plugin)
+            im = Image.open(fp, formats=[f for f in allowed if f != "MPO"])
+        except UnidentifiedImageError:
+            found = _format_of(_head(fp) if isinstance(fp, Path) else data[:16])
+            if found is not None and found not in allowed:
+                raise fail("format", _not_accepted(found, allowed)) from None
+            raise fail("not_image", unknown) from None
         except Image.DecompressionBombError as e:
-            raise fail("too_large", f"image too large ({_why(e)})") from None
-        except (OSError, SyntaxError, ValueError) as e:  # truncated data, broken streams, bad EXIF
-            raise fail("corrupt", f"truncated or corrupt image ({im.format}: {_why(e)})") from None
+            m = re.search(r"\((\d+) pixels\)", str(e))
+            size = f"{int(m.group(1)) / 1e6:.1f} megapixels" if m else "too many pixels"
+            raise fail("too_large", f"image too large: its header says {size}; the limit is {limit / 1e6:g} "
+                                    "megapixels (--max-megapixels)") from None
+        except (OSError, SyntaxError, ValueError) as e:
+            raise fail("corrupt", f"truncated or corrupt image header ({_why(e)})") from None
+        with im:
+            if im.format not in allowed:  # e.g. an MPO from the JPEG plugin
+                raise fail("format", _not_accepted(im.format, allowed))
+            w, h = im.size
+            if w < 1 or h < 1:
+                raise fail("corrupt", f"image has no pixels ({w}x{h})")
+            try:
+                draft_jpeg(im, reduce_to)
+                dw, dh = im.size
+                if dw * dh > limit:
+                    raise fail("too_large", f"image too large: its header says {w}x{h} pixels "
+                                            f"({w * h / 1e6:.1f} megapixels); the limit is {limit / 1e6:g} "
+                                            "megapixels (--max-megapixels)")
+                im.load()
+                out = pil_to_array(im, keep_grey=keep_grey)
+            except ImageReadError:
+                raise
+            except Image.DecompressionBombError as e:
+                raise fail("too_large", f"image too large ({_why(e)})") from None
+            except (OSError, SyntaxError, ValueError) as e:  # truncated data, broken streams, bad EXIF
+                raise fail("corrupt", f"truncated or corrupt image ({im.format}: {_why(e)})") from None
+    _warned(what, caught)
     upright = (out.shape[1], out.shape[0]) == (dw, dh)  # else EXIF turned it by 90 degrees
     return out, ((w, h) if upright else (h, w))
+
+
+def _head(path: Path) -> bytes:
+    try:
+        with path.open("rb") as f:
+            return f.read(16)
+    except OSError:
+        return b""
+
+
+def _not_accepted(found: str, allowed: Mapping[str, str]) -> str:
+    return f"image format {found} is not accepted (accepted: {', '.join(sorted(set(allowed.values())))})"
 
 
 def load_image(path: str | os.PathLike[str], *, max_pixels: int | None = None) -> np.ndarray:

@@ -6,6 +6,11 @@
                              "probabilities": {class: float}, ...}], ...}
 
 Boxes are ``[x, y, w, h]`` integer pixels of the (EXIF-rotated) image, clipped to it.
+
+``ImageResult.rows(classes)`` is the flat form, one dict per face with the columns of
+:data:`ROW_COLUMNS` and one ``prob_<class>`` column per class (:func:`row_columns`): the one column naming
+of every table ferkit writes (``predict --format csv``, ``Results.to_pandas``, ``ferkit video``'s CSV,
+``ferkit batch``'s Parquet and JSON lines; ``docs/rows.md``).
 """
 from __future__ import annotations
 
@@ -15,7 +20,48 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["FaceResult", "FrameResult", "ImageResult"]
+__all__ = ["ROW_COLUMNS", "FaceResult", "FrameResult", "ImageResult", "csv_text", "prob_column", "row_columns"]
+
+#: the columns of a face's row, in order, with their Arrow types (``docs/rows.md``): then one
+#: ``prob_<class>`` float64 column per class of the model, then ``landmarks`` when they were computed
+ROW_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("path", "string"), ("frame", "int64"), ("time_s", "float64"), ("width", "int32"), ("height", "int32"),
+    ("face", "int32"), ("track_id", "int32"), ("x", "int32"), ("y", "int32"), ("w", "int32"), ("h", "int32"),
+    ("detection_score", "float64"), ("emotion", "string"), ("confidence", "float64"),
+)
+
+
+def prob_column(cls: str) -> str:
+    """The column of a class's probability: ``prob_happy``."""
+    return f"prob_{cls}"
+
+
+def row_columns(classes: list[str] | tuple[str, ...], landmarks: bool = False) -> list[str]:
+    """Every column of the rows of a model with ``classes``, in order."""
+    return [n for n, _ in ROW_COLUMNS] + [prob_column(c) for c in classes] + (["landmarks"] if landmarks else [])
+
+
+def csv_text(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    """The CSV sink of rows: a header of ``columns``, then one line per row; None is empty, floats have
+    6 decimals (``time_s`` 4), a list (landmarks) is its numbers joined by spaces."""
+    import csv
+    import io
+
+    def cell(key: str, v: Any) -> Any:
+        if v is None:
+            return ""
+        if isinstance(v, float):
+            return f"{v:.4f}" if key == "time_s" else f"{v:.6f}"
+        if isinstance(v, list):
+            return " ".join(f"{x:g}" for x in v)
+        return v
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(columns)
+    for row in rows:
+        w.writerow([cell(k, row.get(k)) for k in columns])
+    return buf.getvalue()
 
 
 @dataclass
@@ -56,6 +102,14 @@ class FaceResult:
             d["landmarks"] = np.round(np.asarray(self.landmarks, np.float64), 1).tolist()
         return d
 
+    def row(self, classes: list[str] | tuple[str, ...]) -> dict[str, Any]:
+        """The face's own columns of :data:`ROW_COLUMNS` (box, track, scores) and its probabilities."""
+        x, y, w, h = (int(v) for v in self.box)
+        return {"track_id": self.track_id, "x": x, "y": y, "w": w, "h": h,
+                "detection_score": None if self.detection_score is None else float(self.detection_score),
+                "emotion": self.emotion, "confidence": float(self.confidence),
+                **{prob_column(c): float(self.probabilities.get(c, 0.0)) for c in classes}}
+
 
 @dataclass
 class ImageResult:
@@ -77,6 +131,25 @@ class ImageResult:
 
     def __iter__(self) -> Iterator[FaceResult]:
         return iter(self.faces)
+
+    def _where(self) -> dict[str, Any]:
+        return {"path": self.path, "frame": None, "time_s": None}
+
+    def rows(self, classes: list[str] | tuple[str, ...], *, landmarks: bool = False,
+             empty: bool = False) -> list[dict[str, Any]]:
+        """One row per face (:func:`row_columns`); ``empty``: one row with no face (``face`` and the
+        columns after it None) for an image without one, so that every image is accounted for."""
+        base = {**self._where(), "width": int(self.width), "height": int(self.height)}
+        columns = row_columns(classes, landmarks)
+        if not self.faces:
+            return [dict.fromkeys(columns) | base] if empty else []
+        rows = []
+        for i, f in enumerate(self.faces):
+            row = dict.fromkeys(columns) | base | {"face": i} | f.row(classes)
+            if landmarks and f.landmarks is not None:
+                row["landmarks"] = [round(float(v), 1) for v in np.asarray(f.landmarks).reshape(-1)]
+            rows.append(row)
+        return rows
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -104,6 +177,9 @@ class FrameResult(ImageResult):
     time_s: float = 0.0
     processed: bool = True
     image: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    def _where(self) -> dict[str, Any]:
+        return {"path": self.path, "frame": int(self.frame), "time_s": round(float(self.time_s), 4)}
 
     def to_dict(self) -> dict[str, Any]:
         d = super().to_dict()

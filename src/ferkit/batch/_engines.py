@@ -16,6 +16,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Self
 
 from ferkit._fileio import stderr_to_devnull
+from ferkit._process import die_with_parent
 from ferkit.batch._inputs import Input
 from ferkit.batch._worker import BatchWorker, InputResult
 from ferkit.errors import FerkitError
@@ -47,8 +48,9 @@ _WORKER: BatchWorker | None = None
 _PARENT_RECOGNIZER: Any = None  # inherited by forked workers
 
 
-def _init_worker(spec: dict[str, Any], options: dict[str, Any]) -> None:
+def _init_worker(spec: dict[str, Any], options: dict[str, Any], parent: int) -> None:
     global _WORKER
+    die_with_parent(parent)
     _WORKER = BatchWorker(spec, threads=1, recognizer=_PARENT_RECOGNIZER, **options)
 
 
@@ -59,8 +61,8 @@ def _start_method(spec: dict[str, Any], recognizer: Any) -> str:
     and ONNX Runtime's thread pools do not survive a fork."""
     import multiprocessing as mp
 
-    if (recognizer is not None and "fork" in mp.get_all_start_methods() and getattr(recognizer, "backend", "torch") == "torch"
-            and str(spec.get("device", "cpu")) == "cpu"):
+    if (recognizer is not None and "fork" in mp.get_all_start_methods()
+            and getattr(recognizer, "backend", "torch") == "torch" and str(spec.get("device", "cpu")) == "cpu"):
         return "fork"
     return "spawn"
 
@@ -85,7 +87,7 @@ def run_local(items: Sequence[Input], spec: dict[str, Any], options: dict[str, A
     method = _start_method(spec, recognizer)
     _PARENT_RECOGNIZER = recognizer if method == "fork" else None
     pool = ProcessPoolExecutor(workers, mp_context=mp.get_context(method), initializer=_init_worker,
-                               initargs=(spec, options))
+                               initargs=(spec, options, os.getpid()))
     pending = iter(units)
     try:
         in_flight = {pool.submit(_work, u) for u in (next(pending, None) for _ in range(2 * workers)) if u}
@@ -216,7 +218,8 @@ def run_ray(items: Sequence[Input], spec: dict[str, Any], options: dict[str, Any
         rows = [i.to_dict() for i in items]
         ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), -(-len(rows) // chunk))))
         ds = ds.map_batches(RayWorker, fn_constructor_kwargs={"spec": spec, "options": options}, batch_size=chunk,
-                            batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=size, max_tasks_in_flight_per_actor=2),
+                            batch_format="numpy",
+                            compute=ray.data.ActorPoolStrategy(size=size, max_tasks_in_flight_per_actor=2),
                             **resources)
         for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
             for text in batch["result"]:

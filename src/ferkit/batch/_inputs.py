@@ -60,7 +60,8 @@ def read_path_list(path: str | os.PathLike[str]) -> list[str]:
             try:
                 import pyarrow.parquet as pq
             except ImportError:
-                raise FerkitError(f"{p}: reading a Parquet list needs pyarrow (pip install \"ferkit[batch]\")") from None
+                raise FerkitError(f"{p}: reading a Parquet list needs pyarrow "
+                                  f"(pip install \"ferkit[batch]\")") from None
             table = pq.read_table(p)
             if "path" not in table.column_names:
                 raise FerkitError(f"{p}: no 'path' column (columns: {', '.join(table.column_names)})")
@@ -83,7 +84,8 @@ def read_path_list(path: str | os.PathLike[str]) -> list[str]:
     except FerkitError:
         raise
     except Exception as e:  # noqa: BLE001 - pyarrow's errors for a corrupt Parquet file
-        raise FerkitError(f"{p}: not a readable Parquet file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+        raise FerkitError(f"{p}: not a readable Parquet file "
+                          f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
     return [e if os.path.isabs(e) else os.path.join(p.parent, e) for e in entries]
 
 
@@ -102,7 +104,8 @@ def expand_inputs(args: Iterable[str | os.PathLike[str]]) -> tuple[list[Input], 
                 problems.append(f"{arg}: the list has no paths")
             paths += listed
         else:
-            found, why = expand_paths([arg], recursive=True, suffixes=IMAGE_SUFFIXES + VIDEO_SUFFIXES, what="image or video")
+            found, why = expand_paths([arg], recursive=True, suffixes=IMAGE_SUFFIXES + VIDEO_SUFFIXES,
+                                      what="image or video")
             paths += found
             problems += why
     return [Input.of(q) for q in dict.fromkeys(paths)], problems

@@ -6,21 +6,17 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ferkit.batch._engines import ENGINES, RayStart, run_local, run_ray
 from ferkit.batch._inputs import expand_inputs
 from ferkit.batch._sink import ShardSink
 from ferkit.batch._worker import InputResult, recognizer_identity
-from ferkit.detect import DEFAULT_DETECTOR
 from ferkit.errors import FerkitError
+from ferkit.infer import RecognizerOptions, StreamOptions
 
 __all__ = ["BatchSummary", "run_batch"]
-
-#: Recognizer options a batch run passes to its workers (and records in the manifest)
-RECOGNIZER_OPTIONS = ("align", "landmarks", "margin", "min_size", "max_faces", "batch_size", "backend", "prior")
-
 
 @dataclass
 class BatchSummary:
@@ -70,9 +66,9 @@ class BatchSummary:
 def run_batch(
     inputs: Iterable[str | os.PathLike[str]],
     out: str | os.PathLike[str],
+    options: RecognizerOptions | None = None,
     *,
-    model: str | os.PathLike[str] = "default",
-    detector: str = DEFAULT_DETECTOR,
+    stream: StreamOptions | None = None,
     engine: str = "local",
     workers: int | None = None,
     address: str | None = None,
@@ -83,10 +79,9 @@ def run_batch(
     shard_size: int = 256,
     shard_seconds: float = 60.0,
     chunk: int = 8,
-    device: str = "cpu",
     on_result: Callable[[InputResult], None] | None = None,
     on_start: Callable[[int, int], None] | None = None,
-    **recognizer_options: Any,
+    **option_changes: Any,
 ) -> BatchSummary:
     """Emotions of every face in images and videos, written as a resumable table in ``out``.
 
@@ -96,6 +91,10 @@ def run_batch(
         out: the output folder (``faces/``, ``failures/``, ``manifest.json``; ``docs/batch_schema.md``).
             Running again with the same settings skips the inputs already there (same path, size and
             modification time); other settings are refused.
+        options: how faces are found and classified (``ferkit.infer.RecognizerOptions``, the same as
+            ``ferkit predict``'s); ``option_changes``: fields of it changed by keyword (``model="ferplus"``).
+        stream: how videos are followed (``ferkit.infer.StreamOptions``: the defaults of ``ferkit video``;
+            its ``stride`` comes from ``every`` / ``fps``).
         engine: ``"local"`` (a process pool on this machine) or ``"ray"`` (Ray Data; ``address``: an
             existing cluster, else a local Ray; ``gpus``: that many GPU actors instead of CPU ones).
         workers: worker processes or actors (default: every CPU core; Ray: every CPU of the cluster).
@@ -106,17 +105,20 @@ def run_batch(
         chunk: images per work unit sent to a worker.
         on_result: called with each InputResult as it arrives (progress); ``on_start(total, skipped)``
             once the inputs are known.
-        recognizer_options: ``align``, ``landmarks``, ``margin``, ``min_size``, ``max_faces``,
-            ``batch_size``, ``backend``, ``prior`` (as for ``Recognizer``).
 
     Raises FerkitError (one line) for bad settings, a folder holding another run, or no inputs.
     Unreadable inputs do not raise: they are rows of the failures table.
     """
     from ferkit.infer import Recognizer
 
-    unknown = set(recognizer_options) - set(RECOGNIZER_OPTIONS)
+    unknown = set(option_changes) - {f.name for f in fields(RecognizerOptions)}
     if unknown:
         raise FerkitError(f"run_batch: unknown option(s) {', '.join(sorted(unknown))}")
+    if any(isinstance(v, tuple) for v in option_changes.values()):
+        raise FerkitError("run_batch: give the model as a name or a path (workers load it themselves)")
+    options = (options or RecognizerOptions()).replace(
+        **{k: os.fspath(v) if k == "model" else v for k, v in option_changes.items()})
+    stream = stream or StreamOptions()
     if engine not in ENGINES:
         raise FerkitError(f"--engine {engine!r}: expected one of {', '.join(ENGINES)}")
     if every < 1:
@@ -127,30 +129,29 @@ def run_batch(
         raise FerkitError(f"--workers must be >= 1, not {workers}")
     if shard_size < 1 or chunk < 1:
         raise FerkitError("batch: shard_size and chunk must be >= 1")
-    if isinstance(model, tuple):
-        raise FerkitError("run_batch: give the model as a name or a path (workers load it themselves)")
     items, problems = expand_inputs(inputs)
     if not items:
-        raise FerkitError(problems[0] if len(problems) == 1 else f"batch: nothing to read ({'; '.join(problems) or 'no inputs'})")
+        raise FerkitError(problems[0] if len(problems) == 1
+                          else f"batch: nothing to read ({'; '.join(problems) or 'no inputs'})")
     # Ray (started or joined on the main thread, which it requires) is shut down when the run ends
     with RayStart(address, workers) if engine == "ray" else nullcontext() as ray_start:
-        spec = {"model": os.fspath(model), "detector": detector, "device": device,
-                **{k: v for k, v in recognizer_options.items() if v is not None}}
+        spec = options.to_dict()
         # loaded here first: every setting is checked (one line) before any worker starts, and the
         # model's identity is known for the manifest; the local engine then reuses it (Ray starts
         # meanwhile, on the main thread, which it requires)
         if ray_start is None:
-            rec = Recognizer(**spec)
+            rec = Recognizer.from_options(options)
         else:
             with ThreadPoolExecutor(1, thread_name_prefix="ferkit-load") as pool:
-                loading = pool.submit(Recognizer, **spec)
+                loading = pool.submit(Recognizer.from_options, options)
                 ray_start.start()
                 rec = loading.result()
         ident = recognizer_identity(rec, spec["model"])
         # what decides the rows (effective values, so that the API's defaults and the CLI's agree);
         # a run resumes only into a folder made with the same
-        settings = {"align": rec.align, "landmarks": rec.landmarks, "margin": rec.margin, "min_size": spec.get("min_size"),
-                    "max_faces": rec.max_faces, "backend": rec.backend, "prior": spec.get("prior") or "train",
+        settings = {**{k: v for k, v in spec.items() if k not in ("model", "device", "batch_size")},
+                    "margin": rec.margin, "landmarks": rec.landmarks, "backend": rec.backend,
+                    **{k: v for k, v in stream.to_dict().items() if k not in ("stride", "max_frames")},
                     "every": every if fps is None else None, "fps": fps}
         sink = ShardSink(out, {"format": format, **ident, "classes": list(rec.classes), "settings": settings},
                          landmarks=rec.landmarks is not None)
@@ -161,12 +162,12 @@ def run_batch(
         if on_start:
             on_start(len(items), summary.skipped)
         n = workers or (os.cpu_count() or 1)
-        options = {"every": every, "fps": fps}
+        work = {"every": every, "fps": fps, "stream": stream.to_dict()}
         if engine == "local":
-            results = run_local(todo, spec, options, workers=min(n, max(1, len(todo))), chunk=chunk, recognizer=rec)
+            results = run_local(todo, spec, work, workers=min(n, max(1, len(todo))), chunk=chunk, recognizer=rec)
         else:
             del rec  # the actors load their own
-            results = run_ray(todo, spec, options, workers=workers, chunk=chunk, gpus=gpus, start=ray_start)
+            results = run_ray(todo, spec, work, workers=workers, chunk=chunk, gpus=gpus, start=ray_start)
 
         pending: list[InputResult] = []
         last_commit = t0 = time.perf_counter()
@@ -197,7 +198,8 @@ def run_batch(
             commit()
             summary.seconds = time.perf_counter() - t0
         summary.startup_seconds = first or 0.0
-        sink.note(engine=engine, workers=sorted(summary.workers), processed=summary.processed, seconds=round(summary.seconds, 3),
-                  frames_per_second=round(summary.per_second, 3), startup_seconds=round(summary.startup_seconds, 3),
+        sink.note(engine=engine, workers=sorted(summary.workers), processed=summary.processed,
+                  seconds=round(summary.seconds, 3), frames_per_second=round(summary.per_second, 3),
+                  startup_seconds=round(summary.startup_seconds, 3),
                   steady_frames_per_second=round(summary.steady_per_second, 3))
         return summary

@@ -53,27 +53,31 @@ def recognizer_identity(rec: Any, model: Any) -> dict[str, str]:
 
 
 class BatchWorker:
-    """Loads a Recognizer from ``spec`` (its keyword arguments, picklable) and processes inputs.
+    """Loads a Recognizer from ``spec`` (``RecognizerOptions.to_dict()``, picklable) and processes inputs.
 
     Args:
-        spec: ``Recognizer(**spec)`` arguments; ``model`` a name or path.
+        spec: the ``ferkit.infer.RecognizerOptions`` fields; ``model`` a name or path.
         every: classify every ``every``-th video frame; ``fps``: instead, about this many frames
             per second of video (every ``round(video fps / fps)``-th frame).
+        stream: the other ``ferkit.infer.StreamOptions`` fields of the videos (default: ``ferkit video``'s).
         threads: OpenCV and classifier threads (torch's, or ONNX Runtime's) in this worker; None
             leaves them as they are.
         recognizer: an already loaded Recognizer built from ``spec`` (the in-process engine).
     """
 
     def __init__(self, spec: dict[str, Any], *, every: int = 1, fps: float | None = None,
-                 threads: int | None = None, worker: str | None = None, recognizer: Any = None):
+                 stream: dict[str, Any] | None = None, threads: int | None = None, worker: str | None = None,
+                 recognizer: Any = None):
+        from ferkit.infer import Recognizer, RecognizerOptions, StreamOptions
+
         if threads is not None:
             import cv2
 
             cv2.setNumThreads(threads)
-            spec = {"threads": threads, **spec}  # ONNX Runtime's intra-op threads (the torch backend ignores it)
-        from ferkit.infer import Recognizer
-
-        self.rec = recognizer if recognizer is not None else Recognizer(**spec)
+        # threads: ONNX Runtime's intra-op threads (the torch backend ignores it)
+        self.rec = recognizer if recognizer is not None else Recognizer.from_options(
+            RecognizerOptions(**spec), **({} if threads is None else {"threads": threads}))
+        self.stream_options = StreamOptions(**(stream or {}))
         if threads is not None and self.rec.backend == "torch":
             import torch
 
@@ -94,7 +98,8 @@ class BatchWorker:
         by_path: dict[str, InputResult] = {}
         if images:
             errors: dict[str, str] = {}
-            for r in self.rec.iter_predict([i.path for i in images], on_error=lambda p, e: errors.__setitem__(p, str(e))):
+            for r in self.rec.iter_predict([i.path for i in images],
+                                           on_error=lambda p, e: errors.__setitem__(p, str(e))):
                 by_path[r.path] = r
             for i in images:
                 if i.path in errors or i.path not in by_path:
@@ -113,9 +118,9 @@ class BatchWorker:
         out = InputResult(item, worker=self.worker)
         try:
             with open_source(item.path) as src:
-                for fr in self.rec.stream(src, stride=self.stride(src.fps), frames=False, skipped=False):
-                    out.rows += face_rows(item, fr, self.classes, self.ident, frame=fr.frame, time_s=fr.time_s,
-                                          landmarks=self.landmarks)
+                for fr in self.rec.stream(src, self.stream_options, stride=self.stride(src.fps), frames=False,
+                                          skipped=False):
+                    out.rows += face_rows(item, fr, self.classes, self.ident, landmarks=self.landmarks)
                     out.frames += 1
                 if src.truncated:
                     out.failure = failure_row(item, f"{item.path}: {src.truncated}", src.frames_read)

@@ -25,12 +25,13 @@ EXTRAS = {"torch": "train", "torchvision": "train", "lightning": "train", "timm"
           "multipart": "serve", "websockets": "serve", "ray": "ray", "pyarrow": "batch", "pandas": "batch"}
 
 #: subcommand modules, in the order `ferkit --help` lists them
-COMMANDS = ("predict", "video", "webcam", "batch", "train", "evaluate", "compare", "calibrate", "data", "models", "export", "serve", "explain",
-            "ensemble", "benchmark", "papers")
+COMMANDS = ("predict", "video", "webcam", "batch", "train", "evaluate", "compare", "calibrate", "data", "models",
+            "export", "serve", "explain", "ensemble", "benchmark", "papers")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ferkit", description="Facial expression recognition: train, evaluate and run FER models.")
+    p = argparse.ArgumentParser(prog="ferkit",
+                                description="Facial expression recognition: train, evaluate and run FER models.")
     p.add_argument("--version", action="version", version=f"ferkit {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -50,11 +51,25 @@ def _one_line_warning(show):
     return _show
 
 
+def _not_printed_already(record: logging.LogRecord) -> bool:
+    """Filter of the root's handler: False for a record that a handler of a library's own logger has
+    printed on its way up (Lightning's ``lightning`` logger has one and still propagates: each of its
+    INFO lines came twice)."""
+    logger = logging.getLogger(record.name)
+    while logger.parent is not None and logger.propagate:  # up to the root, not included
+        if logger.handlers:
+            return False
+        logger = logger.parent
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     a = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if a.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_not_printed_already)
+    logging.basicConfig(level=logging.DEBUG if a.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s", handlers=[handler])
     if not getattr(a, "func", None):
         parser.print_help()
         return 0

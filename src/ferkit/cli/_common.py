@@ -19,7 +19,8 @@ def changed_flags(options: Iterable[tuple[str, Any, Any]]) -> list[str]:
 
 
 def add_dataset_args(p: argparse.ArgumentParser, *, split_help: str, data_required: bool = True,
-                     data_help: str = "dataset path", classes_help: str = "keep only these classes, e.g. angry,happy,sad",
+                     data_help: str = "dataset path",
+                     classes_help: str = "keep only these classes, e.g. angry,happy,sad",
                      tta_help: str = "test-time augmentation: none | flip | ten-crop (default: none)",
                      device_help: str = "auto | cpu | cuda | cuda:N (default: auto)") -> None:
     """--data --format --split --classes --tta --limit --batch-size --device --label-mode."""

@@ -30,7 +30,7 @@ def run(a: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from ferkit.batch import run_batch
-    from ferkit.infer import parse_prior
+    from ferkit.infer import RecognizerOptions, StreamOptions, options_from_namespace
 
     console = Console(stderr=True)
     progress = Progress(TextColumn("batch"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
@@ -53,11 +53,10 @@ def run(a: argparse.Namespace) -> int:
 
     with progress:
         summary = run_batch(
-            a.inputs, a.out, model=a.model, detector=a.detector, engine=a.engine, workers=a.workers,
-            address=a.address, gpus=a.gpus, every=1 if a.every is None else a.every, fps=a.fps, format=a.format, shard_size=a.shard_size,
-            device=a.device, on_start=on_start, on_result=on_result, align=a.align, landmarks=a.landmarks,
-            margin=a.margin, min_size=a.min_size, max_faces=a.max_faces, batch_size=a.batch_size, backend=a.backend,
-            prior=parse_prior(a.prior),
+            a.inputs, a.out, options_from_namespace(a, RecognizerOptions).check(),
+            stream=options_from_namespace(a, StreamOptions), engine=a.engine, workers=a.workers, address=a.address,
+            gpus=a.gpus, every=1 if a.every is None else a.every, fps=a.fps, format=a.format,
+            shard_size=a.shard_size, on_start=on_start, on_result=on_result,
         )
     for msg in summary.problems:
         print(msg, file=sys.stderr)
@@ -68,20 +67,25 @@ def run(a: argparse.Namespace) -> int:
 def add_parser(sub) -> None:
     pr = sub.add_parser("batch", help="emotions over an archive of photos and videos into a resumable Parquet table",
                         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    pr.add_argument("inputs", nargs="+", metavar="INPUT", help="image/video files, folders, globs, or .txt/.csv/.parquet lists")
+    pr.add_argument("inputs", nargs="+", metavar="INPUT",
+                    help="image/video files, folders, globs, or .txt/.csv/.parquet lists")
     pr.add_argument("--out", "-o", required=True, metavar="DIR", help="output folder (resumed when it holds this run)")
     add_common(pr)
-    pr.add_argument("--max-faces", type=int, help="at most this many faces per image or frame (highest detector scores)")
-    pr.add_argument("--engine", choices=("local", "ray"), default="local", help="local process pool or Ray Data (default: %(default)s)")
+    from ferkit.infer import StreamOptions, add_arguments
+
+    add_arguments(pr, StreamOptions, exclude=("stride", "max_frames"))  # the stride: --every / --fps
+    pr.add_argument("--engine", choices=("local", "ray"), default="local",
+                    help="local process pool or Ray Data (default: %(default)s)")
     pr.add_argument("--workers", type=int, help="worker processes / Ray actors (default: every CPU core)")
     pr.add_argument("--address", help="Ray cluster address, e.g. 10.0.0.1:6379 (--engine ray; default: a local Ray)")
     pr.add_argument("--gpus", type=int, default=0, help="Ray: this many GPU actors instead of CPU ones")
     when = pr.add_mutually_exclusive_group()
-    when.add_argument("--every", type=int, metavar="N", help="classify every N-th video frame (default: 1, every frame)")
+    when.add_argument("--every", type=int, metavar="N",
+                      help="classify every N-th video frame (default: 1, every frame)")
     when.add_argument("--fps", type=float, metavar="F", help="classify about F video frames per second")
-    pr.add_argument("--format", choices=("parquet", "jsonl"), default="parquet", help="table format (default: %(default)s)")
+    pr.add_argument("--format", choices=("parquet", "jsonl"), default="parquet",
+                    help="table format (default: %(default)s)")
     pr.add_argument("--shard-size", type=int, default=256, metavar="N",
                     help="inputs per shard: what a crash can lose at most (default: %(default)s)")
     pr.add_argument("--strict", action="store_true", help="exit code 1 if any input failed")
-    pr.add_argument("--device", default="cpu", help="torch device of the local engine's classifier (default: %(default)s)")
     pr.set_defaults(func=run)

@@ -69,7 +69,8 @@ def run(a: argparse.Namespace) -> int:
 
 def add_parser(sub) -> None:
     b = sub.add_parser(
-        "benchmark", help="every shipped model on every data set: RESULTS.md (accuracy with 95%% CI, macro-F1, faces/s)",
+        "benchmark",
+        help="every shipped model on every data set: RESULTS.md (accuracy with 95%% CI, macro-F1, faces/s)",
         description="Evaluate every shipped model and ensemble (or --models) on FER2013 PublicTest and PrivateTest, "
                     "the FER+ test split (majority labels, 8 classes and mapped onto 7), a FER2013 PublicTest subset "
                     "placed into real photos (detect-then-classify, next to the same faces' original crops) and any "
@@ -79,13 +80,16 @@ def add_parser(sub) -> None:
     b.add_argument("--models", nargs="+", help="model names or paths (default: every shipped model, once per file)")
     b.add_argument("--data", action="append", metavar="DIR",
                    help="an extra class-per-folder data set, evaluated as crops and through the detector (repeatable)")
-    b.add_argument("--data-root", default=DATA_ROOT, help=f"folder holding fer2013/, ferplus/, samples/ (default: {DATA_ROOT})")
+    b.add_argument("--data-root", default=DATA_ROOT,
+                   help=f"folder holding fer2013/, ferplus/, samples/ (default: {DATA_ROOT})")
     b.add_argument("--detector", default=DEFAULT_DETECTOR,
                    help=f"face detector(s) for photos, comma-separated (default: {DEFAULT_DETECTOR})")
     b.add_argument("--uncropped", type=int, default=UNCROPPED_FACES,
-                   help=f"PublicTest faces placed into photos for the detection rows; 0 = none (default: {UNCROPPED_FACES})")
+                   help=f"PublicTest faces placed into photos for the detection rows; 0 = none "
+                        f"(default: {UNCROPPED_FACES})")
     b.add_argument("--limit", type=int, help="a stratified subset of N images per data set (quick runs)")
-    b.add_argument("--tta", default="none", help="test-time augmentation: none | flip | ten-crop (default: none, as predict)")
+    b.add_argument("--tta", default="none",
+                   help="test-time augmentation: none | flip | ten-crop (default: none, as predict)")
     b.add_argument("--batch-size", type=int, default=128)
     b.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default: 1: steady figures, also on a busy machine; 0 = torch's default)")

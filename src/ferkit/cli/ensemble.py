@@ -23,7 +23,7 @@ def run_build(a: argparse.Namespace) -> int:
 
     from ferkit.ensemble import build_ensemble, save_ensemble
     from ferkit.errors import FerkitError
-    from ferkit.models._io import model_paths
+    from ferkit.models import model_paths
 
     target = model_paths(a.out)[1]
     if target.exists() and not a.force:
@@ -89,8 +89,9 @@ def add_parser(sub) -> None:
     esub = e.add_subparsers(dest="ensemble_command", metavar="ACTION", required=True)
 
     b = esub.add_parser("build", help="combine models into an ensemble saved at --out",
-                        epilog="example: ferkit ensemble build vgg_fer.w15_fer2013 vgg_fer.w1_fer2013 --method soft --fit accuracy "
-                               "--data ../shared/data/fer2013 --format fer2013-folder --split PublicTest --out runs/ens/")
+                        epilog="example: ferkit ensemble build vgg_fer.w15_fer2013 vgg_fer.w1_fer2013 --method soft "
+                               "--fit accuracy --data ../shared/data/fer2013 --format fer2013-folder "
+                               "--split PublicTest --out runs/ens/")
     b.add_argument("models", nargs="+", help="shipped model names, run folders or model files (2 or more)")
     b.add_argument("--method", default="soft", help="soft | vote | stack | regions (default: soft)")
     b.add_argument("--fit", help="weights fitted on --split: accuracy | logloss | equal (default: accuracy for soft; "
@@ -110,8 +111,8 @@ def add_parser(sub) -> None:
     b.set_defaults(func=run_build)
 
     r = esub.add_parser("report", help="table of members, TTA and every ensemble method on the same data",
-                        epilog="example: ferkit ensemble report vgg_fer.w15_fer2013 vgg_fer.w1_fer2013 --data ../shared/data/fer2013 "
-                               "--format fer2013-folder --out reports/ensembles")
+                        epilog="example: ferkit ensemble report vgg_fer.w15_fer2013 vgg_fer.w1_fer2013 "
+                               "--data ../shared/data/fer2013 --format fer2013-folder --out reports/ensembles")
     r.add_argument("models", nargs="+", help="shipped model names, run folders or model files (2 or more)")
     r.add_argument("--data", required=True, help="dataset path")
     r.add_argument("--format", default="auto", help="dataset format (default: auto)")

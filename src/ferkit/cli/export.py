@@ -5,8 +5,8 @@ Writes ``<out>.onnx`` and ``<out>.json`` (the model's metadata, ``"backend": "on
 (largest probability difference below 1e-4). Prints the .onnx path on stdout; a summary on stderr.
 An existing export is not replaced without ``--force``; a PyTorch model's files never are.
 
-Use it with ``ferkit predict|video|webcam --model OUT.onnx`` (ONNX Runtime is the default for it); ``--backend onnx``
-with a model name exports into the cache on first use, so this command is needed only to ship a file.
+Use it with ``ferkit predict|video|webcam --model OUT.onnx`` (ONNX Runtime is the default for it). Inference
+never exports: shipped models come with their ONNX files, any other model runs on ONNX Runtime once exported here.
 """
 from __future__ import annotations
 
@@ -20,8 +20,7 @@ from ferkit.errors import FerkitError
 def default_out(model: str) -> Path:
     """``./<stem>.onnx`` with the saved model's file stem (``fer2013_vgg_fer`` for ``default``), or its
     folder's name for ``<folder>/model``; never a shipped model's name, which the file would shadow."""
-    from ferkit.models._io import model_paths
-    from ferkit.models._shipped import resolve_model_path
+    from ferkit.models import model_paths, resolve_model_path
 
     weights, _ = model_paths(resolve_model_path(model))
     stem = weights.stem if weights.stem != "model" else weights.parent.resolve().name
@@ -53,7 +52,8 @@ def add_parser(sub) -> None:
     pr.add_argument("model", metavar="MODEL", help="shipped model name (e.g. default) or saved model path")
     pr.add_argument("--format", choices=("onnx",), default="onnx", help="export format (default: %(default)s)")
     pr.add_argument("--out", "-o", metavar="PATH",
-                    help="output .onnx file, stem or folder (default: ./<model file stem>.onnx); the .json goes beside it")
+                    help="output .onnx file, stem or folder (default: ./<model file stem>.onnx); "
+                         "the .json goes beside it")
     pr.add_argument("--force", action="store_true", help="replace an existing export")
     pr.add_argument("--opset", type=int, default=17, help="ONNX opset (default: %(default)s)")
     pr.add_argument("--fixed-batch", action="store_true", help="batch dimension fixed to 1 (default: any batch size)")

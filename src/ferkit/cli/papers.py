@@ -32,6 +32,12 @@ def run(a: argparse.Namespace) -> int:
             ens = ", ".join(e.key for e in p.ensembles)
             print(f"{p.key}: {p.title}\n  runs: {runs}" + (f"\n  ensembles: {ens}" if ens else ""))
         return 0
+    if a.action == "figures":
+        from ferkit.papers import paper_figures
+
+        drawn = paper_figures(a.paper, reports_dir=a.reports_dir, say=_say)
+        _say(f"ferkit: {len(drawn)} figures drawn under {a.reports_dir}")
+        return 0
     if not a.paper:
         raise FerkitError(f"papers {a.action}: name a paper ({', '.join(PAPERS)})")
     from ferkit import _docblock
@@ -59,17 +65,22 @@ def add_parser(sub) -> None:
                     "write reports/papers/PAPER.md beside the published figures; table: the same without training; "
                     "list: the papers and their runs.",
         epilog="example: ferkit papers run paper4 --runs resnet18   (then: ferkit papers table paper4)")
-    p.add_argument("action", choices=("list", "run", "table"))
+    p.add_argument("action", choices=("list", "run", "table", "figures"),
+                   help="list the papers; run (train and table); table (from what is trained or recorded); figures "
+                        "(draw every recorded row's figures from its tracked metrics files; all papers without PAPER)")
     p.add_argument("paper", nargs="?", help="paper1 | paper2 | paper3 | paper4")
     p.add_argument("--runs", nargs="+", metavar="KEY", help="train only these runs (the others are reused if present)")
     p.add_argument("--recipe", default="auto",
-                   help="auto (ImageNet weights when cached in TORCH_HOME or given, else scratch48) | scratch48 | imagenet")
+                   help="auto (ImageNet weights when cached in TORCH_HOME or given, else scratch48) "
+                        "| scratch48 | imagenet")
     p.add_argument("--pretrained", action="append", metavar="RUN=FILE",
                    help="a local ImageNet weights file for one run (repeatable); implies the imagenet recipe for it")
     p.add_argument("--runs-dir", default="runs/papers", help="where runs are trained and found (default: runs/papers)")
-    p.add_argument("--reports-dir", default="reports/papers", help="where tables and row reports go (default: reports/papers)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override (quick checks, or a shorter budget) for the runs named in --runs, or every run; "
-                        "a row reused later keeps the overrides it was trained with")
+    p.add_argument("--reports-dir", default="reports/papers",
+                   help="where tables and row reports go (default: reports/papers)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="config override (quick checks, or a shorter budget) for the runs named in --runs, or every "
+                        "run; a row reused later keeps the overrides it was trained with")
     p.add_argument("--limit", type=int, help="evaluate on a stratified subset of N images per set (quick checks)")
     p.add_argument("--update-docs", nargs="*", metavar="FILE",
                    help="copy the papers' summary table into these files' ferkit-papers block (default: README.md)")

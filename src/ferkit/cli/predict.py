@@ -71,20 +71,11 @@ def write_annotated(path: str, result: Any, dest: Path, landmarks: bool, max_pix
         raise FerkitError(str(e)) from None
 
 
-def _max_pixels(a: argparse.Namespace) -> int | None:
-    mp = getattr(a, "max_megapixels", None)
-    return None if mp is None else round(mp * 1e6)
+def make_recognizer(a: argparse.Namespace) -> Any:
+    """The Recognizer for the flags of :func:`add_common` (``ferkit.infer.RecognizerOptions``)."""
+    from ferkit.infer import Recognizer, options_from_namespace
 
-
-def make_recognizer(a: argparse.Namespace, device: str) -> Any:
-    from ferkit.infer import Recognizer, parse_prior
-
-    return Recognizer(a.model, a.detector, device=device, align=a.align, landmarks=a.landmarks, margin=a.margin,
-                      min_size=a.min_size, max_faces=getattr(a, "max_faces", None), batch_size=a.batch_size,
-                      detector_options=None if a.min_score is None else {"threshold": a.min_score},
-                      **({} if a.max_detect_megapixels is None else
-                         {"detect_max_pixels": round(a.max_detect_megapixels * 1e6)}),
-                      max_pixels=_max_pixels(a), backend=a.backend, prior=parse_prior(getattr(a, "prior", None)))
+    return Recognizer.from_options(options_from_namespace(a))
 
 
 def run(a: argparse.Namespace) -> int:
@@ -110,7 +101,7 @@ def run(a: argparse.Namespace) -> int:
         raise FerkitError(problems[0] if len(problems) == 1 else f"predict: nothing to read ({'; '.join(problems)})")
     for msg in problems:
         print(msg, file=sys.stderr)
-    rec = make_recognizer(a, a.device)
+    rec = make_recognizer(a)
 
     single = len(paths) == 1 and not problems
     progress = Progress(TextColumn("predict"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
@@ -134,7 +125,7 @@ def run(a: argparse.Namespace) -> int:
         if out_dir:
             try:
                 write_annotated(r.path, r, annotated_path(r.path, out_dir, taken, inputs), a.landmarks is not None,
-                                _max_pixels(a))
+                                rec.max_pixels)
             except FerkitError as e:  # e.g. a JPEG read reduced for detection but too large to draw on
                 annotate_failures.append(f"annotate: {e}")
                 say(progress, f"annotate: {e}")
@@ -172,35 +163,13 @@ def run(a: argparse.Namespace) -> int:
     return 1 if a.strict and failures else 0
 
 
-def add_common(pr: argparse.ArgumentParser, detector: str | None = None) -> None:
-    """Model and face options shared by predict, video and webcam (``detector``: the default, by
-    default ``ferkit.detect.DEFAULT_DETECTOR``)."""
-    from ferkit.detect import DEFAULT_DETECTOR, list_detectors
+def add_common(pr: argparse.ArgumentParser, *, camera: bool = False, **defaults: Any) -> None:
+    """The model and face flags of predict, video, webcam and batch: one per field of
+    ``ferkit.infer.RecognizerOptions`` (``defaults``: the command's own, e.g. video's detector;
+    ``camera``: ``--device`` is the camera, so the classifier's device is ``--torch-device``)."""
+    from ferkit.infer import RecognizerOptions, add_arguments
 
-    pr.add_argument("--model", default="default", help="shipped model name or saved model path (default: %(default)s)")
-    pr.add_argument("--detector", default=detector or DEFAULT_DETECTOR, choices=list_detectors(),
-                    help="face detector (default: %(default)s; measurements: benchmarks/README.md)")
-    pr.add_argument("--min-size", type=int, help="smallest face side in pixels (default: the detector's, ~36 for dlib-hog, 30 for "
-                    "haar, 24 for blazeface; video: 40, webcam: 80, which spare dlib's upsampling and BlazeFace's tiles)")
-    pr.add_argument("--max-detect-megapixels", type=float, help="detect faces on a copy scaled down to this size, "
-                    "boxes mapped back, crops from the full image (default: 2, as serve; 0: full resolution, for "
-                    "faces under ~50 px in large photos)")
-    pr.add_argument("--min-score", type=float, help="drop faces whose detector score (`detection_score` in the JSON) "
-                    "is below this; the scale is the detector's: blazeface a probability (default 0.5), dlib an SVM "
-                    "margin (default 0), haar a level weight (default: keep all)")
-    pr.add_argument("--margin", type=float, help="context around each face box before classifying, fraction per side "
-                    "(default: the detector's, 0.05 for haar, dlib-hog and blazeface, 0.1 for dlib-cnn)")
-    pr.add_argument("--align", action="store_true", help="rotate faces so that the eyes are level before classifying")
-    pr.add_argument("--landmarks", type=int, choices=(5, 68), help="compute and report dlib landmarks")
-    pr.add_argument("--batch-size", type=int, default=64, help="faces per classifier forward pass (default: %(default)s)")
-    pr.add_argument("--backend", choices=("torch", "onnx"),
-                    help="classifier runtime: torch, or onnx (ONNX Runtime, CPU: shipped models run from their shipped "
-                    "ONNX files, other models are exported to the cache on first use, or give --model FILE.onnx from "
-                    "`ferkit export`) (default: onnx for shipped models and .onnx files on the CPU, torch for other models)")
-    pr.add_argument("--prior", default="train", metavar="PRIOR",
-                    help="class prior to predict under: train (as the model learnt it, FER2013's: 1.5%% disgust), "
-                    "uniform (every class equally likely, as in posed collections), or class=frequency,... "
-                    "(default: %(default)s)")
+    add_arguments(pr, RecognizerOptions, defaults=defaults, flags={"device": "--torch-device"} if camera else None)
 
 
 def add_parser(sub) -> None:
@@ -211,14 +180,11 @@ def add_parser(sub) -> None:
     pr.add_argument("paths", nargs="*", metavar="PATH",
                     help=f"image files, folders or globs (default: {DEFAULT_SAMPLE}, if it exists)")
     add_common(pr)
-    pr.add_argument("--format", choices=("table", "json", "csv"), default="table", help="output format (default: table)")
+    pr.add_argument("--format", choices=("table", "json", "csv"), default="table",
+                    help="output format (default: table)")
     pr.add_argument("--output", "-o", metavar="FILE", help="write the output to FILE (atomically) instead of stdout")
-    pr.add_argument("--annotate", metavar="DIR", help="write annotated copies of the images into DIR (never over an input)")
-    pr.add_argument("--max-faces", type=int, help="at most this many faces per image (highest detector scores)")
-    pr.add_argument("--max-megapixels", type=float, help="largest image decoded, checked from its header (a large JPEG "
-                    "counts at the reduced size it is decoded at for detection); larger ones are reported and skipped "
-                    "(default: 50, as serve)")
+    pr.add_argument("--annotate", metavar="DIR",
+                    help="write annotated copies of the images into DIR (never over an input)")
     pr.add_argument("--recursive", "-r", action="store_true", help="look for images in sub-folders too")
     pr.add_argument("--strict", action="store_true", help="exit code 1 if any input could not be read")
-    pr.add_argument("--device", default="cpu", help="torch device for the classifier (default: %(default)s)")
     pr.set_defaults(func=run)

@@ -20,7 +20,7 @@ import sys
 import time
 
 from ferkit.cli.predict import add_common, make_recognizer
-from ferkit.cli.video import FpsMeter, add_stream_options, check_stream_options
+from ferkit.cli.video import FpsMeter, add_stream_options
 from ferkit.errors import FerkitError
 
 WINDOW = "ferkit webcam (q to quit)"
@@ -30,7 +30,8 @@ def _open_window() -> None:
     import cv2
 
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        raise FerkitError("webcam: no screen (DISPLAY is not set); use --headless, with --record FILE to keep the video")
+        raise FerkitError("webcam: no screen (DISPLAY is not set); "
+                          "use --headless, with --record FILE to keep the video")
     try:
         cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL)
     except cv2.error:
@@ -44,18 +45,19 @@ def run(a: argparse.Namespace) -> int:
 
     if a.label_duration < 0:
         raise FerkitError(f"webcam: --label-duration must be >= 0, not {a.label_duration}")
-    check_stream_options(a, "webcam")
+    from ferkit.infer import StreamOptions, options_from_namespace
+
+    stream = options_from_namespace(a, StreamOptions)
     src = open_source(a.source if a.source is not None else a.device)
     with src:
         if not a.headless:
             _open_window()
-        rec = make_recognizer(a, a.torch_device)
+        rec = make_recognizer(a)
         writer = VideoWriter(a.record, src.fps, (src.width, src.height)) if a.record else None
         shown: dict[int, tuple[object, float]] = {}
         meter, n_frames, t0, quit_key = FpsMeter(), 0, time.perf_counter(), False
         try:
-            for fr in rec.stream(src, stride=a.stride, smoothing=a.smoothing, detect_every=a.detect_every,
-                                  max_frames=a.max_frames):
+            for fr in rec.stream(src, stream):
                 if fr.processed:
                     for f in fr.faces:
                         shown[f.track_id] = (f, fr.time_s)
@@ -70,7 +72,8 @@ def run(a: argparse.Namespace) -> int:
                     import cv2
 
                     cv2.imshow(WINDOW, cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
-                    if (cv2.waitKey(1) & 0xFF) in (ord("q"), 27) or cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1:
+                    if ((cv2.waitKey(1) & 0xFF) in (ord("q"), 27)
+                            or cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1):
                         quit_key = True
                         break
         except KeyboardInterrupt:
@@ -99,8 +102,7 @@ def add_parser(sub) -> None:
                     help="seconds a face's box and label stay on screen after it was last seen (default: %(default)s)")
     from ferkit.detect import VIDEO_DETECTOR
 
-    add_common(pr, detector=VIDEO_DETECTOR)
+    # min_size 80: live, large faces, no upsampling or tiles (see the module doc)
+    add_common(pr, camera=True, detector=VIDEO_DETECTOR, min_size=80)
     add_stream_options(pr)
-    pr.set_defaults(min_size=80)  # live: large faces, no upsampling or tiles (see the module doc)
-    pr.add_argument("--torch-device", default="cpu", help="torch device for the classifier (default: %(default)s)")
     pr.set_defaults(func=run)

@@ -118,7 +118,8 @@ def compose(face: np.ndarray, background: np.ndarray, box: Sequence[int], *, fea
     if side != side_h or side < 1:
         raise DataError(f"compose: the face box must be square and non-empty, got {list(box)}")
     if x < 0 or y < 0 or x + side > background.shape[1] or y + side > background.shape[0]:
-        raise DataError(f"compose: face box {list(box)} does not fit the {background.shape[1]}x{background.shape[0]} background")
+        raise DataError(f"compose: face box {list(box)} does not fit the "
+                        f"{background.shape[1]}x{background.shape[0]} background")
     rgb = face if face.ndim == 3 else np.repeat(face[:, :, None], 3, axis=2)
     big = cv2.resize(np.ascontiguousarray(rgb), (side, side), interpolation=cv2.INTER_CUBIC).astype(np.float64)
     alpha = _feather_mask(side, feather)[:, :, None]

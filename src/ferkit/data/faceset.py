@@ -95,7 +95,8 @@ class FaceSet:
         """
         unknown = [c for c in classes if c not in self.classes]
         if unknown:
-            raise DataError(f"{self.root or self.name}: class {', '.join(unknown)} not in this dataset ({', '.join(self.classes)})")
+            raise DataError(f"{self.root or self.name}: class {', '.join(unknown)} not in this dataset "
+                            f"({', '.join(self.classes)})")
         old = np.array([self.classes.index(c) for c in classes])
         remap = np.full(len(self.classes), -1, dtype=np.int64)
         remap[old] = np.arange(len(classes))

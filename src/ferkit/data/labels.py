@@ -41,7 +41,8 @@ def normalize_class_name(name: str, *, source: str = "class name") -> str:
     if key in _ALIASES:
         return _ALIASES[key]
     raise DataError(
-        f"{source}: unknown emotion class {name!r} (known: {', '.join(ALL_CLASSES)} and aliases such as anger, happiness)"
+        f"{source}: unknown emotion class {name!r} (known: {', '.join(ALL_CLASSES)} "
+        "and aliases such as anger, happiness)"
     )
 
 

@@ -3,8 +3,8 @@
 Formats (``FORMATS``):
 
 ``fer2013-csv``
-    The original ICML file ``emotion,pixels,Usage`` (columns in any order): one row per image, ``emotion`` a code 0..6 in
-    ``FER2013_CLASSES`` order, ``pixels`` 2304 space-separated integers 0..255 (a 48x48 grayscale
+    The original ICML file ``emotion,pixels,Usage`` (columns in any order): one row per image, ``emotion`` a
+    code 0..6 in ``FER2013_CLASSES`` order, ``pixels`` 2304 space-separated integers 0..255 (a 48x48 grayscale
     image, row-major), ``Usage`` Training / PublicTest / PrivateTest (the split name). Decoded into
     memory and cached as ``.npz`` (see :func:`load_fer2013_csv`).
 ``fer2013-folder``
@@ -37,7 +37,7 @@ from ferkit.data.labels import (
     parse_class_list,
 )
 from ferkit.data.splits import subject_ids
-from ferkit.errors import DataError
+from ferkit.errors import DataError, shorten
 
 FORMATS: tuple[str, ...] = ("fer2013-csv", "fer2013-folder", "ferplus", "folder")
 LABEL_MODES: tuple[str, ...] = ("majority", "plurality", "probability")
@@ -478,7 +478,7 @@ def _csv_rows(path: Path, header: tuple[str, ...] | None, width: int, expected: 
             if header is not None:
                 first = [c.strip().lower() for c in next(reader, [])]
                 if tuple(first[:len(header)]) != header or len(first) != width:
-                    raise DataError(f"{path}: line 1: expected {expected}, found {','.join(first)[:80]!r}")
+                    raise DataError(f"{path}: line 1: expected {expected}, found {shorten(','.join(first), 80)!r}")
             for row, fields in enumerate(reader, 1):
                 if not fields:
                     continue

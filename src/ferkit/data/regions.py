@@ -17,7 +17,8 @@ there. :func:`crop_landmarks` reports which faces used the fallback.
 >>> keep, points, found = faceset_landmarks(faces, 48, 1)   # a whole data set, cached on disk
 
 A model can also be trained on one region (``ferkit train ... input.region=mouth``): the training
-crops are cut by :func:`region_faceset` (from landmarks found once per data set and cached), and ``ferkit.models``' ``RegionNet`` (which ``load_model`` wraps around
+crops are cut by :func:`region_faceset` (from landmarks found once per data set and cached), and
+``ferkit.models``' ``RegionNet`` (which ``load_model`` wraps around
 such a model) cuts the same region out of each face before the network, so that every command uses
 it as any other model and a region-voting ensemble gives it that region only.
 """
@@ -39,8 +40,8 @@ from ferkit.errors import ConfigError
 if TYPE_CHECKING:
     from ferkit.data import FaceSet
 
-__all__ = ["REGIONS", "REGION_POINTS", "UPSCALE_TO", "check_region", "crop_landmarks", "cut_regions", "faceset_landmarks",
-           "region_boxes", "region_faceset"]
+__all__ = ["REGIONS", "REGION_POINTS", "UPSCALE_TO", "check_region", "crop_landmarks", "cut_regions",
+           "faceset_landmarks", "region_boxes", "region_faceset"]
 
 #: the views region voting classifies, in order; ``face`` is the crop itself
 REGIONS = ("face", "left_eye", "right_eye", "nose", "mouth", "rest")
@@ -145,7 +146,8 @@ def _model_crops(faces: FaceSet, size: int, channels: int, batch_size: int) -> I
     from ferkit.data.transforms import model_size_transform
     from ferkit.errors import DataError
 
-    head = v2.Compose([model_size_transform({"size": size, "channels": channels}), v2.ToDtype(torch.float32, scale=True)])
+    head = v2.Compose([model_size_transform({"size": size, "channels": channels}),
+                       v2.ToDtype(torch.float32, scale=True)])
     for start in range(0, len(faces), batch_size):
         idx, xs = [], []
         for i in range(start, min(start + batch_size, len(faces))):

@@ -64,7 +64,8 @@ def _head(input_cfg: Any) -> list:
 def _tail(input_cfg: Any) -> list:
     from torchvision.transforms import v2
 
-    return [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(_get(input_cfg, "mean")), list(_get(input_cfg, "std")))]
+    return [v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(list(_get(input_cfg, "mean")), list(_get(input_cfg, "std")))]
 
 
 def model_size_transform(input_cfg: Any) -> Any:
@@ -205,7 +206,8 @@ class BatchAugment(torch.nn.Module):
                                mode="bilinear", align_corners=False)
             x = torch.where((rand(n) < p["downscale"]).view(n, 1, 1, 1), xd, x)
         if p["noise"]:
-            x = (x + torch.randn(x.shape, device=dev, generator=g) * (rand(n) * p["noise"]).view(n, 1, 1, 1)).clamp(0, 1)
+            x = (x + torch.randn(x.shape, device=dev, generator=g)
+                 * (rand(n) * p["noise"]).view(n, 1, 1, 1)).clamp(0, 1)
         x = (x - self.mean) / self.std
         if p["erasing"]:
             h, w = x.shape[-2:]

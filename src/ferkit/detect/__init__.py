@@ -34,7 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from ferkit.detect import _blazeface as _blazeface_backend  # noqa: F401  (registers blazeface, blazeface-short; LiteRT loads lazily)
+# (registers blazeface, blazeface-short; LiteRT loads lazily)
+from ferkit.detect import _blazeface as _blazeface_backend  # noqa: F401
 from ferkit.detect import _combined as _combined_backend  # noqa: F401  (registers dlib-hog+blazeface)
 from ferkit.detect import _dlib as _dlib_backends  # noqa: F401  (registers dlib-hog, dlib-cnn; dlib loads lazily)
 from ferkit.detect import _haar as _haar_backend  # noqa: F401  (registers haar)

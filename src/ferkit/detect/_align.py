@@ -52,7 +52,8 @@ def eye_angle(points: np.ndarray) -> float:
     return math.degrees(math.atan2(ry - ly, rx - lx))
 
 
-def align(image: np.ndarray, points: np.ndarray, *, center: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def align(image: np.ndarray, points: np.ndarray, *,
+          center: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Rotate the whole image so that this face's eyes are level.
 
     Args:

@@ -51,7 +51,8 @@ class Faces:
 
     def __post_init__(self) -> None:
         boxes = np.asarray(self.boxes, dtype=np.int64).reshape(-1, 4)
-        scores = np.zeros(len(boxes), np.float32) if self.scores is None else np.asarray(self.scores, np.float32).reshape(-1)
+        scores = (np.zeros(len(boxes), np.float32) if self.scores is None
+                  else np.asarray(self.scores, np.float32).reshape(-1))
         if len(scores) != len(boxes):
             raise ValueError(f"Faces: {len(boxes)} boxes but {len(scores)} scores")
         object.__setattr__(self, "boxes", boxes)

@@ -28,7 +28,8 @@ class CombinedDetector:
         if not len(first) or not len(second):
             return first if len(first) else second
         extra = iou(second.boxes, first.boxes).max(1) < self.overlap
-        return Faces(np.concatenate([first.boxes, second.boxes[extra]]), np.concatenate([first.scores, second.scores[extra]]))
+        return Faces(np.concatenate([first.boxes, second.boxes[extra]]),
+                     np.concatenate([first.scores, second.scores[extra]]))
 
 
 #: BlazeFace's score threshold inside ``dlib-hog+blazeface`` (benchmarks/README.md, "Face detectors"):
@@ -41,6 +42,7 @@ SECONDARY_THRESHOLD = 0.45
 def _hog_and_blazeface(min_size: int | None = None, **options: Any) -> CombinedDetector:
     if options:
         raise DetectorError(f"dlib-hog+blazeface takes only min_size, not {', '.join(sorted(options))} (the two "
-                            "detectors' scores differ in scale: use --detector dlib-hog or blazeface for a score threshold)")
+                            "detectors' scores differ in scale: use --detector dlib-hog or blazeface for a score "
+                            "threshold)")
     return CombinedDetector(get_detector("dlib-hog", min_size=min_size),
                             get_detector("blazeface", min_size=min_size, threshold=SECONDARY_THRESHOLD))

@@ -30,8 +30,8 @@ class HaarDetector:
     #: (benchmarks/crop_geometry.py, MODEL_CARD.md "Crop geometry": 80.9 % agreement, IoU 0.81 with FER2013's framing)
     crop_margin = 0.05
 
-    def __init__(self, min_size: int = 30, scale_factor: float = 1.1, min_neighbors: int = 5, cascade: str | None = None,
-                 threshold: float | None = None):
+    def __init__(self, min_size: int = 30, scale_factor: float = 1.1, min_neighbors: int = 5,
+                 cascade: str | None = None, threshold: float | None = None):
         import cv2
 
         if min_size < 1:

@@ -19,11 +19,12 @@ __all__ = ["build_ensemble", "labelled_faces", "labels_in", "load_members", "mem
 Progress = Callable[[int, int], None]
 
 
-def load_members(models: Sequence[Any], device: str | torch.device = "cpu") -> list[tuple[torch.nn.Module, dict[str, Any]]]:
+def load_members(models: Sequence[Any],
+                 device: str | torch.device = "cpu") -> list[tuple[torch.nn.Module, dict[str, Any]]]:
     """``(module, meta)`` for each model given by name, path or as a pair; each meta gets a ``name``
     (the shipped name when one was given, else the model's own name or its path)."""
     from ferkit.evaluate.runner import _load_model
-    from ferkit.models._shipped import is_shipped_name
+    from ferkit.models import is_shipped_name
 
     out = []
     for model in models:

@@ -2,8 +2,8 @@
 members, measured on the same data in one table (``ferkit ensemble report``).
 
 Rows: each member with TTA ``none``, ``flip`` and ``ten-crop``; soft voting with equal weights and
-with weights fitted for accuracy (each also with flip TTA), soft voting with weights fitted for log-loss, hard majority voting,
-stacking, and region voting. Columns: accuracy and macro-F1 on each evaluation split, and the CPU
+with weights fitted for accuracy (each also with flip TTA), soft voting with weights fitted for log-loss,
+hard majority voting, stacking, and region voting. Columns: accuracy and macro-F1 on each evaluation split, and the CPU
 cost per face (one thread, batch 64, forward pass on preprocessed tensors; region voting includes
 dlib's landmarks on the upscaled crop). Weights and stacking are fitted on ``fit_split``; on that
 split their figures are in-sample, which the report says.
@@ -159,7 +159,8 @@ def report_markdown(report: dict[str, Any]) -> str:
     """The report as a markdown table with a short header."""
     ctx, rows = report["context"], report["rows"]
     splits = ctx["eval_splits"]
-    head = ["configuration", "TTA"] + [f"{s} {k}" for s in splits for k in ("acc", "macro-F1")] + ["ms/face (CPU, 1 thread)"]
+    head = (["configuration", "TTA"] + [f"{s} {k}" for s in splits for k in ("acc", "macro-F1")]
+            + ["ms/face (CPU, 1 thread)"])
     lines = [(f"Models: {', '.join(ctx['models'])}. Data: `{ctx['data']}` ({ctx['format']}); weights and stacking "
              f"fitted on **{ctx['fit_split']}** (rows marked * are in-sample there; other splits are held out). "
              f"Machine: {ctx['machine']}."), "",

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from ferkit.errors import ConfigError
-from ferkit.models._combine import _EPS, METHODS, majority_vote, soft_vote, stack_logits
+from ferkit.models import ENSEMBLE_METHODS as METHODS
+from ferkit.models import PROB_FLOOR, majority_vote, soft_vote, stack_logits
 
 __all__ = [
     "METHODS",
@@ -38,7 +39,7 @@ OBJECTIVES = ("accuracy", "logloss", "equal")
 def log_loss(p: Any, y: Any) -> float:
     """Mean negative log-likelihood of the labels ``y`` (N,) under probabilities ``p`` (N, C)."""
     p = np.asarray(p, dtype=np.float64)
-    return float(-np.log(np.clip(p[np.arange(len(p)), np.asarray(y)], _EPS, None)).mean())
+    return float(-np.log(np.clip(p[np.arange(len(p)), np.asarray(y)], PROB_FLOOR, None)).mean())
 
 
 def accuracy(p: Any, y: Any) -> float:
@@ -66,7 +67,7 @@ def _fit_logloss(probs: np.ndarray, y: np.ndarray) -> np.ndarray:
     def objective(a: np.ndarray) -> tuple[float, np.ndarray]:
         w = np.exp(a - a.max())
         w /= w.sum()
-        mix = np.clip(py @ w, _EPS, None)
+        mix = np.clip(py @ w, PROB_FLOOR, None)
         loss = -np.log(mix).mean()
         g_w = -(py / mix[:, None]).mean(0)           # d loss / d w
         g_a = w * (g_w - (w * g_w).sum())            # through the softmax
@@ -123,7 +124,7 @@ def fit_stacking(probs: Any, y: Any, *, c: float = 1.0) -> tuple[np.ndarray, np.
     probs = np.asarray(probs, dtype=np.float64)
     y = np.asarray(y, dtype=np.int64)
     n_classes = probs.shape[2]
-    feats = np.log(np.clip(probs, _EPS, None)).transpose(1, 0, 2).reshape(len(y), -1)
+    feats = np.log(np.clip(probs, PROB_FLOOR, None)).transpose(1, 0, 2).reshape(len(y), -1)
     lr = LogisticRegression(C=c, max_iter=2000)
     lr.fit(feats, y)
     coef = np.zeros((n_classes, feats.shape[1]))

@@ -103,6 +103,7 @@ _LAZY = {
     "roc_curves": "ferkit.evaluate.metrics",
     "TTA_MODES": "ferkit.evaluate.tta",
     "write_eval_folder": "ferkit.evaluate.report",
+    "draw_figures": "ferkit.evaluate.report",
     "render_report": "ferkit.evaluate.report",
     "compare": "ferkit.evaluate.comparison",
     "compare_markdown": "ferkit.evaluate.comparison",
@@ -119,7 +120,7 @@ METRICS_KEYS: tuple[str, ...] = (
     "schema", "ferkit_version", "created", "model", "dataset", "classes", "class_restriction", "tta", "tta_views",
     "temperature", "prior", "n_images", "accuracy", "macro_precision", "macro_recall", "macro_f1", "weighted_precision",
     "weighted_recall", "weighted_f1", "mean_auc", "ece", "nll", "per_class", "confusion", "reliability", "ci95",
-    "detector", "n_no_face", "no_face_files", "timing", "output_dir",
+    "detector", "n_no_face", "no_face_files", "timing", "output_dir", "roc", "grid",
 )
 
 __all__ = ["METRICS_KEYS", *_LAZY]  # noqa: PLE0604 - names resolved lazily by __getattr__

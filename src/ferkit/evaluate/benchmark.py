@@ -122,14 +122,15 @@ def machine_info() -> dict[str, Any]:
             "torch_threads": torch.get_num_threads(), "python": platform.python_version(), "ferkit": __version__,
             "load_average": None if load is None else round(load, 2)}
     info["machine"] = (f"{cpu} ({platform.machine()}), {cores} cores, {gpu or 'no GPU'}; torch {torch.__version__} "
-                       f"({info['torch_threads']} thread{'s' * (info['torch_threads'] != 1)}), Python {info['python']}, ferkit {__version__}")
+                       f"({info['torch_threads']} thread{'s' * (info['torch_threads'] != 1)}), "
+                       f"Python {info['python']}, ferkit {__version__}")
     return info
 
 
 def shipped_model_ids() -> dict[str, list[str]]:
     """Shipped model ids -> all names that load the same file (the first name in ``index.json`` is
     the id): ``{"default": ["default", "vgg_fer.w15_fer2013"]}``."""
-    from ferkit.models._shipped import resolve_model_path, shipped_models
+    from ferkit.models import resolve_model_path, shipped_models
 
     by_file: dict[str, list[str]] = {}
     for name in shipped_models():
@@ -232,7 +233,8 @@ def run_benchmark(
             uncropped = None
             if uncropped_faces > 0:
                 uncropped = Path(tmp) / "uncropped"
-                _build_uncropped(root, uncropped, uncropped_faces if limit is None else min(uncropped_faces, limit), log)
+                _build_uncropped(root, uncropped, uncropped_faces if limit is None else min(uncropped_faces, limit),
+                                 log)
             datasets = default_datasets(root, uncropped=uncropped, uncropped_faces=uncropped_faces,
                                         detectors=detectors, limit=limit)
         datasets = [*datasets, *folder_datasets(extra, detectors, limit)]
@@ -265,7 +267,8 @@ def results_markdown(rows: Sequence[BenchmarkRow], *, tta: str, machine: str, da
     """The block copied into README.md and MODEL_CARD.md: one line saying what, where and how, the
     table (one row per model and data set) and its numbered notes."""
     lines = [(f"`{command}` on {date}: {machine}; TTA {tta}"
-              f"{'' if tta == 'none' else ' (photos: none, as ferkit predict)'}. Accuracy with its bootstrap 95% interval; "
+              f"{'' if tta == 'none' else ' (photos: none, as ferkit predict)'}. "
+              "Accuracy with its bootstrap 95% interval; "
               "balanced accuracy = the mean of the per-class recalls (what a class-balanced test set would give); "
               "faces/s = images per second through the whole evaluation (decoding, preprocessing, the model; "
               "for photos also the face detector)."), "",
@@ -282,7 +285,8 @@ def results_markdown(rows: Sequence[BenchmarkRow], *, tta: str, machine: str, da
                 notes.append(text)
             refs.append(str(notes.index(text) + 1))
         model = r.model + (f" (= {', '.join(a for a in r.aliases if a != r.model)})" if len(r.aliases) > 1 else "")
-        lines.append(f"| {model} | {r.data.name} | {m['n_images']} | {acc} | {_pct(m['macro_recall'])} | {_pct(m['macro_f1'])} | "
+        lines.append(f"| {model} | {r.data.name} | {m['n_images']} | {acc} | {_pct(m['macro_recall'])} | "
+                     f"{_pct(m['macro_f1'])} | "
                      f"{m['timing']['images_per_s']:.0f} | {', '.join(refs)} |")
     if notes:
         lines += [""] + [f"{i}. {text}" for i, text in enumerate(notes, 1)]

@@ -109,7 +109,8 @@ def bootstrap_ci(
     if n == 0:
         raise DataError("bootstrap: no images")
     if y_true.min() < 0 or y_true.max() >= c or y_pred.max() >= c or y_pred.min() < -1:
-        raise DataError(f"bootstrap: labels and predictions must be class indices in 0..{c - 1} (predictions may be -1)")
+        raise DataError(f"bootstrap: labels and predictions must be class indices in 0..{c - 1} "
+                        "(predictions may be -1)")
     if groups is None:
         unit, n_units = np.arange(n), n
     else:

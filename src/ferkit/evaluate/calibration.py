@@ -82,9 +82,7 @@ def calibrate(
     from ferkit.evaluate.inference import combine_views
     from ferkit.evaluate.metrics import expected_calibration_error
     from ferkit.evaluate.runner import run_evaluation
-    from ferkit.models import Weights
-    from ferkit.models._io import model_paths
-    from ferkit.models._shipped import WEIGHTS_DIR, resolve_model_path
+    from ferkit.models import WEIGHTS_DIR, Weights, model_paths, resolve_model_path
 
     src = resolve_model_path(model)
     weights, meta_json = model_paths(src)

@@ -93,7 +93,7 @@ def cpu_speed(model: Any, input_cfg: dict[str, Any], *, latency_runs: int = 30, 
 def _run_dir(model: Any, meta: dict[str, Any]) -> Path | None:
     """The training-run folder of a model: the folder given, the folder of a stem/file, or the
     JSON's ``train.run_dir`` when it exists."""
-    from ferkit.models._shipped import resolve_model_path
+    from ferkit.models import resolve_model_path
 
     candidates = []
     if not isinstance(model, tuple):

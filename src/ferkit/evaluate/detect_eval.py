@@ -86,7 +86,8 @@ def detect_and_classify(recognizer: Any, faces: FaceSet, *, progress: Progress |
 
     for i in range(total):
         try:  # the steps of `ferkit predict`: read (large JPEGs reduced), detect, crop
-            source = faces.paths[i] if faces.paths is not None else to_rgb_array(faces.load_image(i), what=str(faces.ids[i]))
+            source = (faces.paths[i] if faces.paths is not None
+                      else to_rgb_array(faces.load_image(i), what=str(faces.ids[i])))
             prepared = recognizer.prepare(source, keep_image=True)
         except FerkitError as e:
             unreadable.append(str(e))

@@ -11,7 +11,7 @@ never NaN).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -78,6 +78,22 @@ def roc_curves(y_true: np.ndarray, probs: np.ndarray, classes: Sequence[str]) ->
         fpr, tpr, _ = roc_curve(pos, probs[:, k])
         out[name] = {"fpr": fpr.tolist(), "tpr": tpr.tolist(), "auc": float(roc_auc_score(pos, probs[:, k]))}
     return out
+
+
+#: the false-positive rates at which ``metrics.json`` keeps each ROC curve (101 points: a figure's worth)
+ROC_GRID = np.linspace(0.0, 1.0, 101)
+
+
+def roc_summary(curves: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """ROC curves (:func:`roc_curves`) on :data:`ROC_GRID` for ``metrics.json``: ``{"fpr": [...],
+    "tpr": {class: [...] | None}}``, from which ``roc_curves.png`` can be drawn again without the predictions."""
+    def on_grid(fpr: Sequence[float], tpr: Sequence[float]) -> list[float]:
+        # the highest true-positive rate reached at or below each grid point (the curve's steps kept)
+        at = np.searchsorted(np.asarray(fpr), ROC_GRID, side="right") - 1
+        return np.round(np.asarray(tpr)[np.clip(at, 0, None)], 4).tolist()
+
+    tpr = {name: None if c.get("auc") is None else on_grid(c["fpr"], c["tpr"]) for name, c in curves.items()}
+    return {"fpr": np.round(ROC_GRID, 4).tolist(), "tpr": tpr}
 
 
 def compute_metrics(

@@ -34,7 +34,8 @@ import numpy as np
 
 from ferkit.errors import FerkitError
 
-__all__ = ["atomic_folder", "grid_indices", "markdown_table", "render_report", "with_ci", "write_eval_folder"]
+__all__ = ["atomic_folder", "draw_figures", "grid_indices", "markdown_table", "render_report", "with_ci",
+           "write_eval_folder"]
 
 FILES = ("metrics.json", "report.md", "confusion_matrix.png", "roc_curves.png", "reliability_diagram.png",
          "prediction_grid.png", "predictions.csv")
@@ -225,30 +226,23 @@ def write_eval_folder(ev: Any, target: str | os.PathLike[str], *, grid: int = 32
 
 def _write_files(ev: Any, target: Path, m: dict[str, Any], classes: list[str], y_pred: np.ndarray, report_text: str,
                  title: str, grid: int) -> None:
-    from ferkit.evaluate.metrics import roc_curves
-    from ferkit.viz import report_plots as viz
+    from ferkit.evaluate.metrics import roc_curves, roc_summary
 
     # detect-then-classify: curves over the images where a face was found; predictions -1 = no face
     found = np.ones(len(y_pred), bool) if getattr(ev, "found", None) is None else ev.found
     thumbs = getattr(ev, "thumbs", None)
-    no_face = "no face"
+    conf = np.where(found, np.nan_to_num(ev.probs, nan=0.0).max(axis=1), 0.0)
+    # what the figures are drawn from, kept in metrics.json so that `draw_figures` draws them again
+    m["roc"] = roc_summary(roc_curves(ev.y_true[found], ev.probs[found], classes))
+    idx = grid_indices(ev.y_true, max(1, grid))
+    m["grid"] = {"title": title, "faces": [
+        {"file": str(ev.faces.ids[i]), "true": classes[ev.y_true[i]],
+         "predicted": classes[y_pred[i]] if found[i] else NO_FACE, "confidence": round(float(conf[i]), 4)}
+        for i in idx]}
     with atomic_folder(target) as tmp:
         (tmp / "metrics.json").write_text(json.dumps(m, indent=2) + "\n", encoding="utf-8")
         (tmp / "report.md").write_text(render_report(m, report_text), encoding="utf-8")
-        viz.plot_confusion_matrix(m["confusion"], classes, tmp / "confusion_matrix.png",
-                                  title=f"Confusion matrix, % of true class: {title}")
-        viz.plot_roc_curves(roc_curves(ev.y_true[found], ev.probs[found], classes), tmp / "roc_curves.png",
-                            title=f"ROC curves (one vs. rest): {title}")
-        rel = m["reliability"]
-        viz.plot_reliability_diagram(rel["confidence"], rel["accuracy"], rel["count"], tmp / "reliability_diagram.png",
-                                     ece=m["ece"], title=f"Reliability: {title}")
-        idx = grid_indices(ev.y_true, max(1, grid))
-        conf = np.where(found, np.nan_to_num(ev.probs, nan=0.0).max(axis=1), 0.0)
-        viz.plot_prediction_grid(
-            [thumbs[i] if thumbs is not None else ev.faces.load_image(int(i)) for i in idx],
-            [classes[ev.y_true[i]] for i in idx], [classes[y_pred[i]] if found[i] else no_face for i in idx],
-            [float(conf[i]) for i in idx], tmp / "prediction_grid.png",
-            title=f"{title}: predicted label and confidence, true label (red: misclassified)")
+        draw_figures(tmp, m, [thumbs[i] if thumbs is not None else ev.faces.load_image(int(i)) for i in idx])
         with (tmp / "predictions.csv").open("w", newline="", encoding="utf-8") as f:
             w = csv.writer(f)
             w.writerow(["file", "true", "predicted", "confidence", *(f"p_{c}" for c in classes)])
@@ -258,3 +252,56 @@ def _write_files(ev: Any, target: Path, m: dict[str, Any], classes: list[str], y
                     continue
                 w.writerow([ev.faces.ids[i], classes[ev.y_true[i]], classes[y_pred[i]], f"{conf[i]:.6f}",
                             *(f"{p:.6f}" for p in ev.probs[i])])
+
+
+#: the grid's label of an image in which the detector found no face
+NO_FACE = "no face"
+
+
+def draw_figures(folder: str | os.PathLike[str], m: Mapping[str, Any] | None = None,
+                 grid_images: Sequence[np.ndarray] | None = None) -> list[Path]:
+    """The figures of an evaluation folder, drawn from its ``metrics.json`` alone (``m``: already read):
+    confusion matrix, ROC curves, reliability diagram, and the prediction grid from ``grid_images`` or,
+    when not given, the grid's files read again from the data set the metrics name (skipped, with the
+    other figures drawn, where it is not at hand). What ``ferkit papers figures`` runs on recorded rows."""
+    from ferkit.viz import report_plots as viz
+
+    folder = Path(folder)
+    m = m if m is not None else json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+    classes = list(m["classes"])
+    title = (m.get("grid") or {}).get("title") or f"{m['model'].get('name')} on {m['dataset'].get('split')}"
+    out = [viz.plot_confusion_matrix(m["confusion"], classes, folder / "confusion_matrix.png",
+                                     title=f"Confusion matrix, % of true class: {title}")]
+    rel = m["reliability"]
+    out.append(viz.plot_reliability_diagram(rel["confidence"], rel["accuracy"], rel["count"],
+                                            folder / "reliability_diagram.png", ece=m["ece"],
+                                            title=f"Reliability: {title}"))
+    if m.get("roc"):
+        auc = {c: (m["per_class"].get(c) or {}).get("auc") for c in classes}
+        curves = {c: {"fpr": m["roc"]["fpr"] if t else [], "tpr": t or [], "auc": auc[c] if t else None}
+                  for c, t in m["roc"]["tpr"].items()}
+        out.append(viz.plot_roc_curves(curves, folder / "roc_curves.png", title=f"ROC curves (one vs. rest): {title}"))
+    faces = (m.get("grid") or {}).get("faces") or []
+    if grid_images is None and faces:
+        grid_images = _grid_images(m, [f["file"] for f in faces])
+    if grid_images is not None and faces:
+        out.append(viz.plot_prediction_grid(
+            grid_images, [f["true"] for f in faces], [f["predicted"] for f in faces], [f["confidence"] for f in faces],
+            folder / "prediction_grid.png",
+            title=f"{title}: predicted label and confidence, true label (red: misclassified)"))
+    return out
+
+
+def _grid_images(m: Mapping[str, Any], files: Sequence[str]) -> list[np.ndarray] | None:
+    """The grid's faces read from the metrics' data set, or None when it cannot be read here."""
+    from ferkit.data import load_dataset
+
+    d = m["dataset"]
+    if m.get("detector"):  # the grid showed the detector's crops, which are not in the data set
+        return None
+    try:
+        faces = load_dataset(d["path"], d["format"], label_mode=d.get("label_mode") or "majority")
+        where = {str(i): k for k, i in enumerate(faces.ids)}
+        return [faces.load_image(where[f]) for f in files]
+    except (FerkitError, KeyError, OSError):
+        return None

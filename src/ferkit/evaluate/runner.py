@@ -167,8 +167,7 @@ def load_eval_data(
 
 def _load_model(model: Any, device: Any) -> tuple[Any, dict[str, Any], dict[str, Any], str]:
     """(module, meta, identity block, short label) for a name, a path or a (module, meta) pair."""
-    from ferkit.models import load_model
-    from ferkit.models._shipped import is_shipped_name, resolve_model_path
+    from ferkit.models import is_shipped_name, load_model, resolve_model_path
 
     if isinstance(model, tuple):
         net, meta = model

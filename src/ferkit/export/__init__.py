@@ -3,7 +3,10 @@
 >>> from ferkit.export import export_onnx
 >>> export_onnx("default", "exports/default")       # exports/default.onnx + exports/default.json
 >>> from ferkit.infer import Recognizer
->>> rec = Recognizer("exports/default.onnx", backend="onnx")   # or Recognizer(backend="onnx"): cached export
+>>> rec = Recognizer("exports/default.onnx")      # runs on ONNX Runtime
+
+Inference only loads ONNX files (shipped ones, or those written here); it never exports: export a
+model once, here or with ``ferkit export MODEL --out FILE.onnx``, then give the ``.onnx`` file.
 
 Each export is checked against PyTorch on a real face before it is written (largest probability
 difference below 1e-4). The graph ends at the logits; softmax and a stored temperature stay in
@@ -16,8 +19,6 @@ from ferkit.export._onnx import (
     ExportError,
     export_onnx,
     is_onnx_export,
-    onnx_cache_dir,
-    onnx_model,
     onnx_paths,
     read_onnx_meta,
 )
@@ -27,8 +28,6 @@ __all__ = [
     "ExportError",
     "export_onnx",
     "is_onnx_export",
-    "onnx_cache_dir",
-    "onnx_model",
     "onnx_paths",
     "read_onnx_meta",
 ]

@@ -16,12 +16,10 @@ model and printed to stdout; it gives the same graph for these convolutional mod
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
-import logging
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,23 +28,17 @@ import torch
 from torch import nn
 
 from ferkit._fileio import atomic_path
-from ferkit.errors import FerkitError, WeightsError
-from ferkit.models._files import sha256_file
-from ferkit.models._onnx import ONNX_FORMAT, is_onnx_export, onnx_paths, read_json, read_onnx_meta
-from ferkit.models._weights import Weights
+from ferkit.errors import FerkitError, first_line
+from ferkit.models import ONNX_FORMAT, Weights, is_onnx_export, onnx_paths, read_json, read_onnx_meta, sha256_file
 
 __all__ = [
     "ONNX_FORMAT",
     "ExportError",
     "export_onnx",
     "is_onnx_export",
-    "onnx_cache_dir",
-    "onnx_model",
     "onnx_paths",
     "read_onnx_meta",
 ]
-
-log = logging.getLogger(__name__)
 
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
 #: largest max-abs probability difference between ONNX Runtime and PyTorch that an export may have
@@ -87,12 +79,13 @@ def _check_images(images: Sequence[np.ndarray] | None) -> list[np.ndarray]:
 
 def _prob_diff(ref: nn.Module, onnx_file: Path, batch: torch.Tensor, temperature: Any) -> float:
     """Largest probability difference between ONNX Runtime on ``onnx_file`` and PyTorch on ``batch``."""
-    from ferkit.models._runtime import OnnxClassifier, TorchClassifier, probabilities
+    from ferkit.models import OnnxClassifier, TorchClassifier, probabilities
 
     torch_logits = TorchClassifier(ref)(batch)
     onnx_logits = OnnxClassifier(onnx_file, threads=1)(batch)  # a fixed-batch export runs face by face
     if onnx_logits.shape != torch_logits.shape:
-        raise ExportError(f"{onnx_file.name}: ONNX Runtime returned shape {onnx_logits.shape}, PyTorch {torch_logits.shape}")
+        raise ExportError(f"{onnx_file.name}: ONNX Runtime returned shape {onnx_logits.shape}, "
+                          f"PyTorch {torch_logits.shape}")
     if not np.isfinite(onnx_logits).all():
         raise ExportError(f"{onnx_file.name}: ONNX Runtime returned non-finite logits")
     return float(np.abs(probabilities(onnx_logits, temperature) - probabilities(torch_logits, temperature)).max())
@@ -105,6 +98,7 @@ def export_onnx(
     opset: int = 17,
     dynamic_batch: bool = True,
     check_images: Sequence[np.ndarray] | None = None,
+    weights_dtype: str = "float32",
 ) -> Path:
     """Export a ferkit model to ONNX; return the ``.onnx`` path (its ``.json`` is written beside it).
 
@@ -119,6 +113,11 @@ def export_onnx(
         dynamic_batch: a free batch dimension (``input_shape`` ``["batch", C, S, S]``); False fixes it to 1.
         check_images: RGB/grey uint8 face crops for the check; None = a real face shipped with ferkit
             (and its mirror image).
+        weights_dtype: ``"float16"`` stores the weights in half precision, each cast back to float32 by a
+            ``Cast`` node that ONNX Runtime folds when it loads the file: half the file, the same float32
+            arithmetic. Lossless for weights saved in float16 (``save_model(dtype=torch.float16)``), as the
+            shipped models are: batch normalisation is then not folded into the convolutions at export
+            (ONNX Runtime folds it, in float32, when it loads the file).
 
     The export is checked before it is moved into place: ONNX Runtime and PyTorch classify the
     check images (through ``eval_transform(meta["input"])`` and the stored temperature), and the
@@ -133,8 +132,7 @@ def export_onnx(
 
     from ferkit import __version__
     from ferkit.data.transforms import eval_transform
-    from ferkit.models._io import FORMAT as TORCH_FORMAT
-    from ferkit.models._pretrained import first_line
+    from ferkit.models import MODEL_FORMAT
 
     net, meta = _resolve(model)
     if meta.get("method") == "regions":
@@ -148,7 +146,7 @@ def export_onnx(
             raise ExportError(f"export: the model's meta lacks {key!r}")
     onnx_path, meta_path = onnx_paths(out_path)
     existing = read_json(meta_path) if meta_path.is_file() else None
-    if existing is not None and existing.get("format") == TORCH_FORMAT:
+    if existing is not None and existing.get("format") == MODEL_FORMAT:
         raise ExportError(f"{meta_path}: is a PyTorch model's metadata; export to another path")
 
     net = getattr(net, "_orig_mod", net)  # torch.compile wrapper
@@ -160,6 +158,9 @@ def export_onnx(
     batch = torch.stack([transform(img) for img in _check_images(check_images)])
     c, h, w = batch.shape[1:]
     input_shape: list[int | str] = ["batch" if dynamic_batch else 1, int(c), int(h), int(w)]
+    if weights_dtype not in ("float32", "float16"):
+        raise ExportError(f"export: weights_dtype must be float32 or float16, not {weights_dtype!r}")
+    half = weights_dtype == "float16"
     name = meta.get("name") or meta.get("arch") or type(net).__name__
 
     try:
@@ -169,7 +170,7 @@ def export_onnx(
                     warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer warnings
                     torch.onnx.export(
                         net, (batch[:1],), str(tmp), dynamo=False, opset_version=opset, input_names=[INPUT_NAME],
-                        output_names=[OUTPUT_NAME], do_constant_folding=True,
+                        output_names=[OUTPUT_NAME], do_constant_folding=not half,
                         dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}} if dynamic_batch else None,
                     )
                 proto = onnx.load(str(tmp))
@@ -183,6 +184,9 @@ def export_onnx(
             for key, value in (("ferkit.classes", meta["classes"]), ("ferkit.input", meta["input"])):
                 entry = proto.metadata_props.add()
                 entry.key, entry.value = key, json.dumps(value)
+            if half:
+                _store_float16(proto)
+                onnx.checker.check_model(proto)
             onnx.save(proto, str(tmp))
             diff = _prob_diff(net, tmp, batch, meta.get("temperature"))
             if not diff < TOLERANCE:
@@ -200,6 +204,7 @@ def export_onnx(
         "sha256": sha,
         "source_sha256": meta.get("sha256"),
         "dtype": "float32",
+        "weights_dtype": weights_dtype,
         "opset": opset,
         "input_name": INPUT_NAME,
         "input_shape": input_shape,
@@ -217,58 +222,23 @@ def export_onnx(
     return onnx_path
 
 
-# ---------------------------------------------------------------------------------------------- cache
-def onnx_cache_dir() -> Path:
-    """Where exports made on first use go: ``$FERKIT_CACHE_DIR/onnx``, else ``~/.cache/ferkit/onnx``."""
-    from ferkit.data.loaders import default_cache_dir
 
-    return default_cache_dir() / "onnx"
+def _store_float16(proto: Any) -> None:
+    """Store every float32 initializer of ``proto`` as float16 followed by a ``Cast`` back to float32
+    (the graph computes in float32 as before; ONNX Runtime folds the casts when it loads the file)."""
+    from onnx import TensorProto, helper, numpy_helper
 
-
-def _state_sha256(net: nn.Module) -> str:
-    digest = hashlib.sha256()
-    for key, t in net.state_dict().items():
-        t = t.detach().cpu().contiguous()
-        digest.update(f"{key}:{t.dtype}:{tuple(t.shape)};".encode())
-        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
-
-
-def _cached(onnx_path: Path, source_sha: str, meta: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The cached export's metadata when it is intact and was made from this model, else None."""
-    try:
-        _, cached = read_onnx_meta(onnx_path)
-    except WeightsError:
-        return None
-    same = cached.get("source_sha256") == source_sha and all(
-        cached.get(k) == json.loads(json.dumps(meta.get(k))) for k in ("classes", "input"))  # tuples -> lists
-    return cached if same else None
-
-
-def onnx_model(model: Any, *, cache_dir: str | os.PathLike[str] | None = None) -> tuple[Path, dict[str, Any]]:
-    """``(onnx path, metadata)`` to run ``model`` with ONNX Runtime, exporting it when needed.
-
-    An exported ``.onnx``/``.json`` pair is used as it is (checksum verified). A model name, a saved
-    PyTorch model or an ``(nn.Module, meta)`` pair is exported once to ``<cache>/<sha256>.onnx``
-    (the sha256 of its weights; :func:`onnx_cache_dir`) and reused while the cached file is intact.
-    The metadata returned is the model's current one (a temperature fitted after the export applies)
-    plus the export's keys. Nothing is written next to the model, so installed packages stay untouched.
-    """
-    if not isinstance(model, tuple) and is_onnx_export(model):
-        return read_onnx_meta(model)
-    net, meta = _resolve(model)
-    source_sha = _state_sha256(net) if isinstance(model, tuple) else str(meta["sha256"])
-    folder = Path(cache_dir).expanduser() if cache_dir is not None else onnx_cache_dir()
-    onnx_path = folder / f"{source_sha}.onnx"
-    cached = _cached(onnx_path, source_sha, meta)
-    if cached is None:
-        log.info("exporting %s to ONNX: %s", meta.get("name") or meta.get("arch") or "model", onnx_path)
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise FerkitError(f"{folder}: cannot create the ONNX cache folder ({e.strerror}); set FERKIT_CACHE_DIR") from e
-        export_onnx((net, {**meta, "sha256": source_sha}), onnx_path)
-        _, cached = read_onnx_meta(onnx_path)
-    out = {k: v for k, v in meta.items() if k not in _ONNX_KEYS}
-    out.update({k: cached[k] for k in _ONNX_KEYS if k in cached})
-    return onnx_path, out
+    graph = proto.graph
+    casts = []
+    for init in graph.initializer:
+        if init.data_type != TensorProto.FLOAT:
+            continue
+        value = numpy_helper.to_array(init)
+        if value.size < 16:  # shapes and scalars: not worth a node
+            continue
+        name = init.name
+        init.CopyFrom(numpy_helper.from_array(value.astype(np.float16), name + "__f16"))
+        casts.append(helper.make_node("Cast", [name + "__f16"], [name], to=TensorProto.FLOAT, name=name + "__cast"))
+    nodes = list(graph.node)
+    del graph.node[:]
+    graph.node.extend(casts + nodes)

@@ -15,17 +15,18 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from ferkit.infer._io import IMAGE_SUFFIXES, ImageReadError, expand_paths, load_image, to_rgb_array
+from ferkit.infer._options import RecognizerOptions, StreamOptions, add_arguments, options_from_namespace
 from ferkit.infer._sources import SourceError, VideoSource, VideoWriter, open_source
 from ferkit.infer._tracker import DetectAndFollow, FlowFollower, IoUTracker
 
 if TYPE_CHECKING:
     from ferkit.infer._backends import PRIORS, parse_prior, prior_shift
-    from ferkit.infer._recognizer import Prepared, Recognizer
+    from ferkit.infer._recognizer import FaceBatch, Prepared, Recognizer
 
 #: names that need PyTorch, imported on first use: reading and checking inputs (``expand_paths``,
 #: ``load_image``) costs no torch import, so a missing file is reported in a fraction of a second
 _LAZY = {"PRIORS": "_backends", "parse_prior": "_backends", "prior_shift": "_backends",
-         "Prepared": "_recognizer", "Recognizer": "_recognizer"}
+         "FaceBatch": "_recognizer", "Prepared": "_recognizer", "Recognizer": "_recognizer"}
 
 
 def __getattr__(name: str) -> Any:
@@ -39,17 +40,22 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "PRIORS",
     "DetectAndFollow",
+    "FaceBatch",
     "FlowFollower",
     "ImageReadError",
     "IoUTracker",
     "Prepared",
     "Recognizer",
+    "RecognizerOptions",
     "SourceError",
+    "StreamOptions",
     "VideoSource",
     "VideoWriter",
+    "add_arguments",
     "expand_paths",
     "load_image",
     "open_source",
+    "options_from_namespace",
     "parse_prior",
     "prior_shift",
     "to_rgb_array",

@@ -7,9 +7,10 @@ with the model's stored temperature) for every backend alike, so a temperature f
 ``ferkit calibrate`` is never baked into an exported graph and both backends share one code path.
 
 - ``torch``: :class:`TorchClassifier`, the ``nn.Module`` on any torch device.
-- ``onnx``: :class:`OnnxClassifier`, an ONNX Runtime session (CPUExecutionProvider) on a file
-  written by :func:`ferkit.export.export_onnx`. A model name or a saved PyTorch model is exported
-  once into the cache (``$FERKIT_CACHE_DIR/onnx``, else ``~/.cache/ferkit/onnx``) and reused.
+- ``onnx``: :class:`OnnxClassifier`, an ONNX Runtime session (CPUExecutionProvider) on a shipped
+  model's ONNX file or one written by ``ferkit export`` (:func:`ferkit.export.export_onnx`).
+  Inference only loads: a PyTorch model that was never exported is refused, in one line that says
+  how to export it.
 
 >>> clf, meta = load_classifier("default", "onnx", threads=2)
 >>> p = probabilities(clf(batch), meta.get("temperature"))
@@ -23,19 +24,19 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ferkit.errors import FerkitError, WeightsError
-from ferkit.models._onnx import OnnxClassifier, probabilities
+from ferkit.models import OnnxClassifier, probabilities
 
 if TYPE_CHECKING:
-    from ferkit.models._runtime import Classifier, TorchClassifier
+    from ferkit.models import Classifier, TorchClassifier
 
-__all__ = ["BACKENDS", "PRIORS", "Classifier", "OnnxClassifier", "TorchClassifier", "default_backend", "load_classifier", "parse_prior", "prior_shift",
-           "probabilities"]
+__all__ = ["BACKENDS", "PRIORS", "Classifier", "OnnxClassifier", "TorchClassifier", "default_backend",
+           "load_classifier", "parse_prior", "prior_shift", "probabilities"]
 
 def __getattr__(name: str) -> Any:
     if name in ("Classifier", "TorchClassifier"):  # they need PyTorch: imported on first use
-        from ferkit.models import _runtime
+        import ferkit.models
 
-        return getattr(_runtime, name)
+        return getattr(ferkit.models, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -127,8 +128,7 @@ def default_backend(model: ModelArg = "default", device: Any = "cpu") -> str:
     no PyTorch import, and ONNX Runtime is the faster CPU runtime (same probabilities within 1e-6);
     ``"torch"`` for PyTorch models (saved runs, ``(module, meta)`` pairs) and other devices; and
     ``"onnx"`` for anything when PyTorch is not installed (the light install)."""
-    from ferkit.models._onnx import is_onnx_export
-    from ferkit.models._shipped import shipped_onnx
+    from ferkit.models import is_onnx_export, shipped_onnx
 
     cpu = str(device).split(":")[0] == "cpu"
     has_onnx = not isinstance(model, tuple) and (shipped_onnx(model) is not None or is_onnx_export(model))
@@ -156,17 +156,16 @@ def load_classifier(
             meta)`` pair, or (``onnx`` only) an exported ``.onnx``/``.json`` pair.
         backend: ``"torch"``, ``"onnx"`` or None (:func:`default_backend`: ONNX Runtime for shipped
             models and exported files on the CPU, PyTorch for the rest). With ``onnx``, a shipped
-            model runs from the ONNX file shipped beside its weights (no PyTorch needed); any other
-            PyTorch model is exported on first use into the cache folder and reused afterwards (see
-            ``ferkit.export.onnx_model``).
+            model runs from the ONNX file shipped beside its weights (no PyTorch needed) and an
+            exported pair from its file; any other model is refused with a FerkitError saying to run
+            ``ferkit export MODEL --out FILE.onnx`` first (inference never exports).
         device: torch device (``torch`` only; ``onnx`` runs on the CPU).
         threads: ONNX Runtime intra-op threads (``onnx`` only; see ``OnnxClassifier``).
 
     The metadata of an ONNX model carries ``"backend": "onnx"``; ``meta["input"]`` is what
     ``eval_transform`` needs for either backend.
     """
-    from ferkit.models._onnx import OnnxClassifier, is_onnx_export, read_onnx_meta
-    from ferkit.models._shipped import shipped_onnx
+    from ferkit.models import is_onnx_export, open_onnx, resolve_model_path, shipped_onnx
 
     backend = default_backend(model, device) if backend is None else backend
     if backend not in BACKENDS:
@@ -177,7 +176,7 @@ def load_classifier(
             raise WeightsError(f"{os.fspath(model)}: an ONNX export; run it with backend='onnx' (--backend onnx)")
         if not _torch_installed():
             raise _needs_torch("backend 'torch'")
-        from ferkit.models._runtime import TorchClassifier
+        from ferkit.models import TorchClassifier
 
         if isinstance(model, tuple):
             net, meta = model
@@ -189,15 +188,20 @@ def load_classifier(
     if str(device).split(":")[0] != "cpu":
         raise FerkitError(f"backend 'onnx' runs on the CPU (CPUExecutionProvider), not on {device!r}")
     shipped = None if isinstance(model, tuple) else shipped_onnx(model)
-    if onnx_file or shipped is not None:
-        path, meta = read_onnx_meta(shipped or model)
-    else:
-        try:
-            from ferkit.export import onnx_model
-        except ImportError as e:
-            if e.name in ("torch", "onnx"):
-                raise _needs_torch(f"{model if not isinstance(model, tuple) else 'a PyTorch model'}: running it with "
-                                   "ONNX Runtime (exported on first use)") from None
-            raise
-        path, meta = onnx_model(model)
-    return OnnxClassifier(path, threads=threads), meta
+    if not (onnx_file or shipped is not None):
+        if not isinstance(model, tuple):
+            resolve_model_path(model)  # a missing file or an unknown name is reported as such
+        raise _not_exported(model)
+    return open_onnx(shipped or model, threads=threads)
+
+
+def _not_exported(model: ModelArg) -> FerkitError:
+    """The one-line error for a PyTorch model asked to run on ONNX Runtime: inference never exports."""
+    if isinstance(model, tuple):
+        return FerkitError("a PyTorch (module, meta) pair cannot run on backend 'onnx': export it first with "
+                           "ferkit.export.export_onnx((module, meta), 'FILE.onnx') and load FILE.onnx")
+    name = os.fspath(model)
+    if not _torch_installed():  # the light install: exporting needs PyTorch too
+        return _needs_torch(f"{name}: a PyTorch model")
+    return FerkitError(f"{name}: a PyTorch model, not exported to ONNX: run `ferkit export {name} --out FILE.onnx` "
+                       "first and use FILE.onnx (or the torch backend)")

@@ -3,9 +3,10 @@ preprocessing -> batched classification -> typed results; for images, folders an
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
@@ -14,6 +15,7 @@ from ferkit.errors import FerkitError
 from ferkit.images import decode
 from ferkit.infer._backends import load_classifier, prior_shift, probabilities
 from ferkit.infer._io import to_rgb_array
+from ferkit.infer._options import RecognizerOptions, StreamOptions
 from ferkit.infer._sources import VideoSource, open_source
 from ferkit.infer._tracker import DetectAndFollow, IoUTracker
 from ferkit.types import FaceResult, FrameResult, ImageResult
@@ -22,23 +24,62 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-__all__ = ["Prepared", "Recognizer"]
+__all__ = ["FaceBatch", "Prepared", "Recognizer"]
 
 ImageLike = Any  # str | os.PathLike | np.ndarray (RGB uint8) | PIL.Image.Image
 
 
 @dataclass
-class Prepared:
-    """One image between detection and classification (:meth:`Recognizer.prepare`): its faces and
-    landmarks in the image's own pixels, their crops, the image's ``(width, height)``, and the
-    decoded array when asked for (``thumbnail``: a small copy for reports)."""
+class FaceBatch:
+    """The faces of one image or frame on their way through the pipeline: made by
+    :meth:`Recognizer.prepare` (decoded, detected, cropped) and completed by :meth:`Recognizer.classify`
+    (``probabilities``; ``track_ids`` from a video's tracker). Every entry point (predict, video, webcam,
+    batch, serve, explain, ``evaluate --detect``) goes through it.
+
+    Boxes (``faces``) and ``landmarks`` are in the file's pixels, whatever size the image was decoded
+    or detected at, mapped by one rule (:func:`ferkit.detect.clip_boxes`: corners rounded, clipped to
+    the image). ``image`` is the decoded array when asked for (``keep_image``), ``scale`` the file's
+    pixels per pixel of it (> 1 when a large JPEG was decoded at a reduced size)."""
 
     path: str | None
     faces: Faces
-    points: np.ndarray | None
+    landmarks: np.ndarray | None
     crops: list[np.ndarray]
     size: tuple[int, int]  # (width, height)
-    image: np.ndarray | None = None
+    image: np.ndarray | None = field(default=None, repr=False)
+    scale: float = 1.0
+    probabilities: np.ndarray | None = None
+    track_ids: np.ndarray | None = None
+    #: milliseconds spent: ``decode_ms`` (files and bytes), ``detect_ms`` (detection, landmarks, crops)
+    timing: dict[str, float] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.faces)
+
+    def face_results(self, classes: Sequence[str]) -> list[FaceResult]:
+        """One :class:`FaceResult` per face (after :meth:`Recognizer.classify`)."""
+        if self.probabilities is None:
+            raise FerkitError("FaceBatch: classify it first (Recognizer.classify(batch))")
+        out = []
+        for i, (box, score) in enumerate(self.faces):
+            p = self.probabilities[i]
+            k = int(np.argmax(p))
+            out.append(FaceResult(
+                box=tuple(int(v) for v in box), emotion=classes[k], confidence=float(p[k]),
+                probabilities={c: float(v) for c, v in zip(classes, p)},
+                landmarks=None if self.landmarks is None else self.landmarks[i],
+                track_id=None if self.track_ids is None else int(self.track_ids[i]),
+                detection_score=float(score),
+            ))
+        return out
+
+    def result(self, classes: Sequence[str]) -> ImageResult:
+        """The :class:`ImageResult` of this image."""
+        return ImageResult(self.path, self.face_results(classes), *self.size)
+
+
+#: the name of FaceBatch before it carried probabilities (kept for callers of ferkit <= 0.1)
+Prepared = FaceBatch
 
 
 #: the default working size of face detection (pixels): see ``Recognizer(detect_max_pixels=)``
@@ -51,8 +92,8 @@ class Recognizer:
         model: a shipped model name (``"default"``), a saved model path (``.safetensors``/``.json``
             pair or its folder), or a ``(nn.Module, meta)`` pair as returned by ``ferkit.models.load_model``
             (any module mapping ``(N, C, H, W)`` to ``(N, classes)`` logits, an ensemble included).
-        detector: a detector name (``"dlib-hog+blazeface"`` default, ``"dlib-hog"``, ``"blazeface"``, ``"haar"``, ``"dlib-cnn"``; see
-            ``ferkit.detect``) or a detector object.
+        detector: a detector name (``"dlib-hog+blazeface"`` default, ``"dlib-hog"``, ``"blazeface"``, ``"haar"``,
+            ``"dlib-cnn"``; see ``ferkit.detect``) or a detector object.
         device: torch device for the classifier (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``).
         align: rotate each face so that the eyes are level before classifying (needs landmarks:
             the 5-point model unless ``landmarks=68``). Off by default: it did not measurably help
@@ -61,8 +102,8 @@ class Recognizer:
         landmarks: 5 or 68 to compute dlib landmarks and report them per face; None for none
             (unless ``align`` needs them).
         margin: context added around each box before cropping, as a fraction of the box per side;
-            None = the detector's ``crop_margin`` (0.05 for Haar and dlib-hog, 0.1 for dlib-cnn: benchmarks/crop_geometry.py), which frames faces like
-            the FER2013 training crops.
+            None = the detector's ``crop_margin`` (0.05 for Haar and dlib-hog, 0.1 for dlib-cnn:
+            benchmarks/crop_geometry.py), which frames faces like the FER2013 training crops.
         min_size: smallest face side in pixels (None: the detector's default).
         max_faces: keep at most this many faces per image (highest detector scores).
         batch_size: faces per forward pass of the classifier.
@@ -70,10 +111,11 @@ class Recognizer:
         backend: ``"torch"`` or ``"onnx"``; None (default): ONNX Runtime for a shipped model or an
             exported ``.onnx`` on the CPU (its ONNX file ships in the package: no PyTorch import), PyTorch
             for other models and devices (``ferkit.infer._backends.default_backend``). ``"onnx"``: ONNX
-            Runtime on the CPU, with ``model`` a shipped model, an exported
-            ``.onnx``/``.json`` pair, or a name/path/pair exported on first use into the cache
-            (``ferkit.infer._backends``). Probabilities match PyTorch within 1e-4.
-        threads: ONNX Runtime intra-op threads (None: ``torch.get_num_threads()`` when PyTorch is loaded, else the CPUs).
+            Runtime on the CPU, with ``model`` a shipped model or an exported ``.onnx``/``.json`` pair
+            (inference never exports: ``ferkit export MODEL --out FILE.onnx`` first). Probabilities match
+            PyTorch within 1e-4.
+        threads: ONNX Runtime intra-op threads (None: ``torch.get_num_threads()`` when PyTorch is loaded, else
+            the CPUs).
         detect_max_pixels: detect faces on a copy of the image scaled down to at most this many
             pixels (boxes mapped back; crops still cut from the full image), so that a huge image
             costs the detector no more than this. Default ``DETECT_MAX_PIXELS`` (2 megapixels, as
@@ -146,6 +188,12 @@ class Recognizer:
         #: most pixels decoded from an image file (None: ``ferkit.images.MAX_MEGAPIXELS``)
         self.max_pixels = max_pixels
 
+    @classmethod
+    def from_options(cls, options: RecognizerOptions, **overrides: Any) -> Recognizer:
+        """The Recognizer for ``options`` (what every entry point builds; see ``ferkit.infer.RecognizerOptions``);
+        ``overrides``: Recognizer arguments that are not options (``threads``, or ``model`` as a loaded pair)."""
+        return cls(**{**options.recognizer_kwargs(), **overrides})
+
     def __repr__(self) -> str:
         name = self.meta.get("name") or self.meta.get("arch")
         return (f"Recognizer(model={name!r}, detector={self.detector.name!r}, device={str(self.device)!r}, "
@@ -194,66 +242,58 @@ class Recognizer:
             for i, box in enumerate(faces.boxes)
         ]
 
-    def classify(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+    @overload
+    def classify(self, crops: FaceBatch) -> FaceBatch: ...
+    @overload
+    def classify(self, crops: Sequence[np.ndarray]) -> np.ndarray: ...
+
+    def classify(self, crops: FaceBatch | Sequence[np.ndarray]) -> FaceBatch | np.ndarray:
         """Class probabilities ``(len(crops), len(classes))`` float64 (rows sum to 1) for face crops
         (RGB uint8 arrays of any size), in batches of ``batch_size``; softmax of the logits divided by
-        the model's stored ``temperature`` (from ``ferkit calibrate``; none: 1), for either backend."""
+        the model's stored ``temperature`` (from ``ferkit calibrate``; none: 1), for either backend.
+        Given a :class:`FaceBatch`, fills its ``probabilities`` and returns it."""
+        if isinstance(crops, FaceBatch):
+            crops.probabilities = self.classify(crops.crops)
+            return crops
         out = np.zeros((len(crops), len(self.classes)), np.float64)
         for start in range(0, len(crops), self.batch_size):
             chunk = crops[start : start + self.batch_size]
             x = np.stack([self.transform(c) for c in chunk])
-            out[start : start + len(chunk)] = probabilities(self.classifier(x), self.meta.get("temperature"), self.prior_shift)
+            out[start : start + len(chunk)] = probabilities(self.classifier(x), self.meta.get("temperature"),
+                                                            self.prior_shift)
         return out
 
-    def results(self, faces: Faces, points: np.ndarray | None, probs: np.ndarray, *, scale: float = 1.0,
-                track_ids: Sequence[int] | None = None) -> list[FaceResult]:
-        """The end of the pipeline: one :class:`FaceResult` per detected face from its class
-        probabilities (``classify``), with boxes and landmarks multiplied by ``scale`` (the server
-        detects on a scaled copy) and the tracker's ids where there are any. ``predict``,
-        ``stream``, ``ferkit serve`` and ``ferkit explain`` all end here."""
-        results = []
-        for i, (box, score) in enumerate(faces):
-            p = probs[i]
-            k = int(np.argmax(p))
-            pts = None if points is None else points[i]
-            if scale != 1.0:
-                box = tuple(round(v * scale) for v in box)
-                pts = None if pts is None else pts * scale
-            results.append(
-                FaceResult(
-                    box=box,
-                    emotion=self.classes[k],
-                    confidence=float(p[k]),
-                    probabilities={c: float(v) for c, v in zip(self.classes, p)},
-                    landmarks=pts,
-                    track_id=None if track_ids is None else int(track_ids[i]),
-                    detection_score=float(score),
-                )
-            )
-        return results
-
-    def prepare(self, image: ImageLike, path: str | None = None, *, keep_image: bool = False) -> Prepared:
-        """Decode (``ferkit.images.decode``; a large JPEG file at a reduced size, ``reduce_to=detect_max_pixels``),
-        detect and crop: the steps before :meth:`classify` that ``predict``, ``stream`` and
-        ``ferkit evaluate --detect`` share. Boxes and landmarks are in the file's pixels;
-        ``keep_image`` keeps the decoded array (possibly reduced) in ``Prepared.image``."""
-        if isinstance(image, (str, os.PathLike)):
-            rgb, (w, h) = decode(image, reduce_to=self.detect_max_pixels, max_pixels=self.max_pixels)
+    def prepare(self, image: ImageLike, path: str | None = None, *, keep_image: bool = False,
+                formats: Mapping[str, str] | None = None) -> FaceBatch:
+        """Decode, detect and crop: the steps before :meth:`classify`, for a file path, encoded bytes
+        (an upload), an RGB array or a video frame, or a PIL image. Files and bytes go through
+        ``ferkit.images.decode`` (a large JPEG at a reduced size, ``reduce_to=detect_max_pixels``;
+        ``formats``: the accepted Pillow formats, None for all). Boxes and landmarks are in the
+        file's pixels; ``keep_image`` keeps the decoded array (possibly reduced) in ``FaceBatch.image``."""
+        t0 = time.perf_counter()
+        if isinstance(image, (str, os.PathLike, bytes, bytearray, memoryview)):
+            data = bytes(image) if isinstance(image, (bytearray, memoryview)) else image
+            rgb, (w, h) = decode(data, reduce_to=self.detect_max_pixels, max_pixels=self.max_pixels, formats=formats)
         else:
             rgb = to_rgb_array(image)
             h, w = rgb.shape[:2]
-        return self._prepared(rgb, path, *self.detect(rgb), (w, h), keep_image)
+        t1 = time.perf_counter()
+        batch = self._batch(rgb, path, self._find(rgb), (w, h), keep_image)
+        batch.timing = {"decode_ms": (t1 - t0) * 1e3, "detect_ms": (time.perf_counter() - t1) * 1e3}
+        return batch
 
-    def _prepared(self, rgb: np.ndarray, path: str | None, faces: Faces, points: np.ndarray | None,
-                  size: tuple[int, int], keep_image: bool = False) -> Prepared:
-        """Crops of ``faces`` (found in ``rgb``), boxes and landmarks then mapped to ``size``."""
+    def _batch(self, rgb: np.ndarray, path: str | None, faces: Faces, size: tuple[int, int],
+               keep_image: bool = False) -> FaceBatch:
+        """Landmarks and crops of ``faces`` (found in ``rgb``), then boxes and landmarks mapped to ``size``
+        (the file's pixels) by the one rule, :func:`ferkit.detect.clip_boxes`."""
         w, h = size
+        points = self._landmarks(rgb, faces)
         crops = self.crop(rgb, faces, points)
-        if w != rgb.shape[1]:
-            scale = w / rgb.shape[1]
+        scale = w / rgb.shape[1]
+        if scale != 1.0:
             faces = Faces(clip_boxes(faces.boxes * scale, w, h), faces.scores)
             points = None if points is None else points * scale
-        return Prepared(path, faces, points, crops, (w, h), rgb if keep_image else None)
+        return FaceBatch(path, faces, points, crops, (w, h), rgb if keep_image else None, scale)
 
     # ------------------------------------------------------------------------------ images
     def predict(self, image: ImageLike) -> ImageResult:
@@ -262,9 +302,7 @@ class Recognizer:
         An image without a face gives an ImageResult with an empty ``faces`` list. Raises
         ImageReadError (one line naming the file) for a missing, non-image or truncated file."""
         path = os.fspath(image) if isinstance(image, (str, os.PathLike)) else None
-        pending = self.prepare(image, path)
-        probs = self.classify(pending.crops)
-        return ImageResult(path, self.results(pending.faces, pending.points, probs), *pending.size)
+        return self.classify(self.prepare(image, path)).result(self.classes)
 
     __call__ = predict
 
@@ -277,14 +315,15 @@ class Recognizer:
 
         ``on_error(item, error)``: called for an image that cannot be read (FerkitError), which is
         then skipped; None (default) raises instead."""
-        pending: list[Prepared] = []
+        pending: list[FaceBatch] = []
         n_crops = 0
 
         def flush() -> Iterator[ImageResult]:
             probs = self.classify([c for p in pending for c in p.crops])
             start = 0
             for p in pending:
-                yield ImageResult(p.path, self.results(p.faces, p.points, probs[start : start + len(p.crops)]), *p.size)
+                p.probabilities = probs[start : start + len(p.crops)]
+                yield p.result(self.classes)
                 start += len(p.crops)
 
         for item in images:
@@ -317,10 +356,11 @@ class Recognizer:
     def stream(
         self,
         source: str | int | os.PathLike[str] | VideoSource,
+        options: StreamOptions | None = None,
         *,
-        stride: int = 1,
-        detect_every: int = 1,
-        smoothing: float = 0.0,
+        stride: int | None = None,
+        detect_every: int | None = None,
+        smoothing: float | None = None,
         iou_threshold: float = 0.3,
         max_missed: int = 15,
         max_frames: int | None = None,
@@ -332,13 +372,16 @@ class Recognizer:
 
         Args:
             source: a video path, a URL, a camera index (``0`` or ``"0"``), or an open VideoSource.
+            options: a :class:`~ferkit.infer.StreamOptions` (the defaults of ``ferkit video``: detection on
+                every 4th frame, smoothing 0.5); ``stride``, ``detect_every``, ``smoothing`` and
+                ``max_frames`` given here override its fields.
             stride: classify every ``stride``-th frame (frame skipping for slow machines); the
                 frames in between are yielded with ``processed=False`` and the last faces.
             detect_every: run the face detector on every ``detect_every``-th processed frame and
                 follow the faces between two detections by optical flow (``DetectAndFollow``);
                 the detector also runs as soon as a face is lost (a cut, a face leaving or
                 covered). A face that enters is found at the next detection, at most
-                ``detect_every - 1`` frames late. 1 (default): detect on every frame.
+                ``detect_every - 1`` frames late. 1: detect on every frame.
             smoothing: EMA factor for each track's probabilities (0 = off; see IoUTracker).
             iou_threshold, max_missed: tracker settings; a face keeps its ``track_id`` while its box
                 overlaps the previous one by ``iou_threshold`` and is not lost for more than
@@ -350,10 +393,9 @@ class Recognizer:
                 processed frames, and the skipped ones are grabbed without being decoded (faster).
         Raises SourceError (one line) for a missing or unreadable video or a camera that does not exist.
         """
-        if stride < 1:
-            raise FerkitError(f"stream: stride must be >= 1, not {stride}")
-        if detect_every < 1:
-            raise FerkitError(f"stream: detect_every must be >= 1, not {detect_every}")
+        given = {"stride": stride, "detect_every": detect_every, "smoothing": smoothing, "max_frames": max_frames}
+        opts = (options or StreamOptions()).replace(**{k: v for k, v in given.items() if v is not None})
+        stride, detect_every, smoothing, max_frames = opts.stride, opts.detect_every, opts.smoothing, opts.max_frames
         src = source if isinstance(source, VideoSource) else open_source(source)
         tracker = IoUTracker(iou_threshold, max_missed=max_missed, smoothing=smoothing)
         follow = DetectAndFollow(self._find, detect_every, min_size=max(1, self.detector.min_size // 2))
@@ -365,11 +407,9 @@ class Recognizer:
                     break
                 processed = index % stride == 0
                 if processed:
-                    found = follow(rgb)
-                    pending = self._prepared(rgb, name, found, self._landmarks(rgb, found), (rgb.shape[1], rgb.shape[0]))
-                    probs = self.classify(pending.crops)
-                    ids, probs = tracker.update(pending.faces.boxes, probs)
-                    last = self.results(pending.faces, pending.points, probs, track_ids=ids)
+                    batch = self.classify(self._batch(rgb, name, follow(rgb), (rgb.shape[1], rgb.shape[0])))
+                    batch.track_ids, batch.probabilities = tracker.update(batch.faces.boxes, batch.probabilities)
+                    last = batch.face_results(self.classes)
                     faces = last
                 else:
                     faces = [replace(f) for f in last]

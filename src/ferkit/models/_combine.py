@@ -17,11 +17,12 @@ from torch import Tensor
 
 from ferkit.errors import ConfigError
 
-__all__ = ["METHODS", "majority_vote", "soft_vote", "stack_logits"]
+__all__ = ["METHODS", "PROB_FLOOR", "majority_vote", "soft_vote", "stack_logits"]
 
 #: how an ensemble combines its members (``regions`` = members x facial regions, majority or weighted)
 METHODS = ("soft", "vote", "stack", "regions")
-_EPS = 1e-7
+#: smallest probability before a log (stacking's features; the fitting in ``ferkit.ensemble`` uses the same)
+PROB_FLOOR = 1e-7
 
 
 def _as_tensor(x: Any) -> Tensor:
@@ -69,7 +70,7 @@ def stack_logits(probs: Any, coef: Any, intercept: Any) -> Tensor:
     ``(M, N, C) -> (N, C)`` logits = ``[log p_1 | ... | log p_M] @ coef.T + intercept``."""
     probs = _as_tensor(probs)
     _check(probs)
-    feats = probs.clamp_min(_EPS).log().permute(1, 0, 2).flatten(1)  # (N, M*C)
+    feats = probs.clamp_min(PROB_FLOOR).log().permute(1, 0, 2).flatten(1)  # (N, M*C)
     coef = torch.as_tensor(coef, dtype=probs.dtype, device=probs.device)
     intercept = torch.as_tensor(intercept, dtype=probs.dtype, device=probs.device)
     if coef.ndim != 2 or coef.shape[1] != feats.shape[1] or intercept.shape != (coef.shape[0],):

@@ -24,10 +24,11 @@ from torch.nn import functional as F
 from ferkit.data.regions import REGIONS, cut_regions
 from ferkit.errors import ConfigError
 from ferkit.models._combine import METHODS, majority_vote, soft_vote, stack_logits
+from ferkit.models._onnx import LUMA
 
 __all__ = ["Ensemble", "ensemble_input"]
 
-_LUMA = (0.299, 0.587, 0.114)
+_LUMA = LUMA
 
 
 def ensemble_input(member_inputs: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -130,7 +131,8 @@ class Ensemble(nn.Module):
         probs = self.member_probs(x).double()
         if self.method == "stack":
             if not self.stack:
-                raise ConfigError("ensemble method 'stack' needs fitted coefficients (ferkit ensemble build --method stack)")
+                raise ConfigError("ensemble method 'stack' needs fitted coefficients "
+                                  "(ferkit ensemble build --method stack)")
             return stack_logits(probs, self.stack["coef"], self.stack["intercept"]).float()
         p = soft_vote(probs, self.weights) if self.method == "soft" else majority_vote(probs)
         return p.clamp_min(1e-12).log().float()

@@ -23,6 +23,7 @@ from ferkit.errors import WeightsError
 from ferkit.models._combine import METHODS
 from ferkit.models._ensemble import Ensemble
 from ferkit.models._files import load_json_object, read_json
+from ferkit.models._onnx import ensemble_train_prior
 from ferkit.models._weights import Weights
 
 __all__ = ["ENSEMBLE_FORMAT", "ensemble_meta", "load_ensemble", "save_ensemble"]
@@ -48,9 +49,11 @@ def ensemble_meta(ens: Ensemble, *, name: str | None = None, fit: Mapping[str, A
         "name": name or f"{ens.method}-ensemble-of-{len(members)}",
         "method": ens.method, "classes": list(ens.classes), "input": dict(ens.input_cfg), "model_kwargs": {},
         "weights": ens.weights, "stack": _jsonable(ens.stack), "fit": dict(fit or {}), "members": members,
+        "train_prior": ensemble_train_prior(ens.member_metas, list(ens.classes), ens.weights),
         "num_classes": len(ens.classes), "num_params": int(sum(p.numel() for p in ens.parameters())),
         # identifies the ensemble by its members' weights and its combination rule
-        "sha256": hashlib.sha256(json.dumps([shas, ens.method, ens.weights, _jsonable(ens.stack)]).encode()).hexdigest(),
+        "sha256": hashlib.sha256(
+            json.dumps([shas, ens.method, ens.weights, _jsonable(ens.stack)]).encode()).hexdigest(),
     }
 
 
@@ -103,7 +106,8 @@ def is_ensemble_json(meta_path: Path) -> bool:
     return raw is not None and raw.get("format") == ENSEMBLE_FORMAT
 
 
-def load_ensemble(meta_path: str | os.PathLike[str], *, device: str | torch.device = "cpu") -> tuple[Ensemble, dict[str, Any]]:
+def load_ensemble(meta_path: str | os.PathLike[str], *,
+                  device: str | torch.device = "cpu") -> tuple[Ensemble, dict[str, Any]]:
     """Rebuild the ensemble described by ``meta_path``; ``(Ensemble in eval mode, meta)``.
 
     Raises WeightsError (one line naming the file) for a bad JSON, a missing member, a member whose
@@ -136,4 +140,5 @@ def load_ensemble(meta_path: str | os.PathLike[str], *, device: str | torch.devi
         raise WeightsError(f"{meta_path}: {str(e).splitlines()[0]}") from e
     meta["input"] = dict(ens.input_cfg)
     meta["classes"] = list(ens.classes)
+    meta.setdefault("train_prior", ensemble_train_prior(ens.member_metas, list(ens.classes), ens.weights))
     return ens.to(device).eval(), meta

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from ferkit._fileio import atomic_path
 from ferkit.errors import FerkitError, WeightsError
@@ -38,6 +39,8 @@ _RESERVED_KWARGS = ("num_classes", "in_chans", "pretrained")
 SAFE_MODEL_KWARGS: dict[str, tuple[type, ...]] = {
     "drop_rate": (int, float), "drop_path_rate": (int, float), "width": (int, float), "stem_stride": (int,),
     "backbone": (str,), "levels": (list,), "hidden": (int,), "global_pool": (str,),
+    # timm ResNet's stage widths and stem width (the narrow ResNet18 of configs/votes_resnet18n.yaml)
+    "channels": (list,), "stem_width": (int,),
 }
 
 
@@ -54,6 +57,9 @@ def model_kwargs_problem(kwargs: Mapping[str, Any], where: str = "model_kwargs")
             return f"'{where}.{key}' must be {' or '.join(t.__name__ for t in types)}, not {value!r}"
         if key == "levels" and not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 16 for v in value):
             return f"'{where}.levels' must be a list of integers 1-16, not {value!r}"
+        if key == "channels" and not (0 < len(value) <= 8 and all(
+                isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 1024 for v in value)):
+            return f"'{where}.channels' must be a list of 1-8 integers 1-1024, not {value!r}"
         if isinstance(value, (int, float)) and not (0 <= value <= 64):
             return f"'{where}.{key}' must be between 0 and 64, not {value!r}"
     return None
@@ -219,19 +225,109 @@ def _read_meta(meta_path: Path) -> dict[str, Any]:
     return meta
 
 
-def _check_spec(weights_path: Path, meta_path: Path, meta: Mapping[str, Any]) -> None:
+def _check_spec(weights_path: Path, meta_path: Path, meta: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
     """The JSON's SPEC_FIELDS must hash to what ``save_model`` stored in the weights file (files
-    written before ferkit stored it have none: nothing to compare)."""
+    written before ferkit stored it have none: nothing to compare). Returns the name -> shape of each
+    tensor the file holds, read from its header alone."""
     from safetensors import SafetensorError, safe_open
 
     try:
         with safe_open(str(weights_path), framework="pt") as f:
             stored = (f.metadata() or {}).get(SPEC_KEY)
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118 - not a dict
     except (SafetensorError, OSError) as e:
         raise WeightsError(f"{weights_path}: unreadable safetensors file ({first_line(e)})") from e
     if stored is not None and stored != spec_sha256(meta):
         raise WeightsError(f"{meta_path}: {', '.join(SPEC_FIELDS)} differ from what was saved with {weights_path.name} "
                            "(the JSON was edited after the weights were written); refusing to load")
+    return shapes
+
+
+#: the most parameters a model file may ask for (the shipped models have 1-3M, a ResNet-50 24M)
+MAX_PARAMS = 200_000_000
+
+
+def _count(n: int) -> str:
+    """``3.1G``, ``2.6M``, ``12.3K``."""
+    for unit, size in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f}".removesuffix(".0") + unit
+    return str(n)
+
+
+#: the in-place operations that change a tensor's shape: the only ones :class:`_ShapesOnly` runs
+_RESHAPING = frozenset({"as_strided_", "resize_", "resize_as_", "set_", "squeeze_", "swapaxes_", "swapdims_", "t_",
+                        "transpose_", "unsqueeze_"})
+
+
+class _ShapesOnly(TorchFunctionMode):
+    """Inside ``torch.device("meta")``: in-place operations on meta tensors (the weight initialisers) are
+    skipped. Their values are never read, and on the meta device PyTorch runs some of them (normal_,
+    erfinv_, clamp_) through Python references that import TorchDynamo: seconds, once per process."""
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        kwargs = kwargs or {}
+        name = getattr(func, "__name__", "")
+        target = args[0] if args else next(iter(kwargs.values()), None)  # torch.nn.init passes tensor=
+        if (name.endswith("_") and not name.startswith("_") and name not in _RESHAPING
+                and isinstance(target, torch.Tensor) and target.is_meta):
+            return target
+        return func(*args, **kwargs)
+
+
+def _build(meta: Mapping[str, Any], meta_path: Path) -> nn.Module:
+    arch = meta["arch"]
+    try:
+        return create_model(
+            arch, num_classes=len(meta["classes"]), in_chans=meta["input"]["channels"], **meta["model_kwargs"]
+        )
+    except (FerkitError, TypeError, ValueError) as e:
+        raise WeightsError(f"{meta_path}: cannot rebuild {arch!r} ({first_line(e)})") from e
+
+
+def _check_fit(meta: Mapping[str, Any], meta_path: Path, weights_path: Path,
+               stored: Mapping[str, tuple[int, ...]]) -> None:
+    """Build the architecture on the meta device (no memory) and refuse, in one line naming the field,
+    a network of more than MAX_PARAMS parameters or one whose tensors differ from the file's header."""
+    try:
+        with torch.device("meta"), _ShapesOnly():
+            net = _build(meta, meta_path)
+    except RuntimeError:  # an architecture that reads tensor values while it is built: the real build decides
+        return
+    shapes = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    n = count_parameters(net)
+    if shapes == stored and n <= MAX_PARAMS:
+        return
+    buffers = {k for k, _ in net.named_buffers()}
+    held = sum(math.prod(s) for k, s in stored.items() if k not in buffers)
+    key = next((k for k in shapes if shapes[k] != stored.get(k)), None)
+    if n > MAX_PARAMS:
+        why = f"more than the {_count(MAX_PARAMS)} ferkit loads"
+    elif key is None:
+        why = f"{weights_path.name} also holds {next(k for k in stored if k not in shapes)}"
+    elif key not in stored:
+        why = f"{key} is not in {weights_path.name}"
+    else:
+        why = f"{key} is {list(shapes[key])} here, {list(stored[key])} in {weights_path.name}"
+    raise WeightsError(f"{meta_path}: {_field(meta, net, key, shapes, stored)} gives a network of "
+                       f"{_count(n)} parameters, its weights hold {_count(held)} ({why})")
+
+
+def _field(meta: Mapping[str, Any], net: nn.Module, key: str | None, shapes: Mapping[str, tuple[int, ...]],
+           stored: Mapping[str, tuple[int, ...]]) -> str:
+    """The JSON field that the first differing tensor ``key`` (of ``shapes`` here, ``stored`` in the file)
+    points to: the classifier's outputs -> classes, the first layer's inputs -> input.channels, no tensor
+    name in common -> arch, else model_kwargs (arch when it has none)."""
+    want, have = shapes.get(key), stored.get(key)
+    if want and have and len(want) == len(have) >= 2 and want[2:] == have[2:]:
+        if key.startswith(f"{head_prefix(net)}.") and want[1] == have[1]:
+            return f"'classes' ({len(meta['classes'])} names)"
+        if key == next(iter(net.state_dict())) and want[0] == have[0]:
+            return f"'input.channels' {meta['input']['channels']}"
+    kwargs = meta["model_kwargs"]
+    if kwargs and not shapes.keys().isdisjoint(stored):
+        return ", ".join(f"'model_kwargs.{k}' {v!r}" for k, v in kwargs.items())
+    return f"'arch' {meta['arch']!r}"
 
 
 def load_model(path: str | os.PathLike[str], *, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
@@ -243,9 +339,12 @@ def load_model(path: str | os.PathLike[str], *, device: str | torch.device = "cp
 
     The architecture is rebuilt with ``create_model(meta["arch"], num_classes=len(meta["classes"]),
     in_chans=meta["input"]["channels"], **meta["model_kwargs"])`` and the weights, after their sha256
-    is checked, are loaded strictly in float32. Raises WeightsError naming the file for a missing
-    file, bad JSON, missing keys, a checksum mismatch, a JSON whose architecture fields were edited
-    after saving (:data:`SPEC_FIELDS`, hashed into the weights file) or weights that do not fit.
+    is checked, are loaded strictly in float32. Before anything is allocated, the architecture is built on
+    the meta device and compared with the safetensors header: a network of more than :data:`MAX_PARAMS`
+    parameters, or tensors of other names or shapes, are refused in one line naming the JSON field.
+    Raises WeightsError naming the file for a missing file, bad JSON, missing keys, a checksum mismatch,
+    a JSON whose architecture fields were edited after saving (:data:`SPEC_FIELDS`, hashed into the
+    weights file) or weights that do not fit.
     """
     from ferkit.models._shipped import resolve_model_path
 
@@ -261,15 +360,10 @@ def load_model(path: str | os.PathLike[str], *, device: str | torch.device = "cp
         raise WeightsError(
             f"{weights_path}: checksum mismatch, file corrupt or modified (sha256 differs from {meta_path.name})"
         )
-    _check_spec(weights_path, meta_path, meta)
+    _check_fit(meta, meta_path, weights_path, _check_spec(weights_path, meta_path, meta))
     state = load_safetensors(weights_path)
     arch = meta["arch"]
-    try:
-        model = create_model(
-            arch, num_classes=len(meta["classes"]), in_chans=meta["input"]["channels"], **meta["model_kwargs"]
-        )
-    except (FerkitError, TypeError, ValueError) as e:
-        raise WeightsError(f"{meta_path}: cannot rebuild {arch!r} ({first_line(e)})") from e
+    model = _build(meta, meta_path)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:

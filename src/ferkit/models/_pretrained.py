@@ -30,7 +30,7 @@ from urllib.parse import urlparse
 import torch
 from torch import Tensor, nn
 
-from ferkit.errors import WeightsError
+from ferkit.errors import WeightsError, first_line
 
 __all__ = [
     "PretrainedArg",
@@ -101,12 +101,6 @@ def _is_safetensors(path: Path) -> bool:
     with path.open("rb") as f:
         head = f.read(9)
     return len(head) == 9 and head[8:9] == b"{"
-
-
-def first_line(exc: BaseException) -> str:
-    """``"ErrorType: first line of the message"``, for one-line error messages."""
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 def _as_state_dict(obj: object, origin: str) -> StateDict:

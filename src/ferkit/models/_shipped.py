@@ -10,8 +10,12 @@ FER2013). ``src/ferkit/weights/index.json`` maps them to weight stems in the sam
 
 ``aliases`` are short names that stay (``default``, ``ferplus``); ``deprecated`` are the names of
 earlier versions, which still load, with a :class:`~ferkit.errors.FerkitDeprecationWarning` naming
-the new one. Each stem is a ``.safetensors`` + ``.json`` pair written by `save_model`, whose sha256
-`load_model` checks, and its ONNX export ``onnx/<stem>.onnx`` + ``onnx/<stem>.json``
+the new one. One meaning per name: ``load_model`` and ``create_model`` both take the ``arch.tag``
+names (``create_model`` builds the architecture with the shipped kwargs and classes, and its
+weights with ``pretrained=True``); the architecture alone (``vgg_fer``) never names a trained model.
+
+Each stem is a ``.safetensors`` + ``.json`` pair written by `save_model`, whose sha256 `load_model`
+checks, and its ONNX export ``onnx/<stem>.onnx`` + ``onnx/<stem>.json``
 (``scripts/export_shipped_onnx.py``), which the light install (no PyTorch) runs.
 """
 from __future__ import annotations
@@ -23,6 +27,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from ferkit.errors import FerkitDeprecationWarning, WeightsError
+from ferkit.models._files import read_json
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 
@@ -84,6 +89,12 @@ def _shipped_stem(model: object) -> str | None:
     return None if name is None else _index()[0][name]
 
 
+def is_arch_tag(name: object) -> bool:
+    """Whether ``name`` is a shipped model's ``arch.tag`` name (not an alias, not a deprecated name):
+    the names ``create_model`` takes besides architectures."""
+    return isinstance(name, str) and name in _index()[0]
+
+
 def is_shipped_name(model: object) -> bool:
     """Whether ``model`` loads a shipped model by name (deprecated names included; no warning)."""
     if not isinstance(model, str) or Path(model).expanduser().exists():
@@ -105,15 +116,23 @@ def resolve_model_path(model: str | os.PathLike[str]) -> Path:
         return WEIGHTS_DIR / stem
     if os.sep in name or name.endswith((".json", ".safetensors")):
         raise WeightsError(f"{name}: no such model file or folder")
+    tagged = [n for n in _index()[0] if n.startswith(f"{name}.")]
+    if tagged:  # an architecture (vgg_fer): one meaning per name, timm's
+        raise WeightsError(f"{name}: an architecture, not a trained model; load one of its shipped models "
+                           f"({', '.join(tagged)}), or build it untrained with create_model({name!r})")
     known = ", ".join(shipped_models()) or "none shipped yet"
     raise WeightsError(f"{name}: not a model file or folder, nor a shipped model ({known})")
 
 
 def shipped_onnx(model: object) -> Path | None:
-    """The shipped ONNX export (``weights/onnx/<stem>.json``) of a shipped model name, or None for
+    """The shipped ONNX export (``weights/onnx/<stem>.json``) of a shipped model name, or for a shipped
+    ensemble its own JSON (``ferkit.models.open_onnx`` runs it from its members' exports); None for
     anything else (a path, an unknown name, a model shipped without its export)."""
     stem = _shipped_stem(model)
     if stem is None:
         return None
     meta = WEIGHTS_DIR / "onnx" / f"{stem}.json"
-    return meta if meta.is_file() else None
+    if meta.is_file():
+        return meta
+    own = WEIGHTS_DIR / f"{stem}.json"  # an ensemble: run from its members' exports (OnnxEnsemble)
+    return own if own.is_file() and (read_json(own) or {}).get("format") == "ferkit-ensemble/1" else None

@@ -118,7 +118,8 @@ PAPERS: dict[str, Paper] = {p.key: p for p in (
         evals=(_FERPLUS_TEST,),
         runs=(
             PaperRun("resnet50", "ResNet50", "paper1_resnet50_224_adam", _SCRATCH + _TO_48_GREY, _ON_FERPLUS),
-            PaperRun("mobilenet_v2", "MobileNetV2", "paper1_mobilenet_v2_224_adam", _SCRATCH + _TO_48_GREY, _ON_FERPLUS),
+            PaperRun("mobilenet_v2", "MobileNetV2", "paper1_mobilenet_v2_224_adam", _SCRATCH + _TO_48_GREY,
+                     _ON_FERPLUS),
         ),
         ensembles=(PaperEnsemble("weighted_average", "weighted averaging", "soft", ("resnet50", "mobilenet_v2"),
                                  fit="accuracy", fit_split="FER2013Valid", published={"accuracy": 94.0}),),
@@ -164,9 +165,11 @@ PAPERS: dict[str, Paper] = {p.key: p for p in (
                           fit="accuracy", fit_split="PublicTest"),
             PaperEnsemble("region_fitted_shipped", "facial-region voting, weights fitted on PublicTest (shipped "
                           "vgg_fer.w15_fer2013 + region-trained members)", "regions",
-                          ("vgg_fer.w15_fer2013", *(f"vgg_{r}" for r in _REGIONS)), fit="accuracy", fit_split="PublicTest"),
+                          ("vgg_fer.w15_fer2013", *(f"vgg_{r}" for r in _REGIONS)), fit="accuracy",
+                          fit_split="PublicTest"),
         ),
-        shipped=(PaperModel("shipped_vgg_fer", "shipped vgg_fer.w15_fer2013 alone (whole face)", "vgg_fer.w15_fer2013"),),
+        shipped=(PaperModel("shipped_vgg_fer", "shipped vgg_fer.w15_fer2013 alone (whole face)",
+                            "vgg_fer.w15_fer2013"),),
     ),
     Paper(
         "paper3", "ResNet50 transfer learning, then fine-tuning, on the FER2013 CSV",
@@ -188,9 +191,12 @@ PAPERS: dict[str, Paper] = {p.key: p for p in (
         here="FER2013's 7,178 test images (PublicTest + PrivateTest), validated on PublicTest as the config says.",
         evals=(_FER2013_TEST,),
         runs=(
-            PaperRun("resnet18", "ResNet18", "paper4_resnet18_gray_layer4", published={"accuracy": 65.0, "mean_auc": 0.898}),
-            PaperRun("resnet34", "ResNet34", "paper4_resnet34_gray_layer4", published={"accuracy": 65.1, "mean_auc": 0.893}),
-            PaperRun("resnet50", "ResNet50", "paper4_resnet50_gray_layer4", published={"accuracy": 65.4, "mean_auc": 0.885}),
+            PaperRun("resnet18", "ResNet18", "paper4_resnet18_gray_layer4",
+                     published={"accuracy": 65.0, "mean_auc": 0.898}),
+            PaperRun("resnet34", "ResNet34", "paper4_resnet34_gray_layer4",
+                     published={"accuracy": 65.1, "mean_auc": 0.893}),
+            PaperRun("resnet50", "ResNet50", "paper4_resnet50_gray_layer4",
+                     published={"accuracy": 65.4, "mean_auc": 0.885}),
         ),
     ),
 )}

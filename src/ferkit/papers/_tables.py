@@ -79,7 +79,8 @@ def _evaluate_row(model: Any, row_dir: Path, paper: Paper, key: dict[str, Any], 
     return out
 
 
-def _recorded_row(paper: Paper, row_dir: Path, row: dict[str, Any], limit: int | None, same: Sequence[str]) -> dict[str, Any] | None:
+def _recorded_row(paper: Paper, row_dir: Path, row: dict[str, Any], limit: int | None,
+                  same: Sequence[str]) -> dict[str, Any] | None:
     """The row as last written in ``row_dir`` (``row.json`` and each evaluation set's
     ``metrics.json``) when its run folders are not here (a fresh clone: ``runs/`` is not in the
     repository), if it was made the same way (the ``same`` fields and ``limit``); else None."""
@@ -138,8 +139,8 @@ def _shipped_row(paper: Paper, shipped: PaperModel, row_dir: Path, limit: int | 
     return {**row, "metrics": metrics}
 
 
-def _ensemble_row(paper: Paper, ens: PaperEnsemble, states: dict[str, RunState | None], run_rows: dict[str, dict[str, Any]],
-                  row_dir: Path, limit: int | None, say: Say) -> dict[str, Any]:
+def _ensemble_row(paper: Paper, ens: PaperEnsemble, states: dict[str, RunState | None],
+                  run_rows: dict[str, dict[str, Any]], row_dir: Path, limit: int | None, say: Say) -> dict[str, Any]:
     """An ensemble of the paper's runs (``states``, their rows ``run_rows``) and of shipped models
     (members not among the runs). Without the members' run folders, the row recorded in ``row_dir``
     is kept only if it was measured with the weights the members' rows record now."""
@@ -180,9 +181,10 @@ def _ensemble_row(paper: Paper, ens: PaperEnsemble, states: dict[str, RunState |
 
 
 def paper_report(
-    paper: str, *, runs_dir: str | os.PathLike[str] = "runs/papers", reports_dir: str | os.PathLike[str] = "reports/papers",
-    train: bool = True, recipe: str = "auto", only: Sequence[str] | None = None, pretrained: dict[str, str] | None = None,
-    overrides: Sequence[str] = (), limit: int | None = None, say: Say = log.info,
+    paper: str, *, runs_dir: str | os.PathLike[str] = "runs/papers",
+    reports_dir: str | os.PathLike[str] = "reports/papers", train: bool = True, recipe: str = "auto",
+    only: Sequence[str] | None = None, pretrained: dict[str, str] | None = None, overrides: Sequence[str] = (),
+    limit: int | None = None, say: Say = log.info,
 ) -> Path:
     """Train (or reuse, or resume) the runs of ``paper``, evaluate every row and write its table.
 
@@ -208,11 +210,13 @@ def paper_report(
     for run in p.runs:
         rec = choose_recipe(run, recipe, pretrained.get(run.key))
         chosen = not only or run.key in only
-        ov = list(overrides) if chosen and (only or overrides) else _recorded_overrides(out / paper / run.key, run.config, rec)
+        ov = (list(overrides) if chosen and (only or overrides)
+              else _recorded_overrides(out / paper / run.key, run.config, rec))
         cfg = recipe_config(p, run, rec, runs_dir, pretrained=pretrained.get(run.key), overrides=ov)
         wanted = train and chosen
         if wanted:
-            say(f"ferkit: {paper} {run.key}: {rec} recipe, config {run.config}" + (f", overrides {' '.join(ov)}" if ov else ""))
+            say(f"ferkit: {paper} {run.key}: {rec} recipe, config {run.config}"
+                + (f", overrides {' '.join(ov)}" if ov else ""))
         states[run.key] = train_run(cfg, runs_dir, train=wanted)
         rows.append(_run_row(p, run.key, states[run.key], rec, out / paper / run.key, limit, ov, say))
     for shipped in p.shipped:
@@ -246,7 +250,8 @@ def papers_index(reports_dir: str | os.PathLike[str], link_to: str = "") -> str:
     for key, paper in PAPERS.items():
         path = Path(reports_dir) / f"{key}.json"
         if not path.is_file():
-            lines.append(f"| [{key}]({link_to}{key}.md) | {paper.title} | — | — | — | no table yet: `ferkit papers run {key}` | — |")
+            lines.append(f"| [{key}]({link_to}{key}.md) | {paper.title} | — | — | — "
+                         f"| no table yet: `ferkit papers run {key}` | — |")
             continue
         doc = json.loads(path.read_text(encoding="utf-8"))
         ev = doc["evals"][0]
@@ -257,9 +262,11 @@ def papers_index(reports_dir: str | os.PathLike[str], link_to: str = "") -> str:
             acc = "—" if m is None else _pct(m["accuracy"])
             auc = "—" if m is None or m["mean_auc"] is None else f"{m['mean_auc']:.3f}"
             status = "" if row["status"] == "complete" else f" ({row['status']})"
-            lines.append(f"| [{key}]({link_to}{key}.md) | {row['label']} | {ev['title']} | {acc} | {auc} | {how}{status} | "
-                         f"{pub}{'' if pub == '—' else ' (' + doc['published_on'] + ')'} |")
-    return "\n".join(lines) + f"\n\nEach figure is read from the row's `metrics.json` in `{link_to}<paper>/<row>/`.\n"
+            lines.append(f"| [{key}]({link_to}{key}.md) | {row['label']} | {ev['title']} | {acc} | {auc} "
+                         f"| {how}{status} | {pub}{'' if pub == '—' else ' (' + doc['published_on'] + ')'} |")
+    return "\n".join(lines) + (f"\n\nEach figure is read from the row's `metrics.json` in `{link_to}<paper>/<row>/`; "
+                               "the rows' plots (training curves, confusion matrices, ROC curves) are drawn from "
+                               "those files by `ferkit papers figures`.\n")
 
 
 def _pct(x: float | None) -> str:
@@ -284,17 +291,20 @@ def _training(row: dict[str, Any]) -> tuple[str, str]:
     if not run:
         return row["recipe"], "—"
     epochs = f"{run['epochs_done']}" + ("" if row["status"] == "complete" else f" of {run['epochs_planned']}")
-    return f"{row['recipe']}, {epochs} epoch{'s' * (run['epochs_planned'] != 1)}", "—" if run["s_per_epoch"] is None else f"{run['s_per_epoch']:.0f}"
+    return (f"{row['recipe']}, {epochs} epoch{'s' * (run['epochs_planned'] != 1)}",
+            "—" if run["s_per_epoch"] is None else f"{run['s_per_epoch']:.0f}")
 
 
 def paper_markdown(doc: dict[str, Any]) -> str:
     """The table of a ``ferkit-paper/1`` document (``reports/papers/<paper>.json``)."""
-    lines = [f"# {doc['paper']}: {doc['title']}", "", f"**The paper:** {doc['claim']}", "", f"**Here:** {doc['here']}", ""]
+    lines = [f"# {doc['paper']}: {doc['title']}", "", f"**The paper:** {doc['claim']}", "",
+             f"**Here:** {doc['here']}", ""]
     rows = doc["rows"]
     for ev in doc["evals"]:
         lines += [f"## {ev['title']} (`{ev['data']}`, {ev['format']}, split {ev['split']})", "",
-                  (f"| model | training | s/epoch | accuracy % | weighted precision % | weighted recall % | weighted F1 % "
-                  f"| macro-F1 % | mean AUC | published accuracy % ({doc['published_on']}) | published mean AUC |"),
+                  (f"| model | training | s/epoch | accuracy % | weighted precision % | weighted recall % "
+                   f"| weighted F1 % | macro-F1 % | mean AUC | published accuracy % ({doc['published_on']}) "
+                   "| published mean AUC |"),
                   "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for row in rows:
             how, spe = _training(row)
@@ -332,8 +342,8 @@ def paper_markdown(doc: dict[str, Any]) -> str:
                          + ("; figures as recorded in the row's folder (the run folder is not on this machine)"
                             if row.get("recorded") else "")
                          + ("" if row["status"] == "complete" else
-                            f"; stopped after {run['epochs_done']} of {run['epochs_planned']} epochs (`ferkit papers run "
-                            f"{doc['paper']} --runs {row['key']}` resumes it)")
+                            f"; stopped after {run['epochs_done']} of {run['epochs_planned']} epochs "
+                            f"(`ferkit papers run {doc['paper']} --runs {row['key']}` resumes it)")
                          + f" ([training curves]({where}/curves.png), [confusion matrix]"
                            f"({where}/{doc['evals'][0]['key']}/confusion_matrix.png))")
         elif row["kind"] == "shipped":
@@ -344,14 +354,42 @@ def paper_markdown(doc: dict[str, Any]) -> str:
             stats = (row["metrics"].get(doc["evals"][0]["key"]) or {}).get("region_landmarks")
             notes.append(f"- {row['label']}: {row['method']} over {', '.join(row['members'])}"
                          + (f"; dlib found the face on the upscaled crop for {stats['faces'] - stats['fallback']} of "
-                            f"{stats['faces']} faces of the {doc['evals'][0]['title']}, the rest used the whole crop" if stats else ""))
+                            f"{stats['faces']} faces of the {doc['evals'][0]['title']}, the rest used the whole crop"
+                            if stats else ""))
         elif row["status"] != "complete" and row["kind"] == "run":
             notes.append(f"- {row['label']}: not trained yet (`ferkit papers run {doc['paper']} --runs {row['key']}`)")
     limit = next((r["eval_key"]["limit"] for r in rows if r.get("eval_key")), None)
     lines += [("Recipes: scratch48 = the paper's config at 48 px grey, every layer trained from scratch (no ImageNet "
-              "weights here); imagenet = the paper's config exactly, from ImageNet weights. Each accuracy links to "
-              "its report (confusion matrix, ROC curves, per-class figures); training curves are in each row's folder."),
+               "weights here); imagenet = the paper's config exactly, from ImageNet weights. Each accuracy links to "
+               "its report (confusion matrix, ROC curves, per-class figures); training curves are in each row's "
+               "folder."),
               "", *notes, "",
-              f"Evaluated on {doc['evaluated_on']}" + (f"; stratified subsets of {limit} images (--limit)" if limit else "")
-              + ".", f"Command: `{doc['command']}`", ""]
+              f"Evaluated on {doc['evaluated_on']}"
+              + (f"; stratified subsets of {limit} images (--limit)" if limit else "") + ".",
+              f"Command: `{doc['command']}`", ""]
     return "\n".join(lines)
+
+
+def paper_figures(paper: str | None = None, *, reports_dir: str | os.PathLike[str] = "reports/papers",
+                  say: Say | None = None) -> list[Path]:
+    """Every figure of the recorded rows of ``paper`` (all papers when None), drawn again from the tracked
+    files alone: training curves from each row's ``metrics.csv``, and the confusion matrix, ROC curves,
+    reliability diagram and prediction grid of each evaluation from its ``metrics.json`` (the grid where
+    the data set is at hand). The figures are not in the repository; this is what makes them."""
+    from ferkit.evaluate import draw_figures
+    from ferkit.train import read_epoch_metrics
+    from ferkit.viz import plot_training_curves
+
+    root = Path(reports_dir)
+    folders = [root / get_paper(paper).key] if paper else sorted(p for p in root.iterdir() if p.is_dir())
+    out: list[Path] = []
+    for folder in folders:
+        for csv_path in sorted(folder.rglob("metrics.csv")):
+            rows = read_epoch_metrics(csv_path)
+            if rows:
+                out.append(plot_training_curves(rows, csv_path.with_name("curves.png"), title=csv_path.parent.name))
+        for metrics in sorted(folder.rglob("metrics.json")):
+            out += draw_figures(metrics.parent)
+        if say:
+            say(f"ferkit: drew the figures of {folder}")
+    return out

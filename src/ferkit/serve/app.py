@@ -20,6 +20,7 @@ from ferkit.serve.errors import InputError
 from ferkit.serve.metrics import Metrics
 from ferkit.serve.routers import meta, predict, stream
 from ferkit.serve.security import Guard, allowed_hosts_for
+from ferkit.serve.server import BodyLimits
 from ferkit.serve.settings import Settings, get_settings
 
 __all__ = ["create_app", "create_app_from_env"]
@@ -86,7 +87,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(ClientDisconnect)
     async def _gone(request: Request, exc: ClientDisconnect) -> Response:
         # the client closed its connection before its upload was complete: nobody to answer, one line
-        log.info("%s %s: the client disconnected before its request body was complete", request.method, request.url.path)
+        log.info("%s %s: the client disconnected before its request body was complete", request.method,
+                 request.url.path)
         return Response(status_code=400)
 
     @app.exception_handler(ClientGone)
@@ -106,6 +108,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(meta.router)
     app.mount("/static", StaticFiles(directory=meta.STATIC_DIR), name="static")
     token = settings.token.get_secret_value() if settings.token else None
+    # innermost: its 408/503 are raised in the route's reads and answered by the handlers above
+    app.add_middleware(BodyLimits, timeout_s=settings.body_timeout_s, min_rate=settings.min_body_rate_kb_s * 1e3,
+                       budget=settings.body_budget_bytes)
     app.add_middleware(Guard, allowed_hosts=allowed_hosts_for(settings.host, settings.extra_hosts), token=token)
     app.middleware("http")(metrics.middleware)  # outermost: requests the Guard refuses are counted too
     return app

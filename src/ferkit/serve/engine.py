@@ -21,9 +21,11 @@ from typing import Any
 
 import numpy as np
 
+from ferkit.images import ImageReadError
+from ferkit.infer import FaceBatch
 from ferkit.serve.batcher import MicroBatcher
 from ferkit.serve.errors import InputError
-from ferkit.serve.images import decode_image
+from ferkit.serve.images import FORMATS, input_error
 from ferkit.serve.settings import Settings
 from ferkit.types import ImageResult
 
@@ -57,17 +59,10 @@ def release_free_memory() -> None:
 
 
 def build_recognizer(settings: Settings) -> Any:
-    """The Recognizer for ``settings``; options left unset (None) keep the Recognizer's defaults."""
+    """The Recognizer for ``settings`` (their ``RecognizerOptions``, as ``ferkit predict`` builds it)."""
     from ferkit.infer import Recognizer
 
-    kwargs: dict[str, Any] = {"device": settings.device, "detect_max_pixels": int(settings.max_detect_megapixels * 1e6)}
-    if settings.detector is not None:
-        kwargs["detector"] = settings.detector
-    if settings.min_size is not None:
-        kwargs["min_size"] = settings.min_size
-    if settings.backend is not None:
-        kwargs["backend"] = settings.backend
-    return Recognizer(settings.model, **kwargs)
+    return Recognizer.from_options(settings.recognizer_options())
 
 
 @dataclass
@@ -101,9 +96,9 @@ class Engine:
 
     @contextmanager
     def admit(self) -> Iterator[None]:
-        """Hold one of the ``max_pending`` places for an image while it is read and processed;
-        InputError 503 (``Retry-After: 1``) when every place is taken. Entered before the upload is
-        read, so at most ``max_pending`` uploads are held in memory."""
+        """Hold one of the ``max_pending`` places for an image while it is processed; InputError 503
+        (``Retry-After: 1``) when every place is taken. Entered once the upload's body is complete (a slow
+        sender holds no place; the bodies being received share a byte budget, ``serve.server.BodyLimits``)."""
         limit = self.settings.max_pending
         if self.in_flight >= limit:
             self.refused += 1
@@ -126,15 +121,13 @@ class Engine:
         """Run CPU work (decoding, detection, drawing, encoding) on the detection thread."""
         return await asyncio.get_running_loop().run_in_executor(self._detect_pool, fn, *args)
 
-    def _prepare(self, data: bytes) -> tuple[np.ndarray, tuple[int, int], Any, Any, list[np.ndarray], float, float]:
-        t0 = time.perf_counter()
-        # a JPEG larger than the detector's working copy is decoded at 1/2-1/8 size (memory bound)
-        rgb, size = decode_image(data, max_pixels=self.settings.max_pixels, reduce_to=self.recognizer.detect_max_pixels)
-        t1 = time.perf_counter()
-        rec = self.recognizer
-        faces, points = rec.detect(rgb)
-        crops = rec.crop(rgb, faces, points)
-        return rgb, size, faces, points, crops, (t1 - t0) * 1e3, (time.perf_counter() - t1) * 1e3
+    def _prepare(self, data: bytes, path: str | None) -> FaceBatch:
+        """``Recognizer.prepare`` of the upload (a JPEG larger than the detector's working copy is
+        decoded at 1/2-1/8 size), with the server's formats and statuses."""
+        try:
+            return self.recognizer.prepare(data, path, keep_image=True, formats=FORMATS)
+        except ImageReadError as e:
+            raise input_error(e) from None
 
     async def _watched(self, fn: Any, *args: Any, gone: Callable[[], Awaitable[bool]] | None) -> Any:
         """``run_cpu(fn, *args)`` within ``request_budget_s``, polling ``gone()`` (the client left?)
@@ -181,23 +174,21 @@ class Engine:
         budget runs out, ClientGone when ``gone()`` (polled while waiting) says the client left."""
         t0 = time.perf_counter()
         try:
-            rgb, (w, h), faces, points, crops, decode_ms, detect_ms = await self._watched(self._prepare, data, gone=gone)
+            batch = await self._watched(self._prepare, data, path, gone=gone)
         finally:
             if len(data) >= TRIM_AFTER_BYTES:  # give the freed decode buffers back to the system
                 self._detect_pool.submit(release_free_memory)
-        timing: dict[str, float | int] = {"decode_ms": decode_ms, "detect_ms": detect_ms}
-        if crops:
-            c = await self.batcher.classify(crops)
-            probs = c.probs
+        timing: dict[str, float | int] = dict(batch.timing)
+        if batch.crops:
+            c = await self.batcher.classify(batch.crops)
+            batch.probabilities = c.probs
             timing.update(queue_ms=c.wait_ms, classify_ms=c.run_ms, batch_faces=c.batch_faces)
         else:
-            probs = np.zeros((0, len(self.classes)))
+            batch.probabilities = np.zeros((0, len(self.classes)))
             timing.update(queue_ms=0.0, classify_ms=0.0, batch_faces=0)
         timing["total_ms"] = (time.perf_counter() - t0) * 1e3
         timing = {k: (round(v, 2) if isinstance(v, float) else v) for k, v in timing.items()}
-        scale = w / rgb.shape[1]
-        result = ImageResult(path, self.recognizer.results(faces, points, probs, scale=scale), w, h)
-        return Prediction(result, timing, rgb if keep_image else None, scale)
+        return Prediction(batch.result(self.classes), timing, batch.image if keep_image else None, batch.scale)
 
     def annotated_jpeg(self, prediction: Prediction, quality: int = 90) -> bytes:
         """The decoded image with boxes, labels and probability bars (``ferkit.viz.annotate``), as JPEG."""

@@ -6,11 +6,13 @@ is refused before any memory is spent on it. Here: the formats accepted, and the
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ferkit.serve.errors import InputError
 
-__all__ = ["FORMATS", "STATUS", "decode_image"]
+__all__ = ["FORMATS", "STATUS", "decode_image", "input_error"]
 
 #: Pillow formats accepted from clients -> the name shown; anything else (EPS, which Pillow hands to
 #: Ghostscript, PSD, ICO, the many rarely used formats) is refused with 415 before decoding
@@ -36,5 +38,10 @@ def decode_image(data: bytes, *, max_pixels: int, reduce_to: int | None = None) 
     try:
         return decode(data, max_pixels=max_pixels, reduce_to=reduce_to, formats=FORMATS)
     except ImageReadError as e:
-        detail = e.detail.replace("(--max-megapixels)", "(ferkit serve --max-megapixels)")
-        raise InputError(STATUS.get(e.reason, 422), detail) from None
+        raise input_error(e) from None
+
+
+def input_error(e: Any) -> InputError:
+    """The HTTP error (:data:`STATUS`) for an ``ferkit.images.ImageReadError`` of an upload."""
+    detail = e.detail.replace("(--max-megapixels)", "(ferkit serve --max-megapixels)")
+    return InputError(STATUS.get(e.reason, 422), detail)

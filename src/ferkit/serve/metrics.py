@@ -21,7 +21,10 @@ scrape time would only see the answering worker.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
@@ -31,6 +34,8 @@ from starlette.responses import Response
 
 #: prometheus_client's multiprocess directory (set by ``ferkit serve`` when it starts several workers)
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+#: the multiprocess folders ``ferkit serve`` makes: ``<prefix><server pid>-<random>`` in the temporary folder
+DIR_PREFIX = "ferkit-serve-metrics-"
 #: latency buckets (seconds): a face photo takes 0.05-1 s on a CPU
 BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -92,3 +97,27 @@ class Metrics:
 
 def _read(engine: Any, read: Any) -> float:
     return float(read(engine)) if engine is not None else 0.0
+
+
+def remove_stale_dirs() -> None:
+    """Remove the multiprocess folders of this user's servers that are gone (a server killed with
+    ``kill -9`` cannot remove its own); ``ferkit serve`` calls it as it starts."""
+    for old in Path(tempfile.gettempdir()).glob(DIR_PREFIX + "*"):
+        pid = old.name[len(DIR_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and old.stat().st_uid == os.getuid() and not _alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def make_multiproc_dir() -> str:
+    """A new multiprocess folder for this server (its pid in the name)."""
+    return tempfile.mkdtemp(prefix=f"{DIR_PREFIX}{os.getpid()}-")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True

@@ -30,13 +30,16 @@ class Face(BaseModel):
         "detection_score": 2.1}})
 
     box: Annotated[list[int], Field(min_length=4, max_length=4,
-                                    description="[x, y, w, h] integer pixels of the (EXIF-rotated) image, clipped to it")]
+                                    description="[x, y, w, h] integer pixels of the (EXIF-rotated) image, "
+                                                "clipped to it")]
     emotion: str = Field(description="the most probable class")
     confidence: float = Field(ge=0, le=1, description="its probability")
-    probabilities: dict[str, float] = Field(description="every class of the model -> probability (sums to 1), in the model's order")
+    probabilities: dict[str, float] = Field(
+        description="every class of the model -> probability (sums to 1), in the model's order")
     track_id: int | None = Field(None, description="track id across video frames (never set by this service)")
     detection_score: float | None = Field(None, description="the face detector's score (scale depends on the detector)")
-    landmarks: list[list[float]] | None = Field(None, description="(x, y) landmark points, when the recognizer computes them")
+    landmarks: list[list[float]] | None = Field(None,
+                                                description="(x, y) landmark points, when the recognizer computes them")
 
 
 class Timing(BaseModel):

@@ -3,8 +3,9 @@
 - **Host allow-list**: the ``Host`` header must name this server (loopback names by default, or
   ``--allowed-hosts``), so a page of another site that rebinds its DNS name to 127.0.0.1 is refused.
 - **Origin check**: a browser sends ``Origin`` with cross-site requests; a state-changing request
-  (anything but GET/HEAD/OPTIONS) or a WebSocket whose Origin is not this server is refused, so a
-  web page open in the user's browser cannot post images to a server on their machine.
+  (anything but GET/HEAD/OPTIONS) or a WebSocket whose Origin is not this server (same scheme, host
+  and port, default ports filled in) is refused, so a web page open in the user's browser cannot
+  post images to a server on their machine.
 - **Bearer token** (``--token`` / ``FERKIT_SERVE_TOKEN``, optional): required on everything but
   ``/health`` and the page's own files, as ``Authorization: Bearer <token>`` or, for the
   WebSocket (browsers cannot set headers there), the subprotocol ``bearer.<token>``.
@@ -23,6 +24,8 @@ from urllib.parse import urlparse
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 
+from ferkit.errors import shorten
+
 __all__ = ["LOOPBACK_NAMES", "PUBLIC_PATHS", "TOKEN_PATTERN", "Guard", "allowed_hosts_for"]
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
@@ -32,6 +35,8 @@ PUBLIC_PREFIXES = ("/static/",)
 #: a token travels in a header and a WebSocket subprotocol: URL-safe characters, 16 or more
 TOKEN_PATTERN = re.compile(r"[A-Za-z0-9._~-]{16,}")
 _SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_WEB_SCHEMES = {"ws": "http", "wss": "https"}  # a WebSocket's scope scheme -> its page's
 
 
 def allowed_hosts_for(bind: str, extra: Iterable[str] = ()) -> list[str]:
@@ -67,7 +72,8 @@ class Guard:
         if problem is None:
             await self.app(scope, receive, send)
         elif scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 1008, "reason": problem[1][:120]})
+            # the protocol allows 123 bytes
+            await send({"type": "websocket.close", "code": 1008, "reason": shorten(problem[1], 120)})
         else:
             status, detail = problem
             headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
@@ -82,13 +88,31 @@ class Guard:
                          "ferkit serve --allowed-hosts)")
         origin = headers.get("origin")
         writes = scope["type"] == "websocket" or scope.get("method") not in _SAFE_METHODS
-        if writes and origin is not None and (origin == "null" or urlparse(origin).netloc.lower() != host.lower()):
-            return 403, f"cross-origin request refused: Origin {origin!r} is not this server ({host})"
+        scheme = _WEB_SCHEMES.get(scope.get("scheme", "http"), scope.get("scheme", "http"))
+        if writes and origin is not None and not same_origin(origin, scheme, host):
+            return 403, f"cross-origin request refused: Origin {origin!r} is not this server ({scheme}://{host})"
         path = scope.get("path", "")
         guarded = self.token and path not in PUBLIC_PATHS and not path.startswith(PUBLIC_PREFIXES)
         if guarded and not any(hmac.compare_digest(t, self.token) for t in _offered_tokens(scope, headers)):
             return 401, "missing or wrong token: send 'Authorization: Bearer <token>' (ferkit serve --token)"
         return None
+
+
+def _origin(scheme: str, netloc: str) -> tuple[str, str, int | None] | None:
+    """``(scheme, host, port)`` of ``scheme://netloc``, the default port filled in; None when malformed."""
+    try:
+        url = urlparse(f"{scheme}://{netloc}")
+        return scheme, url.hostname or "", url.port or _DEFAULT_PORTS.get(scheme)
+    except ValueError:  # a port out of range or not a number
+        return None
+
+
+def same_origin(origin: str, scheme: str, host: str) -> bool:
+    """Whether a browser's ``Origin`` header names this server, reached as ``scheme://host`` (the
+    ``Host`` header): scheme, host and port all equal. ``null`` (a sandboxed or file page) never is."""
+    url = urlparse(origin)
+    mine = _origin(scheme.lower(), host)
+    return origin != "null" and mine is not None and _origin(url.scheme.lower(), url.netloc) == mine
 
 
 def _offered_tokens(scope: dict, headers: Headers) -> list[bytes]:

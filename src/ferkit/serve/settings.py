@@ -4,13 +4,15 @@ and overridden by explicit values (``ferkit serve`` passes its options). Routes 
 from __future__ import annotations
 
 import os
+from dataclasses import fields
 from functools import lru_cache
-from typing import Literal
+from typing import Any, get_type_hints
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, create_model, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ferkit.images import MAX_MEGAPIXELS
+from ferkit.errors import FerkitError
+from ferkit.infer import RecognizerOptions
 
 __all__ = ["ENV_PREFIX", "Settings", "get_settings", "usable_cores"]
 
@@ -23,38 +25,64 @@ def usable_cores() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
-class Settings(BaseSettings):
+#: RecognizerOptions fields the server does not take: it batches faces across requests (max_batch)
+NOT_SERVER_OPTIONS = ("batch_size",)
+
+
+def _recognizer_fields() -> dict[str, Any]:
+    """A pydantic field per ``ferkit.infer.RecognizerOptions`` field: the server's model and face
+    settings are those of ``ferkit predict``, with the same names, units, defaults and checks."""
+    hints = get_type_hints(RecognizerOptions)
+    return {f.name: (hints[f.name], Field(f.default, description=f.metadata["help"]))
+            for f in fields(RecognizerOptions) if f.name not in NOT_SERVER_OPTIONS}
+
+
+#: the model and face part of :class:`Settings`, generated from ``RecognizerOptions``
+RecognizerSettings = create_model("RecognizerSettings", __base__=BaseSettings, **_recognizer_fields())
+
+
+class Settings(RecognizerSettings):  # type: ignore[misc, valid-type]
     """Everything ``ferkit serve`` can be told; each field is also ``FERKIT_SERVE_<NAME>`` in the environment."""
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
 
     host: str = Field("127.0.0.1", description="address to bind; loopback unless asked otherwise")
     port: int = Field(8000, ge=0, le=65535)
-    model: str = Field("default", description="shipped model name or saved model path")
-    detector: str | None = Field(None, description="face detector name (None: the Recognizer's default, dlib-hog+blazeface)")
-    backend: Literal["torch", "onnx"] | None = Field(None, description="inference backend (None: the Recognizer's default)")
-    device: str = Field("cpu", description="torch device for the classifier")
-    min_size: int | None = Field(None, ge=1, description="smallest face side in pixels (None: the detector's default)")
     workers: int = Field(default_factory=lambda: usable_cores(), ge=1,
                          description="uvicorn worker processes, each with its own model (default: one per usable core)")
     max_upload_mb: float = Field(10.0, gt=0, description="largest accepted upload (image bytes), in MB (10**6 bytes)")
-    max_megapixels: float = Field(MAX_MEGAPIXELS, gt=0, description="largest image decoded (a large JPEG counts at the "
-                                   "reduced size it is decoded at), from its header, before decoding; as ferkit predict")
-    max_detect_megapixels: float = Field(2.0, gt=0, description="faces are detected on a copy of the image scaled "
-                                         "down to this many megapixels (boxes mapped back, crops from the full image)")
     max_batch: int = Field(32, ge=1, description="most faces classified together across concurrent requests")
     batch_wait_ms: float = Field(0.0, ge=0, le=1000, description="how long a batch waits for more faces (0: it takes "
                                  "only what queued up while the classifier was busy, adding no latency)")
 
-    max_pending: int = Field(16, ge=1, description="images accepted at once (requests and WebSocket frames being read, "
-                             "detected or classified); beyond, 503 with Retry-After, before the upload is read")
+    max_pending: int = Field(16, ge=1, description="images accepted at once (complete uploads and WebSocket frames "
+                             "being detected or classified); beyond, 503 with Retry-After; uploads being received "
+                             "hold at most max_pending x max_upload_mb bytes")
     request_budget_s: float = Field(30.0, gt=0, le=3600, description="seconds an image may wait for and use the "
                                     "detector; beyond, 503 and its work is dropped")
     head_timeout_s: float = Field(10.0, gt=0, le=600, description="seconds a connection may take to send a request's "
                                   "line and headers (slow or half-sent heads are closed)")
+    body_timeout_s: float = Field(60.0, gt=0, le=3600, description="seconds a request's body may take after its head; "
+                                  "a slower (or stalled) upload is answered 408 and its connection closed")
+    min_body_rate_kb_s: float = Field(10.0, ge=0, description="slowest average upload rate in KB/s (10**3 bytes), "
+                                      "checked after the first 5 s of a body; slower uploads get 408 "
+                                      "(0: no rate check)")
     allowed_hosts: str | None = Field(None, description="extra Host names the server answers to, comma-separated "
                                       "('*': any); loopback names and the bound address always")
     token: SecretStr | None = Field(None, description="bearer token required on everything but /health and the page")
+
+    @model_validator(mode="after")
+    def _recognizer_options(self) -> Settings:
+        self.recognizer_options()  # RecognizerOptions' own checks: one line naming the field
+        return self
+
+    def recognizer_options(self) -> RecognizerOptions:
+        """The server's ``ferkit.infer.RecognizerOptions`` (batch_size: the Recognizer's default)."""
+        try:
+            return RecognizerOptions(**{f.name: getattr(self, f.name) for f in fields(RecognizerOptions)
+                                        if f.name not in NOT_SERVER_OPTIONS})
+        except FerkitError as e:
+            raise ValueError(str(e)) from None
 
     @field_validator("token")
     @classmethod
@@ -73,6 +101,11 @@ class Settings(BaseSettings):
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1_000_000)
+
+    @property
+    def body_budget_bytes(self) -> int:
+        """Bytes of request bodies being received at once (per worker): ``max_pending`` full uploads."""
+        return self.max_pending * self.max_upload_bytes
 
     @property
     def max_pixels(self) -> int:

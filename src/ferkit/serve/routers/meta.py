@@ -18,16 +18,19 @@ STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
 router = APIRouter()
 
 
-@router.get("/health", response_model=HealthResponse, tags=["meta"], summary="Liveness, with load and batching counters")
+@router.get("/health", response_model=HealthResponse, tags=["meta"],
+            summary="Liveness, with load and batching counters")
 async def health(settings: SettingsDep, engine: EngineDep) -> dict:
     load = {"in_flight": engine.in_flight, "max_pending": settings.max_pending,
             "saturated": engine.in_flight >= settings.max_pending, "waiting": engine.waiting, "refused": engine.refused,
             "abandoned": engine.abandoned}
     return {"status": "ok", "version": __version__, "model": settings.model,
-            "uptime_s": round(time.time() - engine.started, 1), "load": load, "batching": engine.batcher.stats.as_dict()}
+            "uptime_s": round(time.time() - engine.started, 1), "load": load,
+            "batching": engine.batcher.stats.as_dict()}
 
 
-@router.get("/v1/models", response_model=ModelsResponse, tags=["meta"], summary="The loaded model and the others available")
+@router.get("/v1/models", response_model=ModelsResponse, tags=["meta"],
+            summary="The loaded model and the others available")
 async def models(settings: SettingsDep, engine: EngineDep) -> dict:
     from ferkit.models import list_models, shipped_models
 

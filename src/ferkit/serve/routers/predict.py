@@ -33,7 +33,8 @@ _IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp", "image/bmp", "image/gif
 _REQUEST_BODY = {
     "required": True,
     "description": "The image: a multipart upload in the field `file`, or the raw bytes with an image Content-Type. "
-                   "Any format Pillow reads; at most --max-upload-mb (10 MB by default) and --max-megapixels.",
+                   "JPEG, PNG, WebP, BMP, TIFF or GIF (told from the first bytes; others get 415); "
+                   "at most --max-upload-mb (10 MB by default) and --max-megapixels.",
     "content": {
         "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {"file": _BINARY}}},
         **{t: {"schema": _BINARY} for t in _IMAGE_TYPES},
@@ -41,10 +42,15 @@ _REQUEST_BODY = {
 }
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "Empty body or file, malformed multipart, no `file` field"},
-    413: {"model": ErrorResponse, "description": "Upload over the size limit, or an image whose header claims too many pixels"},
+    413: {"model": ErrorResponse,
+          "description": "Upload over the size limit, or an image whose header claims too many pixels"},
     415: {"model": ErrorResponse, "description": "Content-Type is neither multipart/form-data nor image/*"},
-    422: {"model": ErrorResponse, "description": "Not an image, a truncated or corrupt image, or an invalid query parameter"},
-    503: {"model": ErrorResponse, "description": "Busy: --max-pending images in progress; retry after `Retry-After` seconds"},
+    422: {"model": ErrorResponse,
+          "description": "Not an image, a truncated or corrupt image, or an invalid query parameter"},
+    408: {"model": ErrorResponse, "description": "The body was not complete within --body-timeout-s, or came slower "
+                                                "than --min-body-rate-kb-s; the connection is closed"},
+    503: {"model": ErrorResponse, "description": "Busy: --max-pending images in progress, or too many bytes of uploads "
+                                                "being received; retry after `Retry-After` seconds"},
 }
 
 
@@ -155,13 +161,16 @@ async def predict(
 ) -> Any:
     """Every face in the image with its box `[x, y, w, h]`, emotion, confidence and class probabilities
     (the face keys of `ferkit predict --format json`), the image size, the model and timing."""
-    with engine.admit():  # 503 before reading the upload when the server is full
-        data, name = await image_from_request(request, settings)
+    # read first (within --body-timeout-s, see ferkit.serve.server.BodyLimits): a place is taken
+    # only by a complete upload, so slow senders cannot hold them; 503 here when the server is full
+    data, name = await image_from_request(request, settings)
+    with engine.admit():
         pred = await engine.predict(data, path=name, keep_image=annotate, gone=request.is_disconnected)
         if annotate:
             request.app.state.metrics.faces.inc(len(pred.result.faces))
             jpeg = await engine.run_cpu(engine.annotated_jpeg, pred)
             return Response(jpeg, media_type="image/jpeg",
-                            headers={"X-Faces": str(len(pred.result.faces)), "X-Total-Ms": str(pred.timing["total_ms"])})
+                            headers={"X-Faces": str(len(pred.result.faces)),
+                                     "X-Total-Ms": str(pred.timing["total_ms"])})
     request.app.state.metrics.faces.inc(len(pred.result.faces))
     return {**pred.result.to_dict(), "model": settings.model, "timing": pred.timing}
