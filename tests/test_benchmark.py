@@ -23,7 +23,8 @@ LIMIT, UNCROPPED = 30, 12
 def table_rows(text: str) -> list[dict[str, str]]:
     """The rows of the markdown table between the markers, as dicts keyed by the header."""
     block = text.split(MARKER_START, 1)[1].split(MARKER_END, 1)[0]
-    lines = [line for line in block.splitlines() if line.startswith("|")]
+    first = block[block.index("\n|"):].split("\n\n", 1)[0]  # the first table (the recall table follows)
+    lines = [line for line in first.splitlines() if line.startswith("|")]
     header = [c.strip() for c in lines[0].strip("|").split("|")]
     return [dict(zip(header, (c.strip() for c in line.strip("|").split("|")))) for line in lines[2:]]
 
@@ -51,7 +52,8 @@ def test_results_table_has_every_model_on_every_data_set(results):
     assert f"`ferkit benchmark --data {extra}" in text and f"--limit {LIMIT}" in text   # the exact command
     rows = table_rows(text)
     ids = shipped_model_ids()
-    sets = ["FER2013 PublicTest", "FER2013 PrivateTest", "FER+ test, 8 classes", "FER+ test, 7 classes",
+    sets = ["FER2013 PublicTest", "FER2013 PrivateTest", "FER+ Valid, 7 classes", "FER+ test, 8 classes",
+            "FER+ test, 7 classes",
             "FER2013 PublicTest subset, original crops", f"same faces in photos, {DEFAULT_DETECTOR}", "photos",
             f"photos, {DEFAULT_DETECTOR}"]
     assert [(r["model"].split(" ")[0], r["data set"]) for r in rows] == [(m, s) for m in ids for s in sets]
@@ -69,6 +71,9 @@ def test_results_table_has_every_model_on_every_data_set(results):
     notes = dict(re.findall(r"^(\d+)\. (.*)$", text, re.MULTILINE))
     photo_row = next(r for r in rows if r["data set"] == f"same faces in photos, {DEFAULT_DETECTOR}")
     assert any("no face found in" in notes[k.strip()] for k in photo_row["notes"].split(","))
+    # each model's recall per class on the FER+ test split, from the same evaluation as its row
+    recalls = re.search(r"Recall per class on FER\+ test, 7 classes \(%\):\n\n(\|.*\n)+", text)
+    assert recalls and len(recalls.group(0).strip().splitlines()) == 2 + 2 + len(ids), text
 
 
 def test_table_figures_are_those_of_ferkit_evaluate(results):

@@ -387,7 +387,7 @@ def test_train_queue_runs_each_config_once_and_keeps_a_run_stopped_by_its_deadli
     again = _queue(tmp_path / "q", f"quick_mobilenet_v2 trainer.max_epochs=1 {tiny}")
     assert again.returncode == 0 and "finished before" in again.stdout
 
-    stopped = _queue(tmp_path / "d", "--deadline", "60", "--set", "trainer.max_epochs=1000",
+    stopped = _queue(tmp_path / "d", "--deadline", "120", "--set", "trainer.max_epochs=1000",
                      f"quick_mobilenet_v2 {tiny}", f"quick_resnet18 {tiny}")
     assert stopped.returncode == 1 and "deadline reached" in stopped.stdout, stopped.stdout
     assert "quick_resnet18: not started (deadline)" in stopped.stdout
