@@ -60,7 +60,7 @@ def classifier_speed(recs: dict[str, Recognizer], batch: np.ndarray, repeat: int
 def stream_fps(rec: Recognizer, video: Path, frames: int) -> tuple[float, int]:
     t0 = time.perf_counter()
     n = faces = 0
-    for fr in rec.stream(video, max_frames=frames, frames=False):
+    for fr in rec.stream(video, detect_every=1, smoothing=0.0, max_frames=frames, frames=False):
         n += 1
         faces += len(fr.faces)
     return n / (time.perf_counter() - t0), faces

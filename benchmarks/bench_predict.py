@@ -71,7 +71,7 @@ def video_fps(rec: Recognizer, video: Path, label: str, stride: int = 1, write: 
         src = open_source(video)
         with src:
             vw = VideoWriter(Path(tmp) / "out.mp4", src.fps, (src.width, src.height)) if write else None
-            for fr in rec.stream(src, stride=stride, frames=write):
+            for fr in rec.stream(src, stride=stride, detect_every=1, smoothing=0.0, frames=write):
                 n += 1
                 faces += len(fr.faces) if fr.processed else 0
                 if vw is not None:

@@ -1,8 +1,8 @@
 """Ensembles: voting logic on hand-made probabilities, weights fitted on real predictions, region
 crops on a real face, save/load round trips, and ensembles used as models by the commands.
 
-Members are the two models shipped with ferkit (``vgg_fer.w15_fer2013`` and ``vgg_fer.w1_fer2013``: different widths
-and training runs), on a stratified subset of FER2013 PublicTest.
+Members are two models shipped with ferkit (``vgg_fer.w15_fer2013`` and ``vgg_fer.w2_votes``: different widths,
+targets and training runs), on a stratified subset of FER2013 PublicTest.
 """
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ from ferkit.models import load_model
 
 from _paths import FER, REPO, SAMPLES
 
-MEMBERS = ("vgg_fer.w15_fer2013", "vgg_fer.w1_fer2013")
+MEMBERS = ("vgg_fer.w15_fer2013", "vgg_fer.w2_votes")
 
 
 # ------------------------------------------------------------------ voting on hand-made probabilities
@@ -365,7 +365,7 @@ def test_region_model_trains_on_its_cut_and_votes_on_that_region_only(tmp_path, 
     assert isinstance(model, RegionNet) and model.region == "mouth"
     ev = run_evaluation(run, FER, "fer2013-folder", "PublicTest", limit=30, device="cpu", n_boot=0)
     assert ev.metrics["n_images"] == 30
-    members = load_members(["vgg_fer.w1_fer2013", run])
+    members = load_members(["vgg_fer.w15_fer2013", run])
     ens = Ensemble(members, "regions").eval()
     inp = x[:8]
     with torch.no_grad():

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import pickle
-import shutil
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -396,11 +395,9 @@ def test_save_model_checks_meta(tmp_path: Path) -> None:
 ])
 def test_crafted_model_json_is_one_line_error(tmp_path: Path, edit: dict, needle: str) -> None:
     """Each field of a hand-edited model JSON is checked before anything is built (issue 18)."""
-    from ferkit.models import WEIGHTS_DIR, shipped_models
+    from _models import plain_model
 
-    stem = shipped_models()["vgg_fer.w1_fer2013"]
-    shutil.copy(WEIGHTS_DIR / f"{stem}.safetensors", tmp_path / "m.safetensors")
-    meta = json.loads((WEIGHTS_DIR / f"{stem}.json").read_text())
+    meta = plain_model(tmp_path)
     for key, value in edit.items():
         meta[key] = {**meta[key], **value} if key == "input" else value
     (tmp_path / "m.json").write_text(json.dumps(meta))
@@ -449,11 +446,9 @@ def test_model_json_is_checked_against_the_weights_header_before_allocating(tmp_
     import subprocess
     import sys
 
-    from ferkit.models import WEIGHTS_DIR, shipped_models
+    from _models import plain_model
 
-    stem = shipped_models()["vgg_fer.w1_fer2013"]
-    shutil.copy(WEIGHTS_DIR / f"{stem}.safetensors", tmp_path / "m.safetensors")
-    meta = {**json.loads((WEIGHTS_DIR / f"{stem}.json").read_text()), **edit}
+    meta = {**plain_model(tmp_path), **edit}
     (tmp_path / "m.json").write_text(json.dumps(meta))
     r = subprocess.run([sys.executable, "-c", _REFUSE, str(tmp_path / "m")], capture_output=True, text=True,
                        timeout=300, check=False)
@@ -546,8 +541,8 @@ def test_one_meaning_per_name(tmp_path: Path) -> None:
     with pytest.raises(UnknownModelError,
                        match=r"'default' names a shipped model.*create_model\('vgg_fer.w15_fer2013'\)"):
         create_model("default")
-    with pytest.raises(UnknownModelError, match=r"'ensemble.fer2013_mix' is a shipped ensemble, not one architecture"):
-        create_model("ensemble.fer2013_mix")
+    with pytest.raises(UnknownModelError, match=r"'ensemble.votes' is a shipped ensemble, not one architecture"):
+        create_model("ensemble.votes")
     with pytest.raises(UnknownModelError, match=r"load_model\('ensemble'\)$"):
         create_model("ensemble")
     # every shipped single model's arch.tag name works with both

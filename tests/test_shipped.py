@@ -13,7 +13,15 @@ import pytest
 import torch
 
 from ferkit.errors import FerkitDeprecationWarning, WeightsError
-from ferkit.models import WEIGHTS_DIR, deprecated_names, load_model, resolve, shipped_aliases, shipped_models
+from ferkit.models import (
+    WEIGHTS_DIR,
+    deprecated_names,
+    load_model,
+    resolve,
+    retired_names,
+    shipped_aliases,
+    shipped_models,
+)
 
 from _paths import FER, FERPLUS, REPO, SAMPLES
 
@@ -58,18 +66,24 @@ def test_old_names_still_load_with_a_deprecation_warning(old):
 
 def test_cli_says_a_name_is_deprecated_in_one_line():
     """The CLI prints the warning once, as one line, and does the work; the listing shows both names."""
-    out = subprocess.run([sys.executable, "-m", "ferkit", "predict", "--model", "vgg_fer_w1",
+    out = subprocess.run([sys.executable, "-m", "ferkit", "predict", "--model", "vgg_fer_w15",
                           str(SAMPLES / "two_people.jpg"), "--format", "json"],
                          capture_output=True, text=True, timeout=300, check=False)
     assert out.returncode == 0, out.stderr
     warned = [line for line in out.stderr.splitlines() if "deprecated" in line]
-    assert warned == [("ferkit: warning: model name 'vgg_fer_w1' is deprecated and will be removed: "
-                       "use 'vgg_fer.w1_fer2013'")], out.stderr
+    assert warned == [("ferkit: warning: model name 'vgg_fer_w15' is deprecated and will be removed: "
+                       "use 'vgg_fer.w15_fer2013'")], out.stderr
     assert len(json.loads(out.stdout)[0]["faces"]) == 2
     listing = subprocess.run([sys.executable, "-m", "ferkit", "models"], capture_output=True, text=True,
                              timeout=300, check=True).stdout
-    assert re.search(r"^  vgg_fer\.w15_fer2013 +default +", listing, re.MULTILINE), listing
-    assert "vgg_fer_w1 -> vgg_fer.w1_fer2013" in listing
+    assert re.search(r"^  vgg_fer\.w2_votes +default +", listing, re.MULTILINE), listing
+    assert "vgg_fer_w15 -> vgg_fer.w15_fer2013" in listing
+
+
+@pytest.mark.parametrize("name", sorted(retired_names()))
+def test_a_retired_name_is_a_one_line_error_saying_what_replaces_it(name):
+    with pytest.raises(WeightsError, match=rf"^{re.escape(name)}: no longer shipped with ferkit \(.+\)$"):
+        load_model(name)
 
 
 def test_unknown_model_name_is_one_line_error():

@@ -332,10 +332,8 @@ def test_model_kwargs_outside_the_allow_list_are_refused(tmp_path):
         TrainConfig.from_dict({"model": {"name": "timm/resnet18", "kwargs": {"checkpoint_path": "x.pth"}}})
     with pytest.raises(ConfigError, match=r"model.kwargs.width' must be int or float"):
         TrainConfig.from_dict({"model": {"name": "vgg_fer", "kwargs": {"width": "wide"}}})
-    from ferkit.models import WEIGHTS_DIR, shipped_models
-    stem = shipped_models()["vgg_fer.w1_fer2013"]
-    shutil.copy(WEIGHTS_DIR / f"{stem}.safetensors", tmp_path / "m.safetensors")
-    meta = json.loads((WEIGHTS_DIR / f"{stem}.json").read_text())
+    from _models import plain_model
+    meta = plain_model(tmp_path)
     for kwargs, needle in (({"checkpoint_path": str(tmp_path / "x.pth")}, "model_kwargs.checkpoint_path"),
                            ({"width": 1e6}, "between 0 and 64"), ({"pretrained_cfg": {}}, "pretrained_cfg")):
         (tmp_path / "m.json").write_text(json.dumps({**meta, "model_kwargs": kwargs}))

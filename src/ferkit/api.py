@@ -50,11 +50,16 @@ class Results(list):
 
     def rows(self) -> list[dict[str, Any]]:
         """One dict per face, in the columns of ``ferkit.types.row_columns`` (``docs/rows.md``)."""
-        return [row for r in self for row in r.rows(self.classes)]
+        return [row for r in self for row in r.rows(self.classes, landmarks=self.landmarks)]
+
+    @property
+    def landmarks(self) -> bool:
+        """Whether the faces carry landmarks (``--landmarks``): then the rows have a ``landmarks`` column."""
+        return any(f.landmarks is not None for r in self for f in r.faces)
 
     def to_csv(self) -> str:
         """CSV, one row per face (``ferkit.types.row_columns``; probabilities with 6 decimals)."""
-        return csv_text(self.rows(), row_columns(self.classes))
+        return csv_text(self.rows(), row_columns(self.classes, self.landmarks))
 
     def to_pandas(self) -> Any:
         """A pandas DataFrame, one row per face (the columns of :meth:`to_csv`)."""
@@ -62,7 +67,7 @@ class Results(list):
             import pandas as pd
         except ImportError:
             raise FerkitError("Results.to_pandas needs pandas: pip install 'ferkit[batch]'") from None
-        return pd.DataFrame(self.rows(), columns=row_columns(self.classes))
+        return pd.DataFrame(self.rows(), columns=row_columns(self.classes, self.landmarks))
 
 
 def expand_inputs(inputs: str | os.PathLike[str] | Iterable[str | os.PathLike[str]], *,
@@ -115,12 +120,14 @@ def predict(
         from ferkit.infer import Recognizer, RecognizerOptions
 
         pair = model if isinstance(model, tuple) else None
+        # threads: ONNX Runtime's, a Recognizer argument rather than an option of what the job does
+        extra = {"threads": option_changes.pop("threads")} if "threads" in option_changes else {}
         changes = {**option_changes, **({"model": os.fspath(model)} if model is not None and pair is None else {})}
         try:
             options = (options or RecognizerOptions()).replace(**changes)
         except TypeError as e:
             raise FerkitError(f"predict: {e}") from None
-        recognizer = Recognizer.from_options(options, **({"model": pair} if pair else {}))
+        recognizer = Recognizer.from_options(options, **extra, **({"model": pair} if pair else {}))
 
     def failed(_item: Any, e: FerkitError) -> None:
         failures.append(str(e))
@@ -181,6 +188,7 @@ def video(
     stream: Any = None,
     *,
     on_frame: Callable[[Any], None] | None = None,
+    on_start: Callable[[int | None], None] | None = None,
     recognizer: Any = None,
 ) -> VideoSummary:
     """Emotions of every face in a video file, stream URL or camera: what ``ferkit video`` writes, into ``out``
@@ -194,6 +202,7 @@ def video(
 
     ``options``: ``ferkit.infer.RecognizerOptions`` (default: the video defaults, BlazeFace, faces of 40 px
     and more); ``stream``: ``ferkit.infer.StreamOptions``; ``on_frame(frame_result)`` for progress;
+    ``on_start(frames)`` once the source is open (its frame count, None for a live source);
     ``recognizer``: an already loaded one to use instead of ``options``. Ctrl-C (KeyboardInterrupt) stops
     early and keeps what was processed (``interrupted``)."""
     import time
@@ -214,6 +223,9 @@ def video(
         files = {k: folder / f"{stem}{s}" for k, s in
                  (("mp4", "_annotated.mp4"), ("csv", "_faces.csv"), ("json", "_faces.json"), ("plot", "_emotions.png"))}
         summary = VideoSummary(str(src.name), folder, files)
+        if on_start:
+            total = src.frame_count
+            on_start(stream.max_frames if total is None else min(total, stream.max_frames or total))
         classes = list(rec.classes)
         rows: list[dict[str, Any]] = []
         frames: list[dict[str, Any]] = []
@@ -227,14 +239,14 @@ def video(
                     if fr.processed:
                         summary.processed += 1
                         summary.faces += len(fr.faces)
-                        rows += fr.rows(classes)
+                        rows += fr.rows(classes, landmarks=rec.landmarks is not None)
                         frames.append(fr.to_dict())
                     if on_frame:
                         on_frame(fr)
             except KeyboardInterrupt:
                 summary.interrupted = True
         summary.seconds = time.perf_counter() - t0  # the frames' processing: the files below are not per frame
-        atomic_write_text(files["csv"], csv_text(rows, row_columns(classes)))
+        atomic_write_text(files["csv"], csv_text(rows, row_columns(classes, rec.landmarks is not None)))
         head = {"source": str(src.name), "fps": src.fps, "width": src.width, "height": src.height, "classes": classes,
                 "stride": stream.stride, "smoothing": stream.smoothing, "detector": rec.detector.name,
                 "detect_every": stream.detect_every}

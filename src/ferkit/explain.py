@@ -184,14 +184,13 @@ def explain_image(recognizer: Any, image: Any, target: str | int | None = None,
         k = int(target)
         if not 0 <= k < len(classes):
             raise FerkitError(f"explain: class index {target} out of range (0..{len(classes) - 1})")
-    rgb = to_rgb_array(image)
-    faces, points = recognizer.detect(rgb)
-    crops = recognizer.crop(rgb, faces, points)
-    if not crops:
+    batch = recognizer.prepare(to_rgb_array(image))
+    if not batch.crops:
         return []
-    probs = recognizer.classify(crops)
+    recognizer.classify(batch)
+    faces, points, crops = batch.faces, batch.landmarks, batch.crops
     out = []
-    for i, (face, box, crop) in enumerate(zip(recognizer.results(faces, points, probs), faces.boxes, crops)):
+    for i, (face, box, crop) in enumerate(zip(batch.face_results(recognizer.classes), faces.boxes, crops)):
         cam = grad_cam(model, recognizer.transform(crop)[None], target=k, layer=layer)
         align_pts = points[i] if recognizer.align and points is not None else None
         out.append((face, _box_map(cam, box, recognizer.margin, align_pts)))

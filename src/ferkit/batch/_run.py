@@ -119,6 +119,8 @@ def run_batch(
     options = (options or RecognizerOptions()).replace(
         **{k: os.fspath(v) if k == "model" else v for k, v in option_changes.items()})
     stream = stream or StreamOptions()
+    if stream.stride != 1 or stream.max_frames is not None:
+        raise FerkitError("run_batch: a video's frames are chosen by every= or fps=, not stream.stride or max_frames")
     if engine not in ENGINES:
         raise FerkitError(f"--engine {engine!r}: expected one of {', '.join(ENGINES)}")
     if every < 1:

@@ -32,7 +32,8 @@ __all__ = ["FORMATS", "MANIFEST", "ShardSink", "read_table"]
 
 FORMATS = ("parquet", "jsonl")
 MANIFEST = "manifest.json"
-MANIFEST_VERSION = 1
+#: 2: the settings are every RecognizerOptions field that decides the rows, and the stream's
+MANIFEST_VERSION = 2
 _PART = re.compile(r"^part-(\d{6,})\.(parquet|jsonl)$")
 #: settings that must match for a run to resume into an existing folder
 IDENTITY_KEYS = ("format", "model", "model_sha256", "detector", "classes", "settings")
@@ -85,9 +86,17 @@ class ShardSink:
                 shards = manifest["shards"]
             except (OSError, ValueError, KeyError, TypeError) as e:
                 raise FerkitError(f"{path}: not a ferkit batch manifest ({e.__class__.__name__})") from None
+            if manifest.get("ferkit_batch") != MANIFEST_VERSION:
+                raise FerkitError(f"{self.out}: holds a batch run of another ferkit (manifest format "
+                                  f"{manifest.get('ferkit_batch')!r}, this one writes {MANIFEST_VERSION}); "
+                                  "give another --out")
             theirs = {k: manifest.get(k) for k in IDENTITY_KEYS}
             if theirs != self.identity:
                 diff = [k for k in IDENTITY_KEYS if theirs[k] != self.identity[k]]
+                if diff == ["settings"]:  # name the settings that differ, not the whole dict
+                    old, new = theirs["settings"] or {}, self.identity["settings"] or {}
+                    diff = [f"settings.{k}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+                    theirs = {f"settings.{k}": old.get(k) for k in (d[9:] for d in diff)}
                 raise FerkitError(f"{self.out}: holds a batch run with other {', '.join(diff)} "
                                   f"({'; '.join(f'{k}={theirs[k]!r}' for k in diff)}); give another --out "
                                   "or the same settings to resume")

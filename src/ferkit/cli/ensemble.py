@@ -89,7 +89,7 @@ def add_parser(sub) -> None:
     esub = e.add_subparsers(dest="ensemble_command", metavar="ACTION", required=True)
 
     b = esub.add_parser("build", help="combine models into an ensemble saved at --out",
-                        epilog="example: ferkit ensemble build vgg_fer.w15_fer2013 vgg_fer.w1_fer2013 --method soft "
+                        epilog="example: ferkit ensemble build vgg_fer.w15_fer2013 vgg_fer.w2_votes --method soft "
                                "--fit accuracy --data ../shared/data/fer2013 --format fer2013-folder "
                                "--split PublicTest --out runs/ens/")
     b.add_argument("models", nargs="+", help="shipped model names, run folders or model files (2 or more)")
@@ -111,7 +111,7 @@ def add_parser(sub) -> None:
     b.set_defaults(func=run_build)
 
     r = esub.add_parser("report", help="table of members, TTA and every ensemble method on the same data",
-                        epilog="example: ferkit ensemble report vgg_fer.w15_fer2013 vgg_fer.w1_fer2013 "
+                        epilog="example: ferkit ensemble report vgg_fer.w15_fer2013 vgg_fer.w2_votes "
                                "--data ../shared/data/fer2013 --format fer2013-folder --out reports/ensembles")
     r.add_argument("models", nargs="+", help="shipped model names, run folders or model files (2 or more)")
     r.add_argument("--data", required=True, help="dataset path")

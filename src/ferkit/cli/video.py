@@ -60,8 +60,8 @@ def run(a: argparse.Namespace) -> int:
                         transient=True, disable=not sys.stderr.isatty())
     meter = FpsMeter()
     with progress:
-        task = progress.add_task("video", total=stream.max_frames, fps=0.0)
-        summary = video(a.source, a.out, options, stream,
+        task = progress.add_task("video", total=None, fps=0.0)
+        summary = video(a.source, a.out, options, stream, on_start=lambda n: progress.update(task, total=n),
                         on_frame=lambda fr: progress.update(task, advance=1, fps=meter.tick()))
     if summary.truncated:
         print(f"warning: {summary.truncated}; the outputs cover the frames that decoded", file=sys.stderr)

@@ -1,7 +1,7 @@
 """Ensembles of trained FER models, as first-class models.
 
 >>> from ferkit.ensemble import build_ensemble, save_ensemble
->>> ens, meta = build_ensemble(["vgg_fer.w15_fer2013", "vgg_fer.w1_fer2013"], "soft", fit="accuracy",
+>>> ens, meta = build_ensemble(["vgg_fer.w15_fer2013", "vgg_fer.w2_votes"], "soft", fit="accuracy",
 ...                            data="../shared/data/fer2013", format="fer2013-folder", split="PublicTest")
 >>> save_ensemble(ens, meta, "runs/my_ensemble/")        # then: ferkit predict --model runs/my_ensemble ...
 

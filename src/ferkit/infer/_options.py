@@ -52,7 +52,8 @@ class RecognizerOptions:
                                 "haar, 24 for blazeface)")
     min_score: float | None = _opt(None, "drop faces whose detector score (`detection_score`) is below this; the scale "
                                    "is the detector's: blazeface a probability (its default 0.5), dlib an SVM margin "
-                                   "(default 0); haar and dlib-hog+blazeface take none")
+                                   "(default 0), haar a level weight (default: keep all); dlib-hog+blazeface takes "
+                                   "none")
     max_detect_megapixels: float = _opt(2.0, "detect faces on a copy scaled down to this many megapixels, boxes mapped "
                                         "back, crops from the full image; 0: full resolution (for faces under ~50 px "
                                         "in large photos)")
@@ -184,7 +185,7 @@ def _problem(opts: Any) -> str | None:
 
             parse_prior(opts.prior)
         except FerkitError as e:
-            return f"prior: {e}"
+            return f"prior: {str(e).removeprefix(f'--prior {opts.prior!r}: ')}"
     return None
 
 

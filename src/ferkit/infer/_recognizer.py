@@ -56,6 +56,11 @@ class FaceBatch:
     def __len__(self) -> int:
         return len(self.faces)
 
+    @property
+    def points(self) -> np.ndarray | None:
+        """The landmarks (the name of this field before ``FaceBatch``)."""
+        return self.landmarks
+
     def face_results(self, classes: Sequence[str]) -> list[FaceResult]:
         """One :class:`FaceResult` per face (after :meth:`Recognizer.classify`)."""
         if self.probabilities is None:
