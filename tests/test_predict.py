@@ -179,7 +179,7 @@ def test_prior_uniform_shifts_probabilities_by_bayes_rule(capsys) -> None:
     with pytest.raises(FerkitError, match="no usable train_prior"):
         prior_shift({**meta, "train_prior": None}, "uniform")
     assert main(["predict", TWO, "--prior", "happy=x"]) == 2
-    assert "--prior 'happy=x': 'x' is not a number" in capsys.readouterr().err
+    assert "prior: 'happy=x': 'x' is not a number" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("detector", ["blazeface", "dlib-hog", "haar"])

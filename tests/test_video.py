@@ -279,7 +279,7 @@ def test_cli_video_warns_about_a_truncated_clip(tmp_path: Path, capfd) -> None:
     (["video", "{tmp}/missing.mp4"], "{tmp}/missing.mp4: no such file"),
     (["video", "{tmp}/text.mp4"], "{tmp}/text.mp4: not a readable video"),
     (["webcam", "--device", "7", "--headless"], "camera 7: cannot open it"),
-    (["video", str(HAMILTON), "--detect-every", "0"], "video: --detect-every must be >= 1, not 0"),
+    (["video", str(HAMILTON), "--detect-every", "0"], "detect_every: must be >= 1, not 0"),
 ])
 def test_cli_bad_sources_one_line(tmp_path: Path, capfd, argv: list[str], message: str) -> None:
     (tmp_path / "text.mp4").write_text("not a video\n")

@@ -116,8 +116,7 @@ def add_parser(sub) -> None:
     p.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on everything but /health and the page "
                    "(which takes it as http://host:port/#token=TOKEN); better given as FERKIT_SERVE_TOKEN")
     # the model and face options: those of ferkit predict (ferkit.infer.RecognizerOptions), generated
-    from ferkit.infer import RecognizerOptions, add_arguments
-    from ferkit.serve.settings import NOT_SERVER_OPTIONS
+    from ferkit.infer import NOT_SERVED, RecognizerOptions, add_arguments
 
-    add_arguments(p, RecognizerOptions, exclude=NOT_SERVER_OPTIONS)
+    add_arguments(p, RecognizerOptions, exclude=NOT_SERVED)
     p.set_defaults(func=run)

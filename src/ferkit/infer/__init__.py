@@ -15,7 +15,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from ferkit.infer._io import IMAGE_SUFFIXES, ImageReadError, expand_paths, load_image, to_rgb_array
-from ferkit.infer._options import RecognizerOptions, StreamOptions, add_arguments, options_from_namespace
+from ferkit.infer._options import NOT_SERVED, RecognizerOptions, StreamOptions, add_arguments, options_from_namespace
 from ferkit.infer._sources import SourceError, VideoSource, VideoWriter, open_source
 from ferkit.infer._tracker import DetectAndFollow, FlowFollower, IoUTracker
 
@@ -38,6 +38,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "IMAGE_SUFFIXES",
+    "NOT_SERVED",
     "PRIORS",
     "DetectAndFollow",
     "FaceBatch",

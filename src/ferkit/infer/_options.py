@@ -33,7 +33,10 @@ from ferkit.detect import (
 from ferkit.errors import FerkitError
 from ferkit.images import MAX_MEGAPIXELS
 
-__all__ = ["RecognizerOptions", "StreamOptions", "add_arguments", "options_from_namespace"]
+__all__ = ["NOT_SERVED", "RecognizerOptions", "StreamOptions", "add_arguments", "options_from_namespace"]
+
+#: RecognizerOptions fields ``ferkit serve`` does not take: it batches faces across requests (``--max-batch``)
+NOT_SERVED = ("batch_size",)
 
 
 def _opt(default: Any, help: str, *, choices: Any = None, flag: str | None = None, metavar: str | None = None) -> Any:
@@ -185,7 +188,7 @@ def _problem(opts: Any) -> str | None:
 
             parse_prior(opts.prior)
         except FerkitError as e:
-            return f"prior: {str(e).removeprefix(f'--prior {opts.prior!r}: ')}"
+            return f"prior: {str(e).removeprefix('--prior ')}"
     return None
 
 

@@ -12,7 +12,7 @@ from pydantic import Field, SecretStr, create_model, field_validator, model_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ferkit.errors import FerkitError
-from ferkit.infer import RecognizerOptions
+from ferkit.infer import NOT_SERVED, RecognizerOptions
 
 __all__ = ["ENV_PREFIX", "Settings", "get_settings", "usable_cores"]
 
@@ -26,7 +26,7 @@ def usable_cores() -> int:
 
 
 #: RecognizerOptions fields the server does not take: it batches faces across requests (max_batch)
-NOT_SERVER_OPTIONS = ("batch_size",)
+NOT_SERVER_OPTIONS = NOT_SERVED
 
 
 def _recognizer_fields() -> dict[str, Any]:
