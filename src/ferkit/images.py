@@ -43,7 +43,7 @@ import numpy as np
 from ferkit.errors import FerkitError, shorten
 
 __all__ = ["IMAGE_SUFFIXES", "MAX_MEGAPIXELS", "READ_FORMATS", "ImageReadError", "decode", "draft_jpeg", "load_image",
-           "pil_to_array"]
+           "pil_to_array", "refuse_format"]
 
 log = logging.getLogger(__name__)
 
@@ -232,6 +232,16 @@ def decode(
     _warned(what, caught)
     upright = (out.shape[1], out.shape[0]) == (dw, dh)  # else EXIF turned it by 90 degrees
     return out, ((w, h) if upright else (h, w))
+
+
+def refuse_format(data: bytes, formats: Mapping[str, str], name: str = "upload") -> None:
+    """ImageReadError (reason ``format``) when the first bytes of ``data`` are a known image format not in
+    ``formats``: the check :func:`decode` makes, without opening anything, for a caller that wants a refused
+    format answered before the image waits its turn (the server, on its event loop)."""
+    found = _format_of(data[:16])
+    if found is not None and found not in formats and not (found == "MPO" and "JPEG" in formats):
+        detail = _not_accepted(found, formats)
+        raise ImageReadError(f"{name}: {detail}", reason="format", detail=detail)
 
 
 def _head(path: Path) -> bytes:
