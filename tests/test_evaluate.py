@@ -53,7 +53,7 @@ SCHEMA_KEYS = [
     "schema", "ferkit_version", "created", "model", "dataset", "classes", "class_restriction", "tta", "tta_views",
     "temperature", "prior", "n_images", "accuracy", "macro_precision", "macro_recall", "macro_f1", "weighted_precision",
     "weighted_recall", "weighted_f1", "mean_auc", "ece", "nll", "per_class", "confusion", "reliability", "ci95",
-    "detector", "n_no_face", "no_face_files", "timing", "output_dir",
+    "detector", "n_no_face", "no_face_files", "timing", "output_dir", "roc", "grid",
 ]
 FIGURES = ("confusion_matrix.png", "roc_curves.png", "reliability_diagram.png", "prediction_grid.png")
 

@@ -166,7 +166,7 @@ def test_bad_inputs_give_one_line_errors(rec: Recognizer, exported: Path, tmp_pa
     with pytest.raises(WeightsError, match="metadata not found"):
         Recognizer(garbage, backend="onnx")
     with pytest.raises(ExportError, match="PyTorch model's metadata"):
-        export_onnx((rec.model, rec.meta), REPO / "src" / "ferkit" / "weights" / "fer2013_vgg_fer")
+        export_onnx((rec.model, rec.meta), REPO / "src" / "ferkit" / "weights" / "fer2013_vgg_fer_w15_e64")
 
 
 def test_cli_corrupt_onnx_is_one_line(exported: Path, tmp_path: Path, capsys) -> None:
