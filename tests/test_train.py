@@ -400,7 +400,7 @@ def test_train_queue_runs_each_config_once_and_keeps_a_run_stopped_by_its_deadli
 def test_gpu_queue_script_runs_the_queue_end_to_end_on_the_cpu(tmp_path):
     """scripts/device/train_queue_gpu.sh, the one call a lent GPU gets, with a tiny budget on the CPU:
     every queued config leaves its model and log under $OUT/queue, and no checkpoint (too large to come back)."""
-    env = {**os.environ, "OUT": str(tmp_path), "DATA": str(DATA), "DEADLINE": "500",
+    env = {**os.environ, "OUT": str(tmp_path), "DATA": str(DATA), "DEADLINE": "500", "PYTHON": sys.executable,
            "EXTRA": "data.subset=64 data.val_subset=32 data.batch_size=32 data.num_workers=0 trainer.max_epochs=1 "
                     "trainer.progress_bar=false"}
     r = subprocess.run(["bash", str(REPO / "scripts" / "device" / "train_queue_gpu.sh")], env=env, cwd=REPO,

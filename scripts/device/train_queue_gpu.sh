@@ -17,16 +17,17 @@ OUT="${OUT:?set OUT to the folder whose files come back}"
 QUEUE="${QUEUE:-default_votes_w2 votes_resnet18n}"
 DEADLINE="${DEADLINE:-480}"
 DATA="${DATA:-}"
+PY="${PYTHON:-python}"
 if [ -z "$DATA" ]; then
     DATA=/tmp/ferkit_data
-    python scripts/device/unpack_data.py .devdata/fer.npz "$DATA"
+    "$PY" scripts/device/unpack_data.py .devdata/fer.npz "$DATA"
 fi
 PRECISION="bf16-mixed"
-python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" || PRECISION="32"
+"$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" || PRECISION="32"
 sets=(--set "data.path=$DATA/ferplus" --set "trainer.precision=$PRECISION" --set "trainer.threads=null")
 for extra in ${EXTRA:-}; do sets+=(--set "$extra"); done
 status=0
-python scripts/train_queue.py --root "$OUT/queue" --deadline "$DEADLINE" "${sets[@]}" $QUEUE || status=$?
+"$PY" scripts/train_queue.py --root "$OUT/queue" --deadline "$DEADLINE" "${sets[@]}" $QUEUE || status=$?
 rm -rf "$OUT"/queue/*/checkpoints "$OUT"/queue/*/logs
 ls -l "$OUT"/queue/*/model.safetensors 2>/dev/null || true
 exit $status
