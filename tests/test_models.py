@@ -539,7 +539,7 @@ def test_one_meaning_per_name(tmp_path: Path) -> None:
     assert "vgg_fer: an architecture, not a trained model" in str(e.value) and "vgg_fer.w15_fer2013" in str(e.value)
     assert "vgg_fer" not in shipped_models() and "\n" not in str(e.value)
     with pytest.raises(UnknownModelError,
-                       match=r"'default' names a shipped model.*create_model\('vgg_fer.w15_fer2013'\)"):
+                       match=r"'default' names a shipped model.*create_model\('vgg_fer.w2_votes'\)"):
         create_model("default")
     with pytest.raises(UnknownModelError, match=r"'ensemble.votes' is a shipped ensemble, not one architecture"):
         create_model("ensemble.votes")
