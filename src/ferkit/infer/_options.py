@@ -45,8 +45,25 @@ def _opt(default: Any, help: str, *, choices: Any = None, flag: str | None = Non
     return field(default=default, metadata={"help": help, "choices": choices, "metavar": metavar})
 
 
+class _Checked:
+    """What both option sets share: checked when made (one line naming the field), copied with changes,
+    plain values out."""
+
+    def __post_init__(self) -> None:
+        problem = _problem(self)
+        if problem:
+            raise FerkitError(problem)
+
+    def replace(self, **changes: Any) -> Any:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values (picklable, JSON-ready): ``type(opts)(**opts.to_dict()) == opts``."""
+        return dataclasses.asdict(self)
+
+
 @dataclass(frozen=True)
-class RecognizerOptions:
+class RecognizerOptions(_Checked):
     """How faces are found, cut out and classified (``ferkit.infer.Recognizer``)."""
 
     model: str = _opt("default", "shipped model name or saved model path (a run folder, .json/.safetensors, .onnx)")
@@ -73,11 +90,6 @@ class RecognizerOptions:
     device: str = _opt("cpu", "torch device of the classifier (cpu, cuda, cuda:1, mps)")
     prior: str = _opt("train", "class prior to predict under: train (as the model learnt it), uniform (every class "
                       "equally likely, as in posed collections), or class=frequency,...", metavar="PRIOR")
-
-    def __post_init__(self) -> None:
-        problem = _problem(self)
-        if problem:
-            raise FerkitError(problem)
 
     def check(self) -> RecognizerOptions:
         """Also what needs the detector's registry: the detector takes ``min_size`` and ``min_score``
@@ -108,16 +120,10 @@ class RecognizerOptions:
             "max_pixels": round(self.max_megapixels * 1e6),
         }
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain values (picklable, JSON-ready): ``RecognizerOptions(**opts.to_dict()) == opts``."""
-        return dataclasses.asdict(self)
-
-    def replace(self, **changes: Any) -> RecognizerOptions:
-        return dataclasses.replace(self, **changes)
 
 
 @dataclass(frozen=True)
-class StreamOptions:
+class StreamOptions(_Checked):
     """How a video, stream or camera is followed (``Recognizer.stream``); the same defaults for
     ``ferkit video``, ``webcam``, ``batch``'s videos and Python."""
 
@@ -130,16 +136,6 @@ class StreamOptions:
                             "off, 0.8 = about 5 frames of memory")
     max_frames: int | None = _opt(None, "stop after this many frames")
 
-    def __post_init__(self) -> None:
-        problem = _problem(self)
-        if problem:
-            raise FerkitError(problem)
-
-    def replace(self, **changes: Any) -> StreamOptions:
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 #: per-field bounds: (low, high, low inclusive); a value outside is a one-line error naming the field

@@ -65,18 +65,23 @@ def deprecated_names() -> dict[str, str]:
     return dict(_index()[2])
 
 
+@lru_cache(maxsize=1)
+def _retired() -> dict[str, str]:
+    path = WEIGHTS_DIR / "index.json"
+    return dict(json.loads(path.read_text(encoding="utf-8")).get("retired", {})) if path.is_file() else {}
+
+
 def retired_names() -> dict[str, str]:
     """Names of models no longer shipped -> what to use instead (index.json's ``retired``): loading one is
     a one-line error saying so, never another model under the old name."""
-    path = WEIGHTS_DIR / "index.json"
-    return dict(json.loads(path.read_text(encoding="utf-8")).get("retired", {})) if path.is_file() else {}
+    return dict(_retired())
 
 
 def canonical_name(name: str) -> str | None:
     """The ``arch.tag`` name a shipped name (alias, deprecated or canonical) stands for, else None.
     A deprecated name warns (:class:`~ferkit.errors.FerkitDeprecationWarning`) naming the new one; a
     retired one is a WeightsError saying what replaces it."""
-    retired = retired_names().get(name)
+    retired = _retired().get(name)
     if retired:
         raise WeightsError(f"{name}: no longer shipped with ferkit ({retired})")
     models, aliases, deprecated = _index()
