@@ -15,8 +15,9 @@ uploads are over it; every sample photo is under it) on a free 127.0.0.1 port, t
 
 It prints requests/s, p50/p99 of the good ones, the errors among them, the answers of the others,
 and the server's memory (RSS summed over its processes, sampled every 0.25 s) at the start (after
-the warm-up), its peak, and the end (2 s after the last answer), with the machine (CPU model, avx2,
-avx512_bf16). Exit code 1 when any good request failed.
+the warm-up), its peak, after each quarter of the answers (a leak keeps growing, a one-time rise levels
+off) and at the end (2 s after the last answer), with the machine (CPU model, avx2, avx512_bf16).
+Exit code 1 when any good request failed.
 
     python benchmarks/bench_soak.py [--requests 2000] [--concurrency 16] [--time-limit 3600]
         [-- extra ferkit serve options]
@@ -135,12 +136,12 @@ def main() -> int:
     log = Path(tempfile.mkdtemp(prefix="bench_soak_")) / "server.log"
     proc, url = start_server(extra, log)
     port = int(url.rsplit(":", 1)[1])
-    memory: list[float] = []
+    memory: list[tuple[int, float]] = []  # (answers so far, MB)
     stop = threading.Event()
 
     def sample() -> None:
         while not stop.wait(0.25):
-            memory.append(tree_rss_mb(proc.pid)[0])
+            memory.append((len(results), tree_rss_mb(proc.pid)[0]))
 
     results: list[tuple[str, str, int, float, str]] = []  # kind, name, status, seconds, problem
     try:
@@ -222,7 +223,11 @@ def main() -> int:
         for text in sorted(set(problems))[:5]:
             print(f"    {text}")
     print(f"server memory (RSS summed over its processes): start {start_mb:.0f} MB, "
-          f"peak {max(memory, default=end_mb):.0f} MB, end {end_mb:.0f} MB (end - start {end_mb - start_mb:+.0f} MB)")
+          f"peak {max((m for _, m in memory), default=end_mb):.0f} MB, end {end_mb:.0f} MB "
+          f"(end - start {end_mb - start_mb:+.0f} MB)")
+    # a leak grows with the answers, a one-time rise (caches, allocator arenas) levels off
+    quarters = [next((m for n, m in memory if n >= q * done / 4), end_mb) for q in (1, 2, 3)]
+    print("  after 1/4, 1/2, 3/4 of the answers: " + ", ".join(f"{m:.0f} MB" for m in quarters))
     print(f"server load at the end: {health}")
     return 1 if any(r[4] for r in results if r[0] == "good") else 0
 

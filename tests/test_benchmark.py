@@ -54,7 +54,8 @@ def test_results_table_has_every_model_on_every_data_set(results):
     ids = shipped_model_ids()
     sets = ["FER2013 PublicTest", "FER2013 PrivateTest", "FER+ Valid, 7 classes", "FER+ test, 8 classes",
             "FER+ test, 7 classes",
-            "FER2013 PublicTest subset, original crops", f"same faces in photos, {DEFAULT_DETECTOR}", "photos",
+            "FER2013 PublicTest subset, original crops", f"same faces in photos, {DEFAULT_DETECTOR}",
+            "FER+ Valid subset, original crops", f"same faces in photos (FER+ labels), {DEFAULT_DETECTOR}", "photos",
             f"photos, {DEFAULT_DETECTOR}"]
     assert [(r["model"].split(" ")[0], r["data set"]) for r in rows] == [(m, s) for m in ids for s in sets]
     for r in rows:
@@ -66,6 +67,8 @@ def test_results_table_has_every_model_on_every_data_set(results):
     n = {r["data set"]: int(r["images"]) for r in rows}
     assert n["FER2013 PublicTest"] == n["FER2013 PrivateTest"] == LIMIT
     assert n["FER2013 PublicTest subset, original crops"] == n[f"same faces in photos, {DEFAULT_DETECTOR}"] == UNCROPPED
+    assert (n["FER+ Valid subset, original crops"] == n[f"same faces in photos (FER+ labels), {DEFAULT_DETECTOR}"]
+            == UNCROPPED)
     assert n["photos"] == n[f"photos, {DEFAULT_DETECTOR}"] == 8
     # photos without a found face are counted and said
     notes = dict(re.findall(r"^(\d+)\. (.*)$", text, re.MULTILINE))

@@ -72,11 +72,12 @@ def add_parser(sub) -> None:
         "benchmark",
         help="every shipped model on every data set: RESULTS.md (accuracy with 95%% CI, macro-F1, faces/s)",
         description="Evaluate every shipped model and ensemble (or --models) on FER2013 PublicTest and PrivateTest, "
-                    "the FER+ test split (majority labels, 8 classes and mapped onto 7), a FER2013 PublicTest subset "
-                    "placed into real photos (detect-then-classify, next to the same faces' original crops) and any "
+                    "the FER+ Valid and test splits (majority labels, 8 classes and mapped onto 7), PublicTest subsets "
+                    "with FER2013's labels and with FER+'s placed into real photos (detect-then-classify, next to "
+                    "the same faces' original crops) and any "
                     "--data folders (as crops and through the detector); write RESULTS.md with the machine, the date "
                     "and this command.",
-        epilog="example: ferkit benchmark --update-docs   (about a minute of CPU time per shipped model)")
+        epilog="example: ferkit benchmark --update-docs   (about 4 to 5 minutes per shipped model on a 2-core CPU)")
     b.add_argument("--models", nargs="+", help="model names or paths (default: every shipped model, once per file)")
     b.add_argument("--data", action="append", metavar="DIR",
                    help="an extra class-per-folder data set, evaluated as crops and through the detector (repeatable)")
@@ -85,7 +86,7 @@ def add_parser(sub) -> None:
     b.add_argument("--detector", default=DEFAULT_DETECTOR,
                    help=f"face detector(s) for photos, comma-separated (default: {DEFAULT_DETECTOR})")
     b.add_argument("--uncropped", type=int, default=UNCROPPED_FACES,
-                   help=f"PublicTest faces placed into photos for the detection rows; 0 = none "
+                   help=f"faces placed into photos for the detection rows, per label set (FER2013's, FER+'s); 0 = none "
                         f"(default: {UNCROPPED_FACES})")
     b.add_argument("--limit", type=int, help="a stratified subset of N images per data set (quick runs)")
     b.add_argument("--tta", default="none",

@@ -1,10 +1,11 @@
 """`run_benchmark()`: every shipped model on every data set it is pointed at, as one results table.
 
 The data sets (:func:`default_datasets`): FER2013 PublicTest and PrivateTest (folder layout), the
-FER+ test split with majority labels as its 8 classes and mapped onto FER2013's 7, an uncropped
-version of a FER2013 PublicTest subset (its faces enlarged and placed into real photos by
-:mod:`ferkit.data.composite`) classified through a face detector next to the same faces' original
-crops, and any extra class-per-folder sets, with and without detection. Each cell is one
+FER+ Valid and test splits with majority labels (as its 8 classes and mapped onto FER2013's 7), an
+uncropped version of a FER2013 PublicTest subset, with FER2013's labels and with the FER+ labels of
+the same images (its faces enlarged and placed into real photos by :mod:`ferkit.data.composite`),
+classified through a face detector next to the same faces' original crops, and any extra
+class-per-folder sets, with and without detection. Each cell is one
 :func:`ferkit.evaluate.run_evaluation`, so the numbers are those ``ferkit evaluate`` prints.
 
 :func:`write_results` writes ``RESULTS.md`` (atomically) with the machine, the date and the exact
@@ -41,6 +42,7 @@ __all__ = [
     "results_markdown",
     "run_benchmark",
     "shipped_model_ids",
+    "uncropped_sources",
     "write_results",
 ]
 
@@ -48,7 +50,7 @@ BLOCK = "benchmark"
 MARKER_START, MARKER_END = _docblock.markers(BLOCK)
 #: the shared data folder, relative to the repository root (as the other defaults)
 DATA_ROOT = "../shared/data"
-#: photos in the default uncropped data set (a stratified FER2013 PublicTest subset)
+#: photos in each default uncropped data set (stratified subsets of PublicTest = FER2013Valid)
 UNCROPPED_FACES = 300
 
 Log = Callable[[str], None]
@@ -138,14 +140,36 @@ def shipped_model_ids() -> dict[str, list[str]]:
     return {names[0]: names for names in by_file.values()}
 
 
-def default_datasets(data_root: str | os.PathLike[str] = DATA_ROOT, *, uncropped: str | os.PathLike[str] | None = None,
+def uncropped_sources(data_root: str | os.PathLike[str] = DATA_ROOT, n: int = UNCROPPED_FACES) -> list[BenchmarkData]:
+    """The face sets placed into photos, as their original-crops rows: a stratified ``n``-face subset of
+    FER2013 PublicTest (FER2013's labels) and one of FER2013Valid (the same images, FER+ majority labels
+    over FER2013's 7 classes). :func:`run_benchmark` builds one folder of photos from each."""
+    from ferkit.data import FER2013_CLASSES
+
+    root = Path(data_root)
+    return [
+        BenchmarkData("FER2013 PublicTest subset, original crops", str(root / "fer2013"), "fer2013-folder",
+                      "PublicTest", limit=n, note=f"the {n} faces of the uncropped rows"),
+        BenchmarkData("FER+ Valid subset, original crops", str(root / "ferplus"), "ferplus", "FER2013Valid",
+                      tuple(FER2013_CLASSES), limit=n,
+                      note=f"the {n} faces of the uncropped rows with FER+ labels (majority, contempt left out)"),
+    ]
+
+
+#: the photo rows' names, per original-crops row of :func:`uncropped_sources`
+_PHOTO_ROWS = {"FER2013 PublicTest subset, original crops": "same faces in photos",
+               "FER+ Valid subset, original crops": "same faces in photos (FER+ labels)"}
+
+
+def default_datasets(data_root: str | os.PathLike[str] = DATA_ROOT, *,
+                     uncropped: Sequence[str | os.PathLike[str]] | None = None,
                      uncropped_faces: int = UNCROPPED_FACES, detectors: Sequence[str] = (DEFAULT_DETECTOR,),
                      limit: int | None = None) -> list[BenchmarkData]:
-    """The standard data sets under ``data_root``: FER2013 PublicTest/PrivateTest, FER+ FER2013Test
-    (majority labels, 8 classes and FER2013's 7), and, when ``uncropped`` (a folder written by
-    :func:`ferkit.data.composite.build_composites` from the first ``uncropped_faces`` PublicTest faces
-    of ``load_eval_data(..., limit=uncropped_faces)``) is given, those faces' original crops and the
-    uncropped photos through each of ``detectors``. ``limit`` applies to every set."""
+    """The standard data sets under ``data_root``: FER2013 PublicTest/PrivateTest, FER+ FER2013Valid
+    and FER2013Test (majority labels, 8 classes and FER2013's 7), and, when ``uncropped`` is given (one
+    folder per :func:`uncropped_sources` entry, written by :func:`ferkit.data.composite.build_composites`
+    from that entry's faces), each source's original crops and its photos through each of
+    ``detectors``. ``limit`` applies to every set."""
     from ferkit.data import FER2013_CLASSES
 
     root = Path(data_root)
@@ -162,11 +186,10 @@ def default_datasets(data_root: str | os.PathLike[str] = DATA_ROOT, *, uncropped
     ]
     if uncropped is not None:
         n = uncropped_faces if limit is None else min(uncropped_faces, limit)
-        out.append(BenchmarkData("FER2013 PublicTest subset, original crops", fer, "fer2013-folder", "PublicTest",
-                                 limit=n, note=f"the {n} faces of the uncropped rows"))
-        for det in detectors:
-            out.append(BenchmarkData(f"same faces in photos, {det}", str(uncropped), "folder", "all", detect=det,
-                                     note="faces enlarged to 96-320 px in real photos"))
+        for crops, folder in zip(uncropped_sources(root, n), uncropped, strict=True):
+            out.append(crops)
+            out += [BenchmarkData(f"{_PHOTO_ROWS[crops.name]}, {det}", str(folder), "folder", "all", detect=det,
+                                  note="faces enlarged to 96-320 px in real photos") for det in detectors]
     return out
 
 
@@ -181,14 +204,14 @@ def folder_datasets(paths: Sequence[str | os.PathLike[str]], detectors: Sequence
     return out
 
 
-def _build_uncropped(data_root: Path, folder: Path, n: int, log: Log) -> None:
+def _build_uncropped(source: BenchmarkData, folder: Path, samples: Path, log: Log) -> None:
     from ferkit.data.composite import build_composites
     from ferkit.evaluate.runner import load_eval_data
 
-    faces, _ = load_eval_data(data_root / "fer2013", "fer2013-folder", "PublicTest", limit=n)
+    faces, _ = load_eval_data(source.path, source.format, source.split, source.classes, limit=source.limit)
     t0 = time.perf_counter()
-    build_composites(faces, folder, samples_dir=data_root / "samples")
-    log(f"built {len(faces)} uncropped photos in {time.perf_counter() - t0:.1f} s")
+    build_composites(faces, folder, samples_dir=samples)
+    log(f"built {len(faces)} uncropped photos ({source.name.split(',')[0]}) in {time.perf_counter() - t0:.1f} s")
 
 
 def run_benchmark(
@@ -210,7 +233,8 @@ def run_benchmark(
     Args:
         models: model names or paths (default: every shipped model and ensemble, one id per file).
         datasets: the data sets (default: :func:`default_datasets` under ``data_root``, with an
-            uncropped PublicTest subset of ``uncropped_faces`` photos built in a temporary folder).
+            photos of ``uncropped_faces`` faces of each :func:`uncropped_sources` entry built in a
+            temporary folder).
         extra: class-per-folder sets added to ``datasets`` (see :func:`folder_datasets`).
         detectors: face detectors for the uncropped and extra sets (default: ``ferkit.detect.DEFAULT_DETECTOR``).
         limit: a stratified subset of this many images per data set (quick runs, tests).
@@ -234,9 +258,10 @@ def run_benchmark(
             root = Path(data_root)
             uncropped = None
             if uncropped_faces > 0:
-                uncropped = Path(tmp) / "uncropped"
-                _build_uncropped(root, uncropped, uncropped_faces if limit is None else min(uncropped_faces, limit),
-                                 log)
+                n = uncropped_faces if limit is None else min(uncropped_faces, limit)
+                uncropped = [Path(tmp) / f"uncropped{i}" for i, _ in enumerate(uncropped_sources(root, n))]
+                for source, folder in zip(uncropped_sources(root, n), uncropped, strict=True):
+                    _build_uncropped(source, folder, root / "samples", log)
             datasets = default_datasets(root, uncropped=uncropped, uncropped_faces=uncropped_faces,
                                         detectors=detectors, limit=limit)
         datasets = [*datasets, *folder_datasets(extra, detectors, limit)]
