@@ -165,3 +165,24 @@ def test_ferplus_model_subset_accuracy_matches_model_card():
     m = evaluate("ferplus", FERPLUS, "ferplus", card["val_split"], limit=1000, tta=card["tta"])
     assert m["n_images"] == 1000 and m["classes"] == meta["classes"]
     assert abs(m["accuracy"] - expected) <= 0.01, (m["accuracy"], expected)
+
+
+def test_default_is_the_ferplus_net_restricted_to_seven_classes():
+    """The shipped default is `ferplus` with contempt's head row removed (MODEL_CARD.md): the same weights as
+    ferkit.models.restrict_classes gives, and on a real photo the same class as ferplus's argmax over the 7."""
+    from ferkit.infer import Recognizer
+    from ferkit.models import load_model, restrict_classes
+
+    default, dmeta = load_model("default")
+    ferplus, fmeta = load_model("ferplus")
+    restricted, rmeta = restrict_classes(ferplus, fmeta, dmeta["classes"])
+    assert rmeta["train_prior"] == pytest.approx(dmeta["train_prior"], abs=1e-6) and "temperature" not in rmeta
+    got, want = default.state_dict(), restricted.state_dict()
+    assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in got)
+    with pytest.raises(WeightsError, match="happiness: the model's classes are neutral, happy"):
+        restrict_classes(ferplus, fmeta, ["happiness"])
+    photo = SAMPLES / "two_people.jpg"
+    for d, f in zip(Recognizer("default", backend="torch").predict(photo).faces,
+                    Recognizer("ferplus", backend="torch").predict(photo).faces, strict=True):
+        shared = {c: p for c, p in f.probabilities.items() if c in d.probabilities}
+        assert max(d.probabilities, key=d.probabilities.get) == max(shared, key=shared.get)

@@ -145,6 +145,28 @@ def test_mix_recipe_ferplus_votes_batch_augment_and_logit_adjustment(tmp_path):
     assert read_epoch_metrics(run / "metrics.csv")[0]["train_loss"] > 0
 
 
+def test_export_classes_writes_the_model_restricted_to_those_classes(tmp_path):
+    """configs/default_ferplus7.yaml: trained on FER+'s 8 classes, the run's model.safetensors keeps FER2013's 7
+    (contempt's head row removed), with the training prior restricted and renormalised; the checkpoint keeps 8."""
+    from ferkit.data import FER2013_CLASSES
+    from ferkit.models import load_model
+    run = train(REPO / "configs" / "default_ferplus7.yaml", [
+        f"output_dir={tmp_path}", f"data.path={DATA / 'ferplus'}", *QUIET, "data.subset=128", "data.val_subset=32",
+        "data.batch_size=32", "trainer.max_epochs=1", "data.num_workers=0", "trainer.precision=32"])
+    net, meta = load_model(run)
+    assert meta["classes"] == list(FER2013_CLASSES) and net.get_classifier().out_features == 7
+    assert sum(meta["train_prior"]) == pytest.approx(1.0, abs=1e-4)
+    ckpt = torch.load(run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
+    trained = ckpt["state_dict"]["net.classifier.weight"]
+    eight = ["neutral", "happy", "surprise", "sad", "angry", "disgust", "fear", "contempt"]
+    assert trained.shape[0] == 8
+    assert torch.allclose(net.get_classifier().weight, trained[[eight.index(c) for c in meta["classes"]]])
+    with pytest.raises(ConfigError, match="model.export_classes: happiness not among the trained classes"):
+        train(REPO / "configs" / "default_ferplus7.yaml", [
+            f"output_dir={tmp_path}", f"data.path={DATA / 'ferplus'}", *QUIET, "data.subset=128",
+            "data.num_workers=0", "model.export_classes=[happiness]"])
+
+
 def test_batch_only_augmentations_need_batch_mode():
     with pytest.raises(ConfigError, match="augment.blur needs augment.batch: true"):
         TrainConfig.from_dict({"augment": {"blur": 0.2}})
@@ -406,7 +428,7 @@ def test_gpu_queue_script_runs_the_queue_end_to_end_on_the_cpu(tmp_path):
     r = subprocess.run(["bash", str(REPO / "scripts" / "device" / "train_queue_gpu.sh")], env=env, cwd=REPO,
                        capture_output=True, text=True, timeout=900, check=False)
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
-    for name in ("default_votes_w2", "votes_resnet18n"):
+    for name in ("default_ferplus7", "votes_resnet18n"):
         run = tmp_path / "queue" / name
         assert (run / "model.safetensors").is_file() and (run / "model.json").is_file() and (run / "done").is_file()
         assert not (run / "checkpoints").exists()

@@ -5,7 +5,7 @@
 #
 # 1. rebuilds FER2013 + FER+ from .devdata/fer.npz (scripts/device/pack_data.py, made here beforehand) unless
 #    DATA names a folder that already holds them (the CPU test gives ../shared/data);
-# 2. trains QUEUE (default: issue 33's vote-trained default and second family) one after another with
+# 2. trains QUEUE (default: the default's recipe and the second family's first stage) one after another with
 #    scripts/train_queue.py in bf16 on the GPU, stopping at DEADLINE seconds (default 480: the call's 600 less
 #    unpacking and copying), so every run keeps its best model and last epoch even when time runs out;
 # 3. leaves under $OUT/queue each run's model.safetensors + model.json, metrics.csv, config.yaml and log
@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT="${OUT:?set OUT to the folder whose files come back}"
-QUEUE="${QUEUE:-default_votes_w2 votes_resnet18n}"
+QUEUE="${QUEUE:-default_ferplus7 votes_resnet18n}"
 DEADLINE="${DEADLINE:-480}"
 DATA="${DATA:-}"
 PY="${PYTHON:-python}"

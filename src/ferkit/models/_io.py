@@ -375,3 +375,30 @@ def load_model(path: str | os.PathLike[str], *, device: str | torch.device = "cp
 
         model = RegionNet(model, meta["input"])
     return model.to(device).eval(), meta
+
+
+def restrict_classes(model: nn.Module, meta: Mapping[str, Any], classes: list[str]) -> tuple[nn.Module, dict[str, Any]]:
+    """The same network predicting only ``classes`` (a subset of ``meta["classes"]``, in the order given):
+    a new model from ``create_model`` with those rows of the classification head. Its softmax is the
+    source's probabilities renormalised over the kept classes, so its argmax is the source's argmax over
+    them. The returned meta's ``train_prior`` is restricted and renormalised the same way; a stored
+    temperature is dropped (it was fitted over the source's classes). Raises WeightsError (one line)
+    for a class the model does not have or a class given twice."""
+    have = list(meta["classes"])
+    missing = [c for c in classes if c not in have]
+    if missing or len(set(classes)) != len(classes) or not classes:
+        raise WeightsError(f"restricting classes: {', '.join(missing) or 'a class given twice, or none'}: "
+                           f"the model's classes are {', '.join(have)}")
+    rows = [have.index(c) for c in classes]
+    arch = getattr(model, "ferkit_arch", None) or meta["arch"]
+    net = create_model(arch, num_classes=len(classes), in_chans=meta["input"]["channels"],
+                       **meta.get("model_kwargs", {}))
+    head = head_prefix(model) + "."
+    state = {k: (v[rows] if k.startswith(head) else v) for k, v in model.state_dict().items()}
+    net.load_state_dict(state)
+    out = {k: v for k, v in meta.items() if k != "temperature"}
+    out["classes"] = list(classes)
+    if meta.get("train_prior"):
+        prior = [float(meta["train_prior"][i]) for i in rows]
+        out["train_prior"] = [round(p / sum(prior), 6) for p in prior]
+    return net.train(model.training), out

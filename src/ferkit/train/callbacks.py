@@ -51,10 +51,13 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 class RunFolderWriter(L.Callback):
     """Rank zero writes ``metrics.csv`` (one row per epoch, with wall time) and ``curves.png`` after
-    every epoch, and exports the best model (by ``monitor``) as ``model.safetensors`` + ``model.json``."""
+    every epoch, and exports the best model (by ``monitor``) as ``model.safetensors`` + ``model.json``,
+    restricted to ``export_classes`` when given (``ferkit.models.restrict_classes``)."""
 
-    def __init__(self, run_dir: Path, meta: dict[str, Any], monitor: str = "val/acc"):
+    def __init__(self, run_dir: Path, meta: dict[str, Any], monitor: str = "val/acc",
+                 export_classes: list[str] | None = None):
         self.run_dir, self.meta, self.monitor = Path(run_dir), meta, monitor
+        self.export_classes = export_classes
         self.best: float = -math.inf
         self._t0 = 0.0
 
@@ -74,11 +77,13 @@ class RunFolderWriter(L.Callback):
         if value is None or float(value) <= self.best:
             return
         self.best = float(value)
-        from ferkit.models import save_model
+        from ferkit.models import restrict_classes, save_model
         metrics = {k.replace("/", "_"): round(float(v), 6) for k, v in trainer.callback_metrics.items()
                    if k.startswith("val/")}
         meta = dict(self.meta, metrics=dict(metrics, epoch=trainer.current_epoch))
         net = pl_module.export_net() if hasattr(pl_module, "export_net") else pl_module.net
+        if self.export_classes:
+            net, meta = restrict_classes(net, meta, list(self.export_classes))
         save_model(net, self.run_dir / "model", meta)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

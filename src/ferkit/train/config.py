@@ -117,6 +117,9 @@ class ModelConfig:
     pretrained: Any = False
     drop_rate: float = 0.0
     kwargs: dict[str, Any] = field(default_factory=dict)
+    #: the run's model.safetensors predicts only these of the trained classes (its head's rows, in this
+    #: order; ``ferkit.models.restrict_classes``): train on FER+'s 8, ship FER2013's 7. None: all of them
+    export_classes: list[str] | None = None
 
 
 @dataclass

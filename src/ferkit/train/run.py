@@ -105,6 +105,10 @@ def train(config: TrainConfig | str | Path, overrides: list[str] | None = None, 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     dm = FERDataModule(cfg)
     dm.setup("fit")
+    unknown = [c for c in cfg.model.export_classes or () if c not in dm.classes]
+    if unknown:   # refused now, not at the first epoch's export
+        raise ConfigError(f"model.export_classes: {', '.join(unknown)} not among the trained classes "
+                          f"({', '.join(dm.classes)})")
     weights = dm.class_weights().tolist() if cfg.data.balance == "weights" else None
     prior = dm.class_prior()
     module = FERLitModule(cfg.to_dict(), dm.classes, weights, prior if cfg.loss.logit_adjust else None)
@@ -128,7 +132,7 @@ def train(config: TrainConfig | str | Path, overrides: list[str] | None = None, 
         # last.ckpt after every epoch (save_last alone only follows the best checkpoint's saves)
         ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", monitor=None, save_top_k=1,
                         every_n_epochs=1, enable_version_counter=False),
-        RunFolderWriter(run_dir, meta, monitor="val/acc"),
+        RunFolderWriter(run_dir, meta, monitor="val/acc", export_classes=cfg.model.export_classes),
     ]
     if es.enabled:
         callbacks.append(EarlyStopping(monitor=es.monitor, mode=mode, patience=es.patience, min_delta=es.min_delta))
