@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from ship_model import card_figures  # scripts/ is on sys.path when run
+
 from ferkit._fileio import atomic_write_text
 from ferkit.evaluate import evaluate
 from ferkit.models import WEIGHTS_DIR, read_json
@@ -32,14 +34,8 @@ def main() -> None:
     target = str(path.with_suffix(""))
     full = {t: evaluate(target, fit["data"], fit["format"], fit["split"], tta=t) for t in ("none", a.tta)}
     sub = evaluate(target, fit["data"], fit["format"], fit["split"], tta=a.tta, limit=1000)
-    head = full[a.tta]
     meta["card"] = {
-        "tta": a.tta, "data_format": fit["format"], "val_split": fit["split"],
-        "val_accuracy": round(full["none"]["accuracy"], 4),
-        f"val_accuracy_{a.tta}": round(head["accuracy"], 4),
-        "val_macro_f1": round(head["macro_f1"], 4),
-        "val_limit1000_accuracy": round(sub["accuracy"], 4),
-        "recall": {c: round(v["recall"], 4) for c, v in head["per_class"].items()},
+        **card_figures(full, sub, a.tta, fit["format"], fit["split"]),
         "fit": f"{meta['method']} voting, weights fitted by {fit['objective']} on {fit['split']} (majority labels)",
     }
     atomic_write_text(path, json.dumps(meta, indent=2) + "\n")

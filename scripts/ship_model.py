@@ -31,6 +31,21 @@ REPO = Path(__file__).resolve().parents[1]
 FER = REPO.parent / "shared" / "data" / "fer2013"
 
 
+def card_figures(full: dict, sub: dict, tta: str, data_format: str, split: str) -> dict:
+    """A card's figures on its validation split, as tests/test_shipped.py reads them: ``full`` maps "none"
+    and ``tta`` to that split's metrics, ``sub`` is the fixed 1,000-image subset's (with ``tta``)."""
+    head = full[tta]
+    key = "publictest" if split == "PublicTest" else "val"  # the first shipped cards' keys name PublicTest
+    return {
+        "tta": tta, "data_format": data_format, "val_split": split,
+        f"{key}_accuracy": round(full["none"]["accuracy"], 4),
+        f"{key}_accuracy_{tta}": round(head["accuracy"], 4),
+        f"{key}_macro_f1": round(head["macro_f1"], 4),
+        f"{key}_limit1000_accuracy": round(sub["accuracy"], 4),
+        "recall": {c: round(v["recall"], 4) for c, v in head["per_class"].items()},
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run_dir", type=Path)
@@ -53,14 +68,8 @@ def main() -> None:
     sub = evaluate((model, meta), a.data, a.format, split, tta=a.tta, limit=1000)
     rows = read_epoch_metrics(a.run_dir / "metrics.csv")
     head = full[a.tta]
-    key = "publictest" if split == "PublicTest" else "val"  # the first shipped cards' keys name PublicTest
     card = {
-        "tta": a.tta, "data_format": a.format, "val_split": split,
-        f"{key}_accuracy": round(full["none"]["accuracy"], 4),
-        f"{key}_accuracy_{a.tta}": round(head["accuracy"], 4),
-        f"{key}_macro_f1": round(head["macro_f1"], 4),
-        f"{key}_limit1000_accuracy": round(sub["accuracy"], 4),
-        "recall": {c: round(v["recall"], 4) for c, v in head["per_class"].items()},
+        **card_figures(full, sub, a.tta, a.format, split),
         "temperature": cal["temperature"], "ece_before": cal["ece_before"], "ece_after": cal["ece_after"],
         "epochs": len(rows), "train_minutes": round(sum(r["epoch_time_s"] for r in rows) / 60, 1),
         "machine": a.machine,

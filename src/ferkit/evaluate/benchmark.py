@@ -140,25 +140,24 @@ def shipped_model_ids() -> dict[str, list[str]]:
     return {names[0]: names for names in by_file.values()}
 
 
-def uncropped_sources(data_root: str | os.PathLike[str] = DATA_ROOT, n: int = UNCROPPED_FACES) -> list[BenchmarkData]:
-    """The face sets placed into photos, as their original-crops rows: a stratified ``n``-face subset of
-    FER2013 PublicTest (FER2013's labels) and one of FER2013Valid (the same images, FER+ majority labels
-    over FER2013's 7 classes). :func:`run_benchmark` builds one folder of photos from each."""
+def uncropped_sources(data_root: str | os.PathLike[str] = DATA_ROOT,
+                      n: int = UNCROPPED_FACES) -> list[tuple[BenchmarkData, str]]:
+    """The face sets placed into photos: each one's original-crops row and the name of its photo rows.
+    A stratified ``n``-face subset of FER2013 PublicTest (FER2013's labels) and one of FER2013Valid (the
+    same images, FER+ majority labels over FER2013's 7 classes). :func:`run_benchmark` builds one folder
+    of photos from each."""
     from ferkit.data import FER2013_CLASSES
 
     root = Path(data_root)
     return [
-        BenchmarkData("FER2013 PublicTest subset, original crops", str(root / "fer2013"), "fer2013-folder",
-                      "PublicTest", limit=n, note=f"the {n} faces of the uncropped rows"),
-        BenchmarkData("FER+ Valid subset, original crops", str(root / "ferplus"), "ferplus", "FER2013Valid",
-                      tuple(FER2013_CLASSES), limit=n,
-                      note=f"the {n} faces of the uncropped rows with FER+ labels (majority, contempt left out)"),
+        (BenchmarkData("FER2013 PublicTest subset, original crops", str(root / "fer2013"), "fer2013-folder",
+                       "PublicTest", limit=n, note=f"the {n} faces of the uncropped rows"),
+         "same faces in photos"),
+        (BenchmarkData("FER+ Valid subset, original crops", str(root / "ferplus"), "ferplus", "FER2013Valid",
+                       tuple(FER2013_CLASSES), limit=n,
+                       note=f"the {n} faces of the uncropped rows with FER+ labels (majority, contempt left out)"),
+         "same faces in photos (FER+ labels)"),
     ]
-
-
-#: the photo rows' names, per original-crops row of :func:`uncropped_sources`
-_PHOTO_ROWS = {"FER2013 PublicTest subset, original crops": "same faces in photos",
-               "FER+ Valid subset, original crops": "same faces in photos (FER+ labels)"}
 
 
 def default_datasets(data_root: str | os.PathLike[str] = DATA_ROOT, *,
@@ -186,9 +185,9 @@ def default_datasets(data_root: str | os.PathLike[str] = DATA_ROOT, *,
     ]
     if uncropped is not None:
         n = uncropped_faces if limit is None else min(uncropped_faces, limit)
-        for crops, folder in zip(uncropped_sources(root, n), uncropped, strict=True):
+        for (crops, photos), folder in zip(uncropped_sources(root, n), uncropped, strict=True):
             out.append(crops)
-            out += [BenchmarkData(f"{_PHOTO_ROWS[crops.name]}, {det}", str(folder), "folder", "all", detect=det,
+            out += [BenchmarkData(f"{photos}, {det}", str(folder), "folder", "all", detect=det,
                                   note="faces enlarged to 96-320 px in real photos") for det in detectors]
     return out
 
@@ -259,9 +258,10 @@ def run_benchmark(
             uncropped = None
             if uncropped_faces > 0:
                 n = uncropped_faces if limit is None else min(uncropped_faces, limit)
-                uncropped = [Path(tmp) / f"uncropped{i}" for i, _ in enumerate(uncropped_sources(root, n))]
-                for source, folder in zip(uncropped_sources(root, n), uncropped, strict=True):
-                    _build_uncropped(source, folder, root / "samples", log)
+                uncropped = []
+                for i, (source, _) in enumerate(uncropped_sources(root, n)):
+                    uncropped.append(Path(tmp) / f"uncropped{i}")
+                    _build_uncropped(source, uncropped[-1], root / "samples", log)
             datasets = default_datasets(root, uncropped=uncropped, uncropped_faces=uncropped_faces,
                                         detectors=detectors, limit=limit)
         datasets = [*datasets, *folder_datasets(extra, detectors, limit)]
