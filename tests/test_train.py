@@ -1,6 +1,7 @@
 """Training on real FER2013 images: accuracy of short runs, every paper config, phases, resume, DDP."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -99,7 +100,8 @@ def test_phases_freeze_all_but_head(tmp_path):
 
 def test_shipped_recipe_trains_in_bf16_on_cpu_like_fp32(tmp_path, caplog):
     """The shipped default's recipe asks for bf16 autocast; same data, same seed, the first steps' loss
-    matches an fp32 run to bf16 precision, and the weights are saved in fp32. On a CPU without native
+    matches an fp32 run to bf16 precision, and the weights are saved in fp32. ``auto`` picks bf16 where
+    the CPU has it natively, and machine.json records the precision used and the CPU's flags. On a CPU without native
     bf16 (AVX2 only), where it is emulated and about 16x slower, the run says so."""
     from safetensors.torch import load_file
 
@@ -108,13 +110,20 @@ def test_shipped_recipe_trains_in_bf16_on_cpu_like_fp32(tmp_path, caplog):
     assert TrainConfig.load(config).trainer.precision == "bf16-mixed"
     tiny = ["data.subset=192", "data.val_subset=64", "trainer.max_epochs=1", "trainer.limit_train_batches=3",
             "data.num_workers=0"]
-    losses = {}
-    for precision in ("bf16-mixed", "32-true"):
+    losses, used = {}, {}
+    for precision in ("bf16-mixed", "32-true", "auto"):
         run = train(config, _overrides(tmp_path / precision, *tiny, f"trainer.precision={precision}"))
         row = read_epoch_metrics(run / "metrics.csv")[0]
         losses[precision] = row["train_loss"]
         saved = load_file(run / "model.safetensors")
         assert {t.dtype for t in saved.values() if t.is_floating_point()} == {torch.float32}
+        machine = json.loads((run / "machine.json").read_text())
+        used[precision] = machine["precision"]
+        assert set(machine["cpu_flags"]) <= {"avx2", "avx512f", "avx512_bf16", "amx_bf16"}
+    # auto: bf16 where the CPU runs it natively, fp32 where it would be emulated
+    assert used == {"bf16-mixed": "bf16-mixed", "32-true": "32-true",
+                    "auto": "bf16-mixed" if cpu_has_native_bf16() else "32-true"}
+    assert cpu_has_native_bf16() <= bool({"avx512_bf16", "amx_bf16"} & set(machine["cpu_flags"]))
     assert losses["bf16-mixed"] == pytest.approx(losses["32-true"], rel=0.03), losses
     assert losses["32-true"] > 1.0  # 7 classes from scratch: near ln 7, so the match above is not trivial
     warned = "bf16 is emulated there" in caplog.text

@@ -103,18 +103,28 @@ class BenchmarkRow:
         return out
 
 
+#: the CPU flags that decide how fast torch runs here (``/proc/cpuinfo``): bf16 autocast is native
+#: with avx512_bf16 or amx_bf16 and emulated (slower than fp32) without
+SPEED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
+
+
 def machine_info() -> dict[str, Any]:
     """The machine the numbers were measured on: CPU model (``/proc/cpuinfo``), cores, GPU,
-    torch/Python/ferkit versions, torch threads and the load average; ``machine`` is one line of it."""
+    the CPU flags of :data:`SPEED_FLAGS` it has, torch/Python/ferkit versions, torch threads and the load
+    average; ``machine`` is one line of it."""
     import torch
 
     from ferkit import __version__
 
     cpu = platform.processor() or platform.machine()
+    flags: list[str] = []
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
-            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+            lines = f.readlines()
+        names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
         cpu = names[0] if names else cpu
+        have = next((set(line.split(":", 1)[1].split()) for line in lines if line.startswith("flags")), set())
+        flags = [f for f in SPEED_FLAGS if f in have]
     except OSError:
         pass
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -122,9 +132,11 @@ def machine_info() -> dict[str, Any]:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     info = {"cpu": cpu, "cores": cores, "arch": platform.machine(), "gpu": gpu, "torch": torch.__version__,
             "torch_threads": torch.get_num_threads(), "python": platform.python_version(), "ferkit": __version__,
-            "load_average": None if load is None else round(load, 2)}
-    info["machine"] = (f"{cpu} ({platform.machine()}), {cores} cores, {gpu or 'no GPU'}; torch {torch.__version__} "
-                       f"({info['torch_threads']} thread{'s' * (info['torch_threads'] != 1)}), "
+            "load_average": None if load is None else round(load, 2), "cpu_flags": flags}
+    isa = "".join(f", {f}" for f in flags)
+    threads = info["torch_threads"]
+    info["machine"] = (f"{cpu} ({platform.machine()}{isa}), {cores} cores, {gpu or 'no GPU'}; "
+                       f"torch {torch.__version__} ({threads} thread{'s' * (threads != 1)}), "
                        f"Python {info['python']}, ferkit {__version__}")
     return info
 

@@ -93,11 +93,12 @@ class RunState:
     best_epoch: int | None
     s_per_epoch: float | None    # median over the run's epochs
     machine: str | None          # machine.json of its last (re)start
+    precision: str | None = None     # the precision it trained in (None: not recorded by older runs)
 
     def to_dict(self) -> dict[str, Any]:
         return {"folder": self.folder.name, "epochs_done": self.epochs_done, "epochs_planned": self.epochs_planned,
                 "complete": self.complete, "best_epoch": self.best_epoch, "s_per_epoch": self.s_per_epoch,
-                "machine": self.machine}
+                "machine": self.machine, "precision": self.precision}
 
 
 def run_state(folder: Path, cfg: TrainConfig) -> RunState:
@@ -109,11 +110,12 @@ def run_state(folder: Path, cfg: TrainConfig) -> RunState:
     es = cfg.trainer.early_stopping
     stopped = es.enabled and best is not None and done - 1 - best >= es.patience
     times = [r["epoch_time_s"] for r in rows if r.get("epoch_time_s")]
-    machine = None
+    machine = precision = None
     if (folder / "machine.json").is_file():
-        machine = json.loads((folder / "machine.json").read_text(encoding="utf-8")).get("machine")
+        recorded = json.loads((folder / "machine.json").read_text(encoding="utf-8"))
+        machine, precision = recorded.get("machine"), recorded.get("precision")
     return RunState(folder, done, planned, done >= planned or stopped, (folder / "model.safetensors").is_file(),
-                    best, round(statistics.median(times), 1) if times else None, machine)
+                    best, round(statistics.median(times), 1) if times else None, machine, precision)
 
 
 def train_run(cfg: TrainConfig, runs_dir: str | Path, *, train: bool = True) -> RunState | None:

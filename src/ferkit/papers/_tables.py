@@ -23,7 +23,7 @@ from ferkit import _docblock
 from ferkit._fileio import atomic_write_text
 from ferkit.errors import ConfigError
 from ferkit.models import read_json, sha256_file
-from ferkit.papers._catalog import Paper, PaperEnsemble, PaperModel, get_paper
+from ferkit.papers._catalog import GAP_POINTS, Paper, PaperEnsemble, PaperModel, get_paper
 from ferkit.papers._runs import RunState, choose_recipe, recipe_config, train_run
 
 __all__ = ["BLOCK", "SCHEMA", "paper_markdown", "paper_report", "papers_index"]
@@ -223,6 +223,9 @@ def paper_report(
         rows.append(_shipped_row(p, shipped, out / paper / shipped.key, limit, say))
     for ens in p.ensembles:
         rows.append(_ensemble_row(p, ens, states, {r["key"]: r for r in rows}, out / paper / ens.key, limit, say))
+    reasons = {item.key: item.differs for item in (*p.runs, *p.ensembles)}
+    for row in rows:
+        row["differs"] = reasons.get(row["key"]) or p.differs
     command = ["ferkit", "papers", "run", paper]
     if recipe != "auto":
         command += ["--recipe", recipe]
@@ -245,13 +248,14 @@ def papers_index(reports_dir: str | os.PathLike[str], link_to: str = "") -> str:
     repository's README). ``reports/papers/README.md`` holds it; ``--update-docs`` puts it in README.md."""
     from ferkit.papers._catalog import PAPERS
 
-    lines = ["| paper | model | measured on | ours: accuracy % | ours: mean AUC | training | published accuracy % |",
-             "|---|---|---|---:|---:|---|---|"]
+    lines = ["| paper | model | measured on | ours: accuracy % | ours: mean AUC | training | published accuracy % "
+             f"| why ours differs (by more than {GAP_POINTS:g} points) |",
+             "|---|---|---|---:|---:|---|---|---|"]
     for key, paper in PAPERS.items():
         path = Path(reports_dir) / f"{key}.json"
         if not path.is_file():
             lines.append(f"| [{key}]({link_to}{key}.md) | {paper.title} | — | — | — "
-                         f"| no table yet: `ferkit papers run {key}` | — |")
+                         f"| no table yet: `ferkit papers run {key}` | — | |")
             continue
         doc = json.loads(path.read_text(encoding="utf-8"))
         ev = doc["evals"][0]
@@ -263,10 +267,33 @@ def papers_index(reports_dir: str | os.PathLike[str], link_to: str = "") -> str:
             auc = "—" if m is None or m["mean_auc"] is None else f"{m['mean_auc']:.3f}"
             status = "" if row["status"] == "complete" else f" ({row['status']})"
             lines.append(f"| [{key}]({link_to}{key}.md) | {row['label']} | {ev['title']} | {acc} | {auc} "
-                         f"| {how}{status} | {pub}{'' if pub == '—' else ' (' + doc['published_on'] + ')'} |")
+                         f"| {how}{status} | {pub}{'' if pub == '—' else ' (' + doc['published_on'] + ')'} "
+                         f"| {_why(row, m)} |")
     return "\n".join(lines) + (f"\n\nEach figure is read from the row's `metrics.json` in `{link_to}<paper>/<row>/`; "
                                "the rows' plots (training curves, confusion matrices, ROC curves) are drawn from "
                                "those files by `ferkit papers figures`.\n")
+
+
+def _why(row: dict[str, Any], m: dict[str, Any] | None) -> str:
+    """The row's one-line reason when its accuracy is more than GAP_POINTS from the published figure."""
+    pub = (row.get("published") or {}).get("accuracy")
+    if m is None or pub is None or abs(100 * m["accuracy"] - pub) <= GAP_POINTS:
+        return ""
+    return row.get("differs") or ""
+
+
+def _train_time(run: dict[str, Any]) -> str:
+    """How long the run trained (its epochs at their median time) and in which precision, when recorded;
+    machines recorded before ferkit listed CPU flags say so."""
+    spe = run.get("s_per_epoch")
+    total = None if spe is None else spe * run["epochs_done"]
+    took = ("trained" if total is None else f"trained {total / 60:.0f} min" if total >= 60
+            else f"trained {total:.0f} s")
+    if run.get("precision"):
+        took += f" in {run['precision']}"
+    if "no GPU" in (run.get("machine") or "") and "avx" not in run["machine"]:
+        took += " (CPU flags not recorded then)"
+    return took
 
 
 def _pct(x: float | None) -> str:
@@ -304,8 +331,8 @@ def paper_markdown(doc: dict[str, Any]) -> str:
         lines += [f"## {ev['title']} (`{ev['data']}`, {ev['format']}, split {ev['split']})", "",
                   (f"| model | training | s/epoch | accuracy % | weighted precision % | weighted recall % "
                    f"| weighted F1 % | macro-F1 % | mean AUC | published accuracy % ({doc['published_on']}) "
-                   "| published mean AUC |"),
-                  "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                   f"| published mean AUC | why ours differs (by more than {GAP_POINTS:g} points) |"),
+                  "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
         for row in rows:
             how, spe = _training(row)
             m = (row.get("metrics") or {}).get(ev["key"])
@@ -318,7 +345,8 @@ def paper_markdown(doc: dict[str, Any]) -> str:
                            _pct(m["weighted_precision"]), _pct(m["weighted_recall"]), _pct(m["weighted_f1"]),
                            _pct(m["macro_f1"]), auc]
             lines.append(f"| {row['label']} | {how} | {spe} | " + " | ".join(figures)
-                         + f" | {_published(row, 'accuracy', '.2f')} | {_published(row, 'mean_auc', '.3f')} |")
+                         + f" | {_published(row, 'accuracy', '.2f')} | {_published(row, 'mean_auc', '.3f')} "
+                           f"| {_why(row, m)} |")
         measured = [r for r in rows if (r.get("metrics") or {}).get(ev["key"])]
         if measured:
             classes = measured[0]["metrics"][ev["key"]]["classes"]
@@ -337,7 +365,7 @@ def paper_markdown(doc: dict[str, Any]) -> str:
             where = f"{doc['paper']}/{row['key']}"
             notes.append(f"- {row['label']}: config `{row['config']}`, recipe {row['recipe']}, run `{run['folder']}`, "
                          f"best epoch {None if run['best_epoch'] is None else run['best_epoch'] + 1} by validation "
-                         f"accuracy, trained on {run['machine'] or 'an unrecorded machine'}"
+                         f"accuracy, {_train_time(run)} on {run['machine'] or 'an unrecorded machine'}"
                          + (f"; overrides {' '.join(row['overrides'])}" if row.get("overrides") else "")
                          + ("; figures as recorded in the row's folder (the run folder is not on this machine)"
                             if row.get("recorded") else "")

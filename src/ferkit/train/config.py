@@ -186,7 +186,8 @@ class TrainerConfig:
     num_nodes: int = 1
     #: auto | ddp | ddp_spawn | ...
     strategy: str = "auto"
-    #: auto (16-mixed on GPU, 32 on CPU) | 32 | 16-mixed | bf16-mixed
+    #: auto (bf16-mixed on a GPU or CPU that runs bf16 natively: AVX512-BF16 or AMX; else 16-mixed on a GPU,
+    #: 32 on a CPU) | 32 | 16-mixed | bf16-mixed
     precision: str = "auto"
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     limit_train_batches: Any = None
