@@ -5,7 +5,8 @@ with AVX512-BF16 or AMX, emulated and slow elsewhere: the machine line lists the
 
 Times full training steps (forward, cross-entropy, backward, AdamW update) on a batch of real
 FER2013 faces preprocessed by ferkit's own train transform, after one warm-up step, in channels-last
-layout as ferkit's trainer runs them. A model may carry keyword arguments: ``mobilenet_v2:stem_stride=1``.
+layout (``trainer.channels_last: true``, as the vote-trained recipes run). A model may carry keyword
+arguments after a colon, separated by ``;``: ``mobilenet_v2:stem_stride=1``.
 
     python benchmarks/bench_train.py [--models resnet18,mobilenet_v2:stem_stride=1] [--steps 3] [--threads N]
         [--precision 32,bf16] [--skip-data]
@@ -44,7 +45,7 @@ def batch_of_faces(data: Path, size: int, channels: int, n: int) -> tuple[torch.
 
 
 def parse_model(spec: str) -> tuple[str, dict]:
-    """``name[:key=value,...]`` -> (name, kwargs); values are read as YAML scalars (1, 0.5, true)."""
+    """``name[:key=value;...]`` -> (name, kwargs); values are read as YAML scalars (1, 0.5, true)."""
     import yaml
 
     name, _, args = spec.partition(":")
@@ -85,6 +86,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--skip-data", action="store_true", help="skip the CSV parse / cache timings")
     a = ap.parse_args()
+    if not set(a.precision.split(",")) <= {"32", "bf16"}:
+        ap.error(f"--precision {a.precision!r}: expected 32, bf16 or 32,bf16")
     if not a.skip_data:
         subprocess.run([sys.executable, str(HERE / "bench_data.py"), "--data", str(a.data.parent)], check=True)
         print()

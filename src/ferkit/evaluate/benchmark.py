@@ -34,7 +34,10 @@ __all__ = [
     "MARKER_START",
     "BenchmarkData",
     "BenchmarkRow",
+    "BF16_FLAGS",
+    "SPEED_FLAGS",
     "check_markers",
+    "cpu_flags",
     "copy_block",
     "default_datasets",
     "folder_datasets",
@@ -103,9 +106,27 @@ class BenchmarkRow:
         return out
 
 
-#: the CPU flags that decide how fast torch runs here (``/proc/cpuinfo``): bf16 autocast is native
-#: with avx512_bf16 or amx_bf16 and emulated (slower than fp32) without
-SPEED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
+#: the CPU flags that decide how fast torch runs here (``/proc/cpuinfo``; ``bf16`` is aarch64's): bf16
+#: autocast is native with avx512_bf16, amx_bf16 or bf16 and emulated (slower than fp32) without
+SPEED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "bf16")
+#: the flags with which a CPU runs bf16 natively
+BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
+
+
+def cpu_flags() -> list[str]:
+    """The :data:`SPEED_FLAGS` this CPU has, from ``/proc/cpuinfo`` (x86 ``flags``, aarch64 ``Features``);
+    elsewhere, from torch's own CPU checks (x86 only)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            have = next((set(line.split(":", 1)[1].split()) for line in f
+                         if line.startswith(("flags", "Features"))), set())
+    except OSError:
+        import torch
+
+        have = {flag for flag, check in (("avx512_bf16", "_is_avx512_bf16_supported"),
+                                         ("amx_bf16", "_is_amx_tile_supported"))
+                if getattr(torch.cpu, check, lambda: False)()}
+    return [f for f in SPEED_FLAGS if f in have]
 
 
 def machine_info() -> dict[str, Any]:
@@ -117,16 +138,13 @@ def machine_info() -> dict[str, Any]:
     from ferkit import __version__
 
     cpu = platform.processor() or platform.machine()
-    flags: list[str] = []
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
-            lines = f.readlines()
-        names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
         cpu = names[0] if names else cpu
-        have = next((set(line.split(":", 1)[1].split()) for line in lines if line.startswith("flags")), set())
-        flags = [f for f in SPEED_FLAGS if f in have]
     except OSError:
         pass
+    flags = cpu_flags()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None

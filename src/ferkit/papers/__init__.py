@@ -14,6 +14,7 @@ metrics, curves and reports in ``reports/papers/<paper>/<row>/``, the table in
 from __future__ import annotations
 
 from ferkit.papers._catalog import (
+    GAP_POINTS,
     PAPERS,
     RECIPES,
     SCRATCH_EPOCHS,
@@ -28,8 +29,8 @@ from ferkit.papers._runs import RunState, choose_recipe, find_run, recipe_config
 from ferkit.papers._tables import BLOCK, SCHEMA, paper_figures, paper_markdown, paper_report, papers_index
 
 __all__ = [
-    "BLOCK", "PAPERS", "RECIPES", "SCHEMA", "SCRATCH_EPOCHS", "EvalSet", "Paper", "PaperEnsemble", "PaperModel",
-    "PaperRun", "RunState",
+    "BLOCK", "GAP_POINTS", "PAPERS", "RECIPES", "SCHEMA", "SCRATCH_EPOCHS", "EvalSet", "Paper", "PaperEnsemble",
+    "PaperModel", "PaperRun", "RunState",
     "choose_recipe", "find_run", "get_paper", "paper_figures", "paper_markdown", "paper_report", "papers_index",
     "recipe_config", "run_state", "train_run",
 ]

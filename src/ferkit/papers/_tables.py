@@ -223,9 +223,6 @@ def paper_report(
         rows.append(_shipped_row(p, shipped, out / paper / shipped.key, limit, say))
     for ens in p.ensembles:
         rows.append(_ensemble_row(p, ens, states, {r["key"]: r for r in rows}, out / paper / ens.key, limit, say))
-    reasons = {item.key: item.differs for item in (*p.runs, *p.ensembles)}
-    for row in rows:
-        row["differs"] = reasons.get(row["key"]) or p.differs
     command = ["ferkit", "papers", "run", paper]
     if recipe != "auto":
         command += ["--recipe", recipe]
@@ -268,32 +265,32 @@ def papers_index(reports_dir: str | os.PathLike[str], link_to: str = "") -> str:
             status = "" if row["status"] == "complete" else f" ({row['status']})"
             lines.append(f"| [{key}]({link_to}{key}.md) | {row['label']} | {ev['title']} | {acc} | {auc} "
                          f"| {how}{status} | {pub}{'' if pub == '—' else ' (' + doc['published_on'] + ')'} "
-                         f"| {_why(row, m)} |")
+                         f"| {_why(key, row, m)} |")
     return "\n".join(lines) + (f"\n\nEach figure is read from the row's `metrics.json` in `{link_to}<paper>/<row>/`; "
                                "the rows' plots (training curves, confusion matrices, ROC curves) are drawn from "
                                "those files by `ferkit papers figures`.\n")
 
 
-def _why(row: dict[str, Any], m: dict[str, Any] | None) -> str:
-    """The row's one-line reason when its accuracy is more than GAP_POINTS from the published figure."""
+def _why(paper: str, row: dict[str, Any], m: dict[str, Any] | None) -> str:
+    """The row's one-line reason (from the catalog, so that tables written before it say it too) when its
+    accuracy, as the table shows it, is more than GAP_POINTS from the published figure."""
     pub = (row.get("published") or {}).get("accuracy")
-    if m is None or pub is None or abs(100 * m["accuracy"] - pub) <= GAP_POINTS:
+    if m is None or pub is None or abs(round(100 * m["accuracy"], 2) - pub) <= GAP_POINTS:
         return ""
-    return row.get("differs") or ""
+    return get_paper(paper).differs_for(row["key"])
 
 
 def _train_time(run: dict[str, Any]) -> str:
-    """How long the run trained (its epochs at their median time) and in which precision, when recorded;
-    machines recorded before ferkit listed CPU flags say so."""
+    """How long the run trained (its epochs at their median time), in which precision and on which machine;
+    a run recorded before ferkit wrote down the precision and the CPU's flags says so."""
     spe = run.get("s_per_epoch")
     total = None if spe is None else spe * run["epochs_done"]
     took = ("trained" if total is None else f"trained {total / 60:.0f} min" if total >= 60
             else f"trained {total:.0f} s")
+    machine = run.get("machine") or "an unrecorded machine"
     if run.get("precision"):
-        took += f" in {run['precision']}"
-    if "no GPU" in (run.get("machine") or "") and "avx" not in run["machine"]:
-        took += " (CPU flags not recorded then)"
-    return took
+        return f"{took} in {run['precision']} on {machine}"
+    return f"{took} on {machine} (precision and CPU flags not recorded then)"
 
 
 def _pct(x: float | None) -> str:
@@ -346,7 +343,7 @@ def paper_markdown(doc: dict[str, Any]) -> str:
                            _pct(m["macro_f1"]), auc]
             lines.append(f"| {row['label']} | {how} | {spe} | " + " | ".join(figures)
                          + f" | {_published(row, 'accuracy', '.2f')} | {_published(row, 'mean_auc', '.3f')} "
-                           f"| {_why(row, m)} |")
+                           f"| {_why(doc['paper'], row, m)} |")
         measured = [r for r in rows if (r.get("metrics") or {}).get(ev["key"])]
         if measured:
             classes = measured[0]["metrics"][ev["key"]]["classes"]
@@ -365,7 +362,7 @@ def paper_markdown(doc: dict[str, Any]) -> str:
             where = f"{doc['paper']}/{row['key']}"
             notes.append(f"- {row['label']}: config `{row['config']}`, recipe {row['recipe']}, run `{run['folder']}`, "
                          f"best epoch {None if run['best_epoch'] is None else run['best_epoch'] + 1} by validation "
-                         f"accuracy, {_train_time(run)} on {run['machine'] or 'an unrecorded machine'}"
+                         f"accuracy, {_train_time(run)}"
                          + (f"; overrides {' '.join(row['overrides'])}" if row.get("overrides") else "")
                          + ("; figures as recorded in the row's folder (the run folder is not on this machine)"
                             if row.get("recorded") else "")

@@ -26,7 +26,8 @@ from lightning.pytorch.loggers import CSVLogger
 from ferkit import __version__
 from ferkit._fileio import atomic_write_text, remove_stale_temporaries
 from ferkit.errors import ConfigError, shorten
-from ferkit.evaluate.benchmark import machine_info
+from ferkit.evaluate.benchmark import BF16_FLAGS, cpu_flags, machine_info
+from ferkit.models import read_json
 from ferkit.train.callbacks import AtomicCheckpointIO, RunFolderWriter
 from ferkit.train.config import TrainConfig
 from ferkit.train.datamodule import FERDataModule
@@ -40,8 +41,8 @@ def _precision(cfg: TrainConfig) -> str:
     p = str(cfg.trainer.precision)
     on_gpu = torch.cuda.is_available() and cfg.trainer.accelerator in ("auto", "gpu", "cuda")
     if p == "auto":   # the fastest precision that is not emulated here
-        if on_gpu:
-            return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+        if on_gpu:   # not Volta/Turing, where bf16 is emulated
+            return "bf16-mixed" if torch.cuda.is_bf16_supported(including_emulation=False) else "16-mixed"
         return "bf16-mixed" if cpu_has_native_bf16() else "32-true"
     if p.startswith("bf16") and not on_gpu and not cpu_has_native_bf16():
         log.warning("trainer.precision=%s on a CPU without native bf16 (AVX512-BF16 or AMX; this one has %s): "
@@ -58,12 +59,10 @@ def _refusal(e: pickle.UnpicklingError) -> str:
 
 
 def cpu_has_native_bf16() -> bool:
-    """True when oneDNN runs bf16 natively on this CPU (AVX512-BF16 or AMX): there bf16 autocast made
-    the default recipe 1.6x faster than fp32; elsewhere (AVX2) it is emulated and about 16x slower."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
+    """True when this CPU has bf16 instructions (AVX512-BF16, AMX, aarch64's BF16): there bf16 autocast
+    made the default recipe 1.6x faster than fp32; elsewhere (AVX2, or AVX512 without BF16, where oneDNN
+    still accepts bf16) it is emulated and about 16x slower."""
+    return bool(BF16_FLAGS & set(cpu_flags()))
 
 
 def _new_run_dir(cfg: TrainConfig) -> Path:
@@ -150,6 +149,8 @@ def train(config: TrainConfig | str | Path, overrides: list[str] | None = None, 
         loggers.append(TensorBoardLogger(run_dir, name="tensorboard", version=""))
 
     precision = _precision(cfg)
+    if ckpt is not None:   # a resumed run keeps the precision it started in (auto may resolve otherwise here)
+        precision = (read_json(run_dir / "machine.json") or {}).get("precision") or precision
     trainer = L.Trainer(
         default_root_dir=run_dir,
         max_epochs=min(cfg.total_epochs, cfg.trainer.max_epochs) if cfg.phases else cfg.total_epochs,
@@ -176,9 +177,9 @@ def train(config: TrainConfig | str | Path, overrides: list[str] | None = None, 
         if ckpt is None:
             atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
         # the machine of each (re)start, so that epoch times can be read with it
-        atomic_write_text(run_dir / "machine.json", json.dumps({**machine_info(), "precision": precision}, indent=2)
-                          + "\n")
-        log.info("run folder: %s (precision %s)", run_dir, precision)
+        used = str(trainer.precision)   # Lightning's name for it: 32-true, bf16-mixed, ...
+        atomic_write_text(run_dir / "machine.json", json.dumps({**machine_info(), "precision": used}, indent=2) + "\n")
+        log.info("run folder: %s (precision %s)", run_dir, used)
     os.environ[_RUN_DIR_ENV] = str(run_dir.resolve())  # inherited by DDP processes launched during fit
     try:
         with warnings.catch_warnings():
