@@ -25,7 +25,7 @@ from ferkit.detect import (
 )
 from ferkit.infer import load_image
 
-from _paths import SAMPLES
+from _paths import DATA, SAMPLES
 
 
 @pytest.fixture(scope="module")
@@ -122,6 +122,36 @@ def test_combined_detector_adds_the_faces_hog_misses(images) -> None:
     assert get_detector("dlib-hog+blazeface").crop_margin == get_detector("dlib-hog").crop_margin
     with pytest.raises(DetectorError, match="takes only min_size, not threshold"):
         get_detector("dlib-hog+blazeface", threshold=0.5)
+
+
+def test_default_detector_asks_the_short_range_model_when_both_find_nothing(tmp_path) -> None:
+    """FER+ faces cut tight at chin and forehead, enlarged into dogs.jpg as the benchmark's photos are:
+    where neither dlib-hog nor BlazeFace finds a face, the default asks BlazeFace's short-range model,
+    which finds the pasted face; where they find one, it is not asked; dogs.jpg alone has no face."""
+    from ferkit.data import FER2013_CLASSES
+    from ferkit.data.composite import Background, build_composites
+    from ferkit.evaluate import load_eval_data
+
+    faces, _ = load_eval_data(DATA / "ferplus", "ferplus", "FER2013Valid", tuple(FER2013_CLASSES))
+    ids = [str(i) for i in faces.ids]
+    wanted = ["fer0029578", "fer0029650", "fer0031625", "fer0031545", "fer0031643"]
+    pick = np.array([next(k for k, s in enumerate(ids) if w in s) for w in wanted])
+    made = build_composites(faces.select(pick), tmp_path / "u", scales=(128, 224, 224, 96, 96),
+                            backgrounds=(Background("dogs.jpg"),), samples_dir=SAMPLES)
+    hog, blazeface = get_detector("dlib-hog"), get_detector("blazeface", threshold=0.45)   # the default's pair
+    rescued = 0
+    for c in made:
+        img = load_image(c.path)
+        got = detect_faces(img)
+        if len(hog.detect(img)) or len(blazeface.detect(img)):
+            assert set(map(tuple, hog.detect(img).boxes.tolist())) <= set(map(tuple, got.boxes.tolist()))
+            continue
+        x, y, w, h = c.box
+        centres = got.boxes[:, :2] + got.boxes[:, 2:] / 2
+        assert len(got) == 1 and x <= centres[0, 0] <= x + w and y <= centres[0, 1] <= y + h, (c.path, got.boxes)
+        rescued += 1
+    assert rescued >= 2
+    assert len(detect_faces(load_image(SAMPLES / "dogs.jpg"))) == 0
 
 
 @pytest.mark.parametrize("options,message", [

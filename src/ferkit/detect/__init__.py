@@ -10,7 +10,8 @@ Detectors, by name (:func:`list_detectors`):
 
 - ``dlib-hog+blazeface`` (default for photos): the faces dlib-hog finds, plus those BlazeFace finds
   that overlap none of them (turned or low-contrast faces HOG misses); dlib's framing where both
-  find a face. ~95 ms per VOC photo.
+  find a face; where neither finds one, BlazeFace's short-range model (score >= 0.7), for a face that
+  fills the frame, cut at chin and forehead. ~95 ms per VOC photo.
 - ``dlib-hog``: dlib's HOG + SVM detector. On the 9 annotated PASCAL VOC photos in
   ``../shared/data/samples/voc_faces`` (43 faces) it found all 43 (IoU >= 0.5) with no false hit, in
   ~46 ms per photo, and no face on dogs.jpg (``benchmarks/bench_detect.py``, busy 2-core CPU).
