@@ -15,6 +15,7 @@ figures there are copied from the output, never typed.
 """
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import tempfile
@@ -113,19 +114,30 @@ SPEED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "bf16")
 BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
 
 
-def cpu_flags() -> list[str]:
-    """The :data:`SPEED_FLAGS` this CPU has, from ``/proc/cpuinfo`` (x86 ``flags``, aarch64 ``Features``);
-    elsewhere, from torch's own CPU checks (x86 only)."""
+@functools.lru_cache(maxsize=1)
+def _cpuinfo() -> tuple[str | None, frozenset[str] | None]:
+    """The CPU's model name and flags (x86 ``flags``, aarch64 ``Features``) from ``/proc/cpuinfo``, read
+    once; (None, None) where there is no such file."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
-            have = next((set(line.split(":", 1)[1].split()) for line in f
-                         if line.startswith(("flags", "Features"))), set())
+            lines = f.readlines()
     except OSError:
+        return None, None
+    name, flags = (next((line.split(":", 1)[1] for line in lines if line.startswith(keys)), None)
+                   for keys in ("model name", ("flags", "Features")))
+    return (name.strip() if name else None), frozenset((flags or "").split())
+
+
+def cpu_flags() -> list[str]:
+    """The :data:`SPEED_FLAGS` this CPU has, from ``/proc/cpuinfo``; elsewhere from torch's own CPU
+    checks (x86 only)."""
+    have = _cpuinfo()[1]
+    if have is None:
         import torch
 
-        have = {flag for flag, check in (("avx512_bf16", "_is_avx512_bf16_supported"),
-                                         ("amx_bf16", "_is_amx_tile_supported"))
-                if getattr(torch.cpu, check, lambda: False)()}
+        have = frozenset(flag for flag, check in (("avx512_bf16", "_is_avx512_bf16_supported"),
+                                                  ("amx_bf16", "_is_amx_tile_supported"))
+                         if getattr(torch.cpu, check, lambda: False)())
     return [f for f in SPEED_FLAGS if f in have]
 
 
@@ -137,13 +149,7 @@ def machine_info() -> dict[str, Any]:
 
     from ferkit import __version__
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    except OSError:
-        pass
+    cpu = _cpuinfo()[0] or platform.processor() or platform.machine()
     flags = cpu_flags()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
