@@ -92,6 +92,29 @@ def test_a_run_of_another_recipe_is_not_reused(tmp_path):
     assert find_run(tmp_path, cfg) is None
     assert find_run(tmp_path, other) == folder
 
+    # how fast a run went (its precision, threads, loader workers) does not make it another run
+    fast = recipe_config(p, p.run("resnet18"), "scratch48", tmp_path,
+                         overrides=["trainer.precision=bf16-mixed", "trainer.threads=1", "data.num_workers=0"])
+    folder.rename(tmp_path / f"{cfg.name}-gpu")
+    (tmp_path / f"{cfg.name}-gpu" / "config.yaml").write_text(fast.to_yaml())
+    assert find_run(tmp_path, cfg) == tmp_path / f"{cfg.name}-gpu"
+
+
+def test_papers_config_writes_each_runs_training_config(tmp_path, capsys):
+    """`ferkit papers config`: the configs `ferkit papers run` trains, as YAML to train elsewhere."""
+    assert main(["papers", "config", "paper4", "--runs", "resnet18", "--set", "trainer.max_epochs=3"]) == 0
+    p = PAPERS["paper4"]
+    want = recipe_config(p, p.run("resnet18"), "scratch48", "runs/papers", overrides=["trainer.max_epochs=3"])
+    assert capsys.readouterr().out == want.to_yaml()
+    assert main(["papers", "config", "--out", str(tmp_path)]) == 0
+    written = sorted(capsys.readouterr().out.split())
+    assert written == sorted(str(tmp_path / f"{p.key}_{r.key}_scratch48.yaml") for p in PAPERS.values() for r in p.runs)
+    loaded = TrainConfig.load(tmp_path / "paper2_spp_net_48_scratch48.yaml")
+    assert loaded.to_dict() == recipe_config(PAPERS["paper2"], PAPERS["paper2"].run("spp_net_48"), "scratch48",
+                                             "runs/papers").to_dict()
+    assert main(["papers", "config", "--runs", "resnet18"]) == 2
+    assert "--runs needs a paper" in capsys.readouterr().err
+
 
 def test_papers_run_writes_the_table_from_the_rows_metrics_and_table_reuses_it(tmp_path, capsys, caplog):
     runs, reports = tmp_path / "runs", tmp_path / "reports"

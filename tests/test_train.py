@@ -434,8 +434,12 @@ def test_train_queue_runs_each_config_once_and_keeps_a_run_stopped_by_its_deadli
 @pytest.mark.slow
 def test_gpu_queue_script_runs_the_queue_end_to_end_on_the_cpu(tmp_path):
     """scripts/device/train_queue_gpu.sh, the one call a lent GPU gets, with a tiny budget on the CPU:
-    every queued config leaves its model and log under $OUT/queue, and no checkpoint (too large to come back)."""
+    every queued config and paper row leaves its model and log under $OUT, and no checkpoint (too large to
+    come back); a row's run folder, moved into a runs folder here, is the one `ferkit papers` looks for."""
+    from ferkit.papers import find_run, get_paper, recipe_config
+
     env = {**os.environ, "OUT": str(tmp_path), "DATA": str(DATA), "DEADLINE": "500", "PYTHON": sys.executable,
+           "ROWS": "paper2:spp_net_48",
            "EXTRA": "data.subset=64 data.val_subset=32 data.batch_size=32 data.num_workers=0 trainer.max_epochs=1 "
                     "trainer.progress_bar=false"}
     r = subprocess.run(["bash", str(REPO / "scripts" / "device" / "train_queue_gpu.sh")], env=env, cwd=REPO,
@@ -446,3 +450,14 @@ def test_gpu_queue_script_runs_the_queue_end_to_end_on_the_cpu(tmp_path):
         assert (run / "model.safetensors").is_file() and (run / "model.json").is_file() and (run / "done").is_file()
         assert not (run / "checkpoints").exists()
         assert yaml.safe_load((run / "config.yaml").read_text())["data"]["path"] == f"{DATA}/ferplus"
+    assert [p.name for p in (tmp_path / "papers").iterdir() if p.is_dir()] == ["paper2_spp_net_48_scratch48"]
+    row = tmp_path / "papers" / "paper2_spp_net_48_scratch48"
+    assert (row / "model.safetensors").is_file() and (row / "done").is_file() and not (row / "checkpoints").exists()
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    adopted = row.rename(runs / f"{row.name}-gpu")
+    paper = get_paper("paper2")
+    cfg = recipe_config(paper, paper.run("spp_net_48"), "scratch48", runs, overrides=env["EXTRA"].split())
+    assert find_run(runs, cfg) == adopted
+    assert find_run(runs, recipe_config(paper, paper.run("spp_net"), "scratch48", runs,
+                                        overrides=env["EXTRA"].split())) is None

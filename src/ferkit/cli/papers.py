@@ -1,4 +1,5 @@
-"""`ferkit papers list` | `ferkit papers run PAPER [--runs KEY ...] [--recipe ...]` | `ferkit papers table PAPER`"""
+"""`ferkit papers list` | `ferkit papers run PAPER [--runs KEY ...] [--recipe ...]` | `ferkit papers table PAPER`
+| `ferkit papers figures [PAPER]` | `ferkit papers config [PAPER] [--runs KEY ...] [--out DIR]`"""
 from __future__ import annotations
 
 import argparse
@@ -38,6 +39,8 @@ def run(a: argparse.Namespace) -> int:
         drawn = paper_figures(a.paper, reports_dir=a.reports_dir, say=_say)
         _say(f"ferkit: {len(drawn)} figures drawn under {a.reports_dir}")
         return 0
+    if a.action == "config":
+        return _configs(a)
     if not a.paper:
         raise FerkitError(f"papers {a.action}: name a paper ({', '.join(PAPERS)})")
     from ferkit import _docblock
@@ -58,16 +61,40 @@ def run(a: argparse.Namespace) -> int:
     return 0
 
 
+def _configs(a: argparse.Namespace) -> int:
+    """Each run's training config (every paper's without PAPER): YAML documents on stdout, or one file
+    per run, ``DIR/<run name>.yaml``, with --out (its paths on stdout), for ``ferkit train`` elsewhere."""
+    from ferkit._fileio import atomic_write_text
+    from ferkit.papers import PAPERS, paper_configs
+
+    if a.runs and not a.paper:
+        raise FerkitError("papers config: --runs needs a paper")
+    configs = [cfg for paper in ([a.paper] if a.paper else list(PAPERS))
+               for cfg in paper_configs(paper, runs_dir=a.runs_dir, reports_dir=a.reports_dir, recipe=a.recipe,
+                                        only=a.runs, pretrained=_pretrained(a.pretrained), overrides=a.set or ())]
+    if a.out is None:
+        print("---\n".join(cfg.to_yaml() for cfg in configs), end="")
+        return 0
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for cfg in configs:
+        print(atomic_write_text(out / f"{cfg.name}.yaml", cfg.to_yaml()))
+    return 0
+
+
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "papers", help="reproduce the four FER papers' tables (train or reuse their runs, evaluate, write the table)",
         description="run: train the paper's runs that are missing (resuming interrupted ones), evaluate every row and "
                     "write reports/papers/PAPER.md beside the published figures; table: the same without training; "
-                    "list: the papers and their runs.",
+                    "list: the papers and their runs; config: each run's training config (YAML), to train it elsewhere "
+                    "with `ferkit train` (a run folder so trained, moved into --runs-dir as <run name>-<anything>, "
+                    "is reused like one trained here).",
         epilog="example: ferkit papers run paper4 --runs resnet18   (then: ferkit papers table paper4)")
-    p.add_argument("action", choices=("list", "run", "table", "figures"),
+    p.add_argument("action", choices=("list", "run", "table", "figures", "config"),
                    help="list the papers; run (train and table); table (from what is trained or recorded); figures "
-                        "(draw every recorded row's figures from its tracked metrics files; all papers without PAPER)")
+                        "(draw every recorded row's figures from its tracked metrics files; all papers without PAPER); "
+                        "config (the runs' training configs; all papers without PAPER)")
     p.add_argument("paper", nargs="?", help="paper1 | paper2 | paper3 | paper4")
     p.add_argument("--runs", nargs="+", metavar="KEY", help="train only these runs (the others are reused if present)")
     p.add_argument("--recipe", default="auto",
@@ -81,6 +108,7 @@ def add_parser(sub) -> None:
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="config override (quick checks, or a shorter budget) for the runs named in --runs, or every "
                         "run; a row reused later keeps the overrides it was trained with")
+    p.add_argument("--out", metavar="DIR", help="config: write DIR/<run name>.yaml per run instead of stdout")
     p.add_argument("--limit", type=int, help="evaluate on a stratified subset of N images per set (quick checks)")
     p.add_argument("--update-docs", nargs="*", metavar="FILE",
                    help="copy the papers' summary table into these files' ferkit-papers block (default: README.md)")

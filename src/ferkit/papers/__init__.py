@@ -26,11 +26,19 @@ from ferkit.papers._catalog import (
     get_paper,
 )
 from ferkit.papers._runs import RunState, choose_recipe, find_run, recipe_config, run_state, train_run
-from ferkit.papers._tables import BLOCK, SCHEMA, paper_figures, paper_markdown, paper_report, papers_index
+from ferkit.papers._tables import (
+    BLOCK,
+    SCHEMA,
+    paper_configs,
+    paper_figures,
+    paper_markdown,
+    paper_report,
+    papers_index,
+)
 
 __all__ = [
     "BLOCK", "GAP_POINTS", "PAPERS", "RECIPES", "SCHEMA", "SCRATCH_EPOCHS", "EvalSet", "Paper", "PaperEnsemble",
     "PaperModel", "PaperRun", "RunState",
-    "choose_recipe", "find_run", "get_paper", "paper_figures", "paper_markdown", "paper_report", "papers_index",
-    "recipe_config", "run_state", "train_run",
+    "choose_recipe", "find_run", "get_paper", "paper_configs", "paper_figures", "paper_markdown", "paper_report",
+    "papers_index", "recipe_config", "run_state", "train_run",
 ]

@@ -22,8 +22,11 @@ __all__ = ["RunState", "choose_recipe", "find_run", "recipe_config", "run_name",
 
 log = logging.getLogger("ferkit")
 
-# config keys that do not change what a run learns
-_IGNORED = (("output_dir",), ("trainer", "progress_bar"), ("trainer", "threads"), ("data", "num_workers"))
+# config keys that do not change what a run learns: where it is written, how fast it goes (threads, loader
+# workers, the precision: ``auto`` is bf16 where the hardware has it, so a recipe's runs may differ in it;
+# machine.json and the table record the one each run used)
+_IGNORED = (("output_dir",), ("trainer", "progress_bar"), ("trainer", "threads"), ("data", "num_workers"),
+            ("trainer", "precision"))
 
 
 def run_name(paper: Paper, run: PaperRun, recipe: str) -> str:

@@ -23,10 +23,11 @@ from ferkit import _docblock
 from ferkit._fileio import atomic_write_text
 from ferkit.errors import ConfigError
 from ferkit.models import read_json, sha256_file
-from ferkit.papers._catalog import GAP_POINTS, Paper, PaperEnsemble, PaperModel, get_paper
+from ferkit.papers._catalog import GAP_POINTS, Paper, PaperEnsemble, PaperModel, PaperRun, get_paper
 from ferkit.papers._runs import RunState, choose_recipe, recipe_config, train_run
+from ferkit.train.config import TrainConfig
 
-__all__ = ["BLOCK", "SCHEMA", "paper_markdown", "paper_report", "papers_index"]
+__all__ = ["BLOCK", "SCHEMA", "paper_configs", "paper_markdown", "paper_report", "papers_index"]
 
 #: the docs block (README.md) that reports/papers/README.md's table is copied into
 BLOCK = "papers"
@@ -201,18 +202,10 @@ def paper_report(
 
     p = get_paper(paper)
     pretrained = pretrained or {}
-    unknown = sorted(set(only or ()) - {r.key for r in p.runs}) + sorted(set(pretrained) - {r.key for r in p.runs})
-    if unknown:
-        raise ConfigError(f"{paper}: no run {unknown[0]!r} (runs: {', '.join(r.key for r in p.runs)})")
     out = Path(reports_dir)
     states: dict[str, RunState | None] = {}
     rows = []
-    for run in p.runs:
-        rec = choose_recipe(run, recipe, pretrained.get(run.key))
-        chosen = not only or run.key in only
-        ov = (list(overrides) if chosen and (only or overrides)
-              else _recorded_overrides(out / paper / run.key, run.config, rec))
-        cfg = recipe_config(p, run, rec, runs_dir, pretrained=pretrained.get(run.key), overrides=ov)
+    for run, rec, ov, cfg, chosen in _run_configs(p, out, runs_dir, recipe, only, pretrained, overrides):
         wanted = train and chosen
         if wanted:
             say(f"ferkit: {paper} {run.key}: {rec} recipe, config {run.config}"
@@ -236,6 +229,38 @@ def paper_report(
     atomic_write_text(out / "README.md", "# The papers' tables, reproduced by ferkit\n\n"
                       + _docblock.wrap(papers_index(out), BLOCK))
     return target
+
+
+def _run_configs(p: Paper, reports: Path, runs_dir: str | os.PathLike[str], recipe: str, only: Sequence[str] | None,
+                 pretrained: dict[str, str], overrides: Sequence[str],
+                 ) -> list[tuple[PaperRun, str, list[str], TrainConfig, bool]]:
+    """Each run of ``p``: its recipe, its overrides, its TrainConfig and whether ``only`` names it.
+    ``overrides`` go to the runs named in ``only`` (every run without it); the others keep the
+    overrides their recorded rows were trained with."""
+    unknown = sorted(set(only or ()) - {r.key for r in p.runs}) + sorted(set(pretrained) - {r.key for r in p.runs})
+    if unknown:
+        raise ConfigError(f"{p.key}: no run {unknown[0]!r} (runs: {', '.join(r.key for r in p.runs)})")
+    out = []
+    for run in p.runs:
+        rec = choose_recipe(run, recipe, pretrained.get(run.key))
+        chosen = not only or run.key in only
+        ov = (list(overrides) if chosen and (only or overrides)
+              else _recorded_overrides(reports / p.key / run.key, run.config, rec))
+        cfg = recipe_config(p, run, rec, runs_dir, pretrained=pretrained.get(run.key), overrides=ov)
+        out.append((run, rec, ov, cfg, chosen))
+    return out
+
+
+def paper_configs(
+    paper: str, *, runs_dir: str | os.PathLike[str] = "runs/papers",
+    reports_dir: str | os.PathLike[str] = "reports/papers", recipe: str = "auto", only: Sequence[str] | None = None,
+    pretrained: dict[str, str] | None = None, overrides: Sequence[str] = (),
+) -> list[TrainConfig]:
+    """The configs that :func:`paper_report` trains for these arguments (every run of ``paper``, or those in
+    ``only``): what ``ferkit papers config`` writes, for training a paper's runs elsewhere (a lent GPU)
+    with ``ferkit train``; a run folder trained from one is found and reused here like one of its own."""
+    rows = _run_configs(get_paper(paper), Path(reports_dir), runs_dir, recipe, only, pretrained or {}, overrides)
+    return [cfg for _, _, _, cfg, chosen in rows if chosen]
 
 
 def papers_index(reports_dir: str | os.PathLike[str], link_to: str = "") -> str:
