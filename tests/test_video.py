@@ -237,6 +237,45 @@ def test_cli_video_real_clip(tmp_path: Path, capfd) -> None:
     assert all(len({f["track_id"] for f in fr["faces"]}) == len(fr["faces"]) for fr in data["frames"])
 
 
+def test_video_writes_as_it_goes_and_a_crash_keeps_the_earlier_outputs(pan_clip: Path, tmp_path: Path,
+                                                                    monkeypatch) -> None:
+    """ferkit.video writes its CSV and JSON frame by frame into temporary files: a run that fails midway
+    leaves the previous run's files as they were and no temporary file; the plot of a long video draws
+    every k-th face of each track (MAX_POINTS), the files keep every one."""
+    import ferkit
+    from ferkit import api
+
+    out = tmp_path / "out"
+    monkeypatch.setattr(api._TrackSeries, "MAX_POINTS", 5)
+    first = ferkit.video(pan_clip, out)
+    assert first.processed == PAN_FRAMES and first.tracks == 1
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert len(list(csv.DictReader((out / "obama_pan_faces.csv").open()))) == first.faces == PAN_FRAMES
+    seen = []
+
+    def fail_midway(fr) -> None:
+        seen.append(fr.frame)
+        if len(seen) == 10:
+            raise RuntimeError("the caller's callback failed")
+
+    with pytest.raises(RuntimeError, match="callback failed"):
+        ferkit.video(pan_clip, out, on_frame=fail_midway)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_track_series_draws_every_kth_face_of_long_videos(monkeypatch) -> None:
+    from ferkit import api
+
+    monkeypatch.setattr(api._TrackSeries, "MAX_POINTS", 10)
+    series = api._TrackSeries(["happy", "sad"])
+    series.add({"track_id": t, "time_s": i / 10, "prob_happy": 0.25, "prob_sad": 0.75}
+               for i in range(30) for t in (1, 2))
+    points = series.points()
+    assert len(points) == 2 * 5 and {p["track_id"] for p in points} == {1, 2}    # 60 faces, every 6th
+    assert [p["time_s"] for p in points if p["track_id"] == 1] == pytest.approx([0.0, 0.6, 1.2, 1.8, 2.4])
+    assert points[0]["probabilities"] == {"happy": 0.25, "sad": 0.75}
+
+
 def test_video_writer_even_size_no_audio_and_discard(pan_clip: Path, tmp_path: Path) -> None:
     """Odd sizes become even (yuv420p); a source without audio, or not a video, adds no audio; a
     writer closed without commit leaves nothing, not even its temporary file."""

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ferkit.errors import FerkitError
-from ferkit.types import ImageResult, csv_text, prob_column, row_columns
+from ferkit.types import CsvRowWriter, ImageResult, csv_text, prob_column, row_columns
 
 __all__ = ["Results", "VideoSummary", "expand_inputs", "predict", "video"]
 
@@ -181,6 +181,35 @@ def video_stem(name: str) -> str:
     return re.sub(r"[^\w.-]+", "_", stem)
 
 
+class _TrackSeries:
+    """Each track's times and class probabilities, compactly (a float64 and ``len(classes)`` float32 per
+    face, not a dict), for the emotions-over-time plot of a video of any length."""
+
+    #: faces drawn at most: beyond, every track keeps every k-th (a plot is a few thousand pixels wide)
+    MAX_POINTS = 20_000
+
+    def __init__(self, classes: list[str]) -> None:
+        self.classes = classes
+        self.tracks: dict[Any, tuple[Any, Any]] = {}
+
+    def add(self, rows: Iterable[dict[str, Any]]) -> None:
+        from array import array
+
+        for r in rows:
+            times, probs = self.tracks.setdefault(r["track_id"], (array("d"), array("f")))
+            times.append(r["time_s"])
+            probs.extend(r[prob_column(c)] for c in self.classes)
+
+    def points(self) -> list[dict[str, Any]]:
+        """The mappings ``plot_track_emotions`` draws: ``track_id``, ``time_s``, ``probabilities``."""
+        total = sum(len(t) for t, _ in self.tracks.values())
+        step = max(1, -(-total // self.MAX_POINTS))
+        k = len(self.classes)
+        return [{"track_id": tid, "time_s": times[i],
+                 "probabilities": dict(zip(self.classes, probs[i * k:(i + 1) * k]))}
+                for tid, (times, probs) in self.tracks.items() for i in range(0, len(times), step)]
+
+
 def video(
     source: str | int | os.PathLike[str],
     out: str | os.PathLike[str] | None = None,
@@ -206,8 +235,9 @@ def video(
     ``recognizer``: an already loaded one to use instead of ``options``. Ctrl-C (KeyboardInterrupt) stops
     early and keeps what was processed (``interrupted``)."""
     import time
+    from contextlib import ExitStack
 
-    from ferkit._fileio import atomic_write_text
+    from ferkit._fileio import atomic_path
     from ferkit.detect import VIDEO_DETECTOR
     from ferkit.infer import Recognizer, RecognizerOptions, StreamOptions, VideoWriter, open_source
     from ferkit.viz import annotate, plot_track_emotions
@@ -215,7 +245,7 @@ def video(
     options = options or RecognizerOptions(detector=VIDEO_DETECTOR, min_size=40)
     stream = stream or StreamOptions()
     src = open_source(source)
-    with src:
+    with src, ExitStack() as files_open:
         rec = recognizer or Recognizer.from_options(options)
         stem = video_stem(str(src.name))
         folder = Path(out if out is not None else f"{stem}_emotions")
@@ -227,34 +257,43 @@ def video(
             total = src.frame_count
             on_start(stream.max_frames if total is None else min(total, stream.max_frames or total))
         classes = list(rec.classes)
-        rows: list[dict[str, Any]] = []
-        frames: list[dict[str, Any]] = []
-        t0 = time.perf_counter()
-        with VideoWriter(files["mp4"], src.fps, (src.width, src.height),
-                         audio_from=None if src.live else src.name) as vw:
-            try:
-                for fr in rec.stream(src, stream):
-                    vw.write(annotate(fr.image, fr, landmarks=rec.landmarks is not None))
-                    summary.frames += 1
-                    if fr.processed:
-                        summary.processed += 1
-                        summary.faces += len(fr.faces)
-                        rows += fr.rows(classes, landmarks=rec.landmarks is not None)
-                        frames.append(fr.to_dict())
-                    if on_frame:
-                        on_frame(fr)
-            except KeyboardInterrupt:
-                summary.interrupted = True
-        summary.seconds = time.perf_counter() - t0  # the frames' processing: the files below are not per frame
-        atomic_write_text(files["csv"], csv_text(rows, row_columns(classes, rec.landmarks is not None)))
-        head = {"source": str(src.name), "fps": src.fps, "width": src.width, "height": src.height, "classes": classes,
-                "stride": stream.stride, "smoothing": stream.smoothing, "detector": rec.detector.name,
-                "detect_every": stream.detect_every}
-        atomic_write_text(files["json"], json.dumps({**head, "frames": frames}) + "\n")
-        plot_track_emotions([{"track_id": r["track_id"], "time_s": r["time_s"],
-                              "probabilities": {c: r[prob_column(c)] for c in classes}} for r in rows],
-                            files["plot"], title=f"{src.name}: emotions per track")
-    summary.tracks = len({r["track_id"] for r in rows})
+        landmarks = rec.landmarks is not None
+        # the CSV and JSON are written frame by frame (a long video's rows are never all in memory), each
+        # into a temporary file renamed when the video ends; the plot keeps each face's time and probabilities
+        csv_file, json_file = (files_open.enter_context(atomic_path(files[k])).open("w", encoding="utf-8")
+                               for k in ("csv", "json"))
+        with csv_file, json_file:
+            rows = CsvRowWriter(csv_file, row_columns(classes, landmarks))
+            head = {"source": str(src.name), "fps": src.fps, "width": src.width, "height": src.height,
+                    "classes": classes, "stride": stream.stride, "smoothing": stream.smoothing,
+                    "detector": rec.detector.name, "detect_every": stream.detect_every}
+            json_file.write(json.dumps(head)[:-1] + ', "frames": [')
+            series = _TrackSeries(classes)
+            t0 = time.perf_counter()
+            with VideoWriter(files["mp4"], src.fps, (src.width, src.height),
+                             audio_from=None if src.live else src.name) as vw:
+                try:
+                    for fr in rec.stream(src, stream):
+                        vw.write(annotate(fr.image, fr, landmarks=landmarks))
+                        summary.frames += 1
+                        if fr.processed:
+                            json_file.write((", " if summary.processed else "") + json.dumps(fr.to_dict()))
+                            summary.processed += 1
+                            summary.faces += len(fr.faces)
+                            face_rows = fr.rows(classes, landmarks=landmarks)
+                            rows.write(face_rows)
+                            series.add(face_rows)
+                        if on_frame:
+                            on_frame(fr)
+                except KeyboardInterrupt:
+                    summary.interrupted = True
+            summary.seconds = time.perf_counter() - t0  # the frames' processing: the files below are not per frame
+            json_file.write("]}\n")
+            for f in (csv_file, json_file):
+                f.flush()
+                os.fsync(f.fileno())
+        plot_track_emotions(series.points(), files["plot"], title=f"{src.name}: emotions per track")
+    summary.tracks = len(series.tracks)
     stopped_early = summary.interrupted or (stream.max_frames is not None and summary.frames >= stream.max_frames)
     if src.truncated and not stopped_early:
         summary.truncated = f"{src.name}: {src.truncated} ({src.frame_count - src.frames_read} missing)"

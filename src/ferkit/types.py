@@ -14,13 +14,14 @@ of every table ferkit writes (``predict --format csv``, ``Results.to_pandas``, `
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-__all__ = ["ROW_COLUMNS", "FaceResult", "FrameResult", "ImageResult", "csv_text", "prob_column", "row_columns"]
+__all__ = ["ROW_COLUMNS", "CsvRowWriter", "FaceResult", "FrameResult", "ImageResult", "csv_text", "prob_column",
+           "row_columns"]
 
 #: the columns of a face's row, in order, with their Arrow types (``docs/rows.md``): then one
 #: ``prob_<class>`` float64 column per class of the model, then ``landmarks`` when they were computed
@@ -41,13 +42,20 @@ def row_columns(classes: list[str] | tuple[str, ...], landmarks: bool = False) -
     return [n for n, _ in ROW_COLUMNS] + [prob_column(c) for c in classes] + (["landmarks"] if landmarks else [])
 
 
-def csv_text(rows: list[dict[str, Any]], columns: list[str]) -> str:
-    """The CSV sink of rows: a header of ``columns``, then one line per row; None is empty, floats have
-    6 decimals (``time_s`` 4), a list (landmarks) is its numbers joined by spaces."""
-    import csv
-    import io
+class CsvRowWriter:
+    """The CSV sink of rows, written as they come into an open text file: a header of ``columns``, then
+    one line per row; None is empty, floats have 6 decimals (``time_s`` 4), a list (landmarks) is its
+    numbers joined by spaces."""
 
-    def cell(key: str, v: Any) -> Any:
+    def __init__(self, f: Any, columns: list[str]) -> None:
+        import csv
+
+        self.columns = columns
+        self._w = csv.writer(f, lineterminator="\n")
+        self._w.writerow(columns)
+
+    @staticmethod
+    def _cell(key: str, v: Any) -> Any:
         if v is None:
             return ""
         if isinstance(v, float):
@@ -56,11 +64,17 @@ def csv_text(rows: list[dict[str, Any]], columns: list[str]) -> str:
             return " ".join(f"{x:g}" for x in v)
         return v
 
+    def write(self, rows: Iterable[dict[str, Any]]) -> None:
+        for row in rows:
+            self._w.writerow([self._cell(k, row.get(k)) for k in self.columns])
+
+
+def csv_text(rows: Iterable[dict[str, Any]], columns: list[str]) -> str:
+    """The rows as CSV text (:class:`CsvRowWriter`'s format)."""
+    import io
+
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(columns)
-    for row in rows:
-        w.writerow([cell(k, row.get(k)) for k in columns])
+    CsvRowWriter(buf, columns).write(rows)
     return buf.getvalue()
 
 
