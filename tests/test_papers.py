@@ -8,10 +8,11 @@ import re
 
 import pytest
 import torch
+import yaml
 
 from ferkit.cli import main
 from ferkit.models import resolve, shipped_models
-from ferkit.papers import PAPERS, choose_recipe, find_run, get_paper, recipe_config
+from ferkit.papers import PAPERS, SCRATCH_EPOCHS, choose_recipe, find_run, get_paper, recipe_config
 from ferkit.train.callbacks import read_epoch_metrics
 from ferkit.train.config import TrainConfig
 
@@ -101,19 +102,40 @@ def test_a_run_of_another_recipe_is_not_reused(tmp_path):
 
 
 def test_papers_config_writes_each_runs_training_config(tmp_path, capsys):
-    """`ferkit papers config`: the configs `ferkit papers run` trains, as YAML to train elsewhere."""
-    assert main(["papers", "config", "paper4", "--runs", "resnet18", "--set", "trainer.max_epochs=3"]) == 0
-    p = PAPERS["paper4"]
-    want = recipe_config(p, p.run("resnet18"), "scratch48", "runs/papers", overrides=["trainer.max_epochs=3"])
-    assert capsys.readouterr().out == want.to_yaml()
-    assert main(["papers", "config", "--out", str(tmp_path)]) == 0
-    written = sorted(capsys.readouterr().out.split())
-    assert written == sorted(str(tmp_path / f"{p.key}_{r.key}_scratch48.yaml") for p in PAPERS.values() for r in p.runs)
-    loaded = TrainConfig.load(tmp_path / "paper2_spp_net_48_scratch48.yaml")
-    assert loaded.to_dict() == recipe_config(PAPERS["paper2"], PAPERS["paper2"].run("spp_net_48"), "scratch48",
-                                             "runs/papers").to_dict()
-    assert main(["papers", "config", "--runs", "resnet18"]) == 2
-    assert "--runs needs a paper" in capsys.readouterr().err
+    """`ferkit papers config`: the configs `ferkit papers run` trains (with the overrides a recorded row was
+    trained with), as YAML to train elsewhere; --missing leaves out the runs the tables have."""
+    reports, p4 = tmp_path / "reports", PAPERS["paper4"]
+    (reports / "paper4" / "resnet50").mkdir(parents=True)
+    (reports / "paper4" / "resnet50" / "row.json").write_text(json.dumps(
+        {"config": p4.run("resnet50").config, "recipe": "scratch48", "overrides": ["trainer.max_epochs=3"],
+         "status": "complete"}))
+    base = ["--recipe", "scratch48", "--reports-dir", str(reports), "--runs-dir", str(tmp_path / "runs")]
+    assert main(["papers", "config", "paper4", *base]) == 0
+    want = [recipe_config(p4, p4.run(k), "scratch48", tmp_path / "runs",
+                          overrides=["trainer.max_epochs=3"] if k == "resnet50" else [])
+            for k in ("resnet18", "resnet34", "resnet50")]
+    assert capsys.readouterr().out == "---\n".join(c.to_yaml() for c in want)
+    assert want[2].trainer.max_epochs == 3
+    assert main(["papers", "config", "paper4", "--runs", "resnet50", *base]) == 0    # named: no recorded overrides
+    assert TrainConfig.from_dict(yaml.safe_load(capsys.readouterr().out)).trainer.max_epochs == SCRATCH_EPOCHS
+    out = tmp_path / "configs"
+    assert main(["papers", "config", *base, "--out", str(out)]) == 0
+    written = capsys.readouterr().out.split()
+    assert written == [str(out / f"{p.key}_{r.key}_scratch48.yaml") for p in PAPERS.values() for r in p.runs]
+    p2 = PAPERS["paper2"]
+    assert (TrainConfig.load(out / "paper2_spp_net_48_scratch48.yaml").to_dict()
+            == recipe_config(p2, p2.run("spp_net_48"), "scratch48", tmp_path / "runs").to_dict())
+    # --missing: not paper4's resnet50 (recorded complete) nor resnet18 (complete in the runs folder)
+    done = tmp_path / "runs" / f"{want[0].name}-20260101-000000"
+    done.mkdir(parents=True)
+    (done / "config.yaml").write_text(want[0].to_yaml())
+    (done / "metrics.csv").write_text("epoch,val_acc,epoch_time_s\n" + "".join(
+        f"{e},0.5,10\n" for e in range(SCRATCH_EPOCHS)))
+    assert main(["papers", "config", "paper4", "--missing", *base]) == 0
+    assert capsys.readouterr().out == want[1].to_yaml()
+    for bad in (["--runs", "resnet18"], ["--pretrained", "resnet18=x.pth"]):
+        assert main(["papers", "config", *bad]) == 2
+        assert f"{bad[0]} needs a paper" in capsys.readouterr().err
 
 
 def test_papers_run_writes_the_table_from_the_rows_metrics_and_table_reuses_it(tmp_path, capsys, caplog):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -439,7 +440,7 @@ def test_gpu_queue_script_runs_the_queue_end_to_end_on_the_cpu(tmp_path):
     from ferkit.papers import find_run, get_paper, recipe_config
 
     env = {**os.environ, "OUT": str(tmp_path), "DATA": str(DATA), "DEADLINE": "500", "PYTHON": sys.executable,
-           "ROWS": "paper2:spp_net_48",
+           "QUEUE": "default_ferplus7 votes_resnet18n", "ROWS": "paper3 paper2:spp_net_48 paper3:resnet50",
            "EXTRA": "data.subset=64 data.val_subset=32 data.batch_size=32 data.num_workers=0 trainer.max_epochs=1 "
                     "trainer.progress_bar=false"}
     r = subprocess.run(["bash", str(REPO / "scripts" / "device" / "train_queue_gpu.sh")], env=env, cwd=REPO,
@@ -450,14 +451,18 @@ def test_gpu_queue_script_runs_the_queue_end_to_end_on_the_cpu(tmp_path):
         assert (run / "model.safetensors").is_file() and (run / "model.json").is_file() and (run / "done").is_file()
         assert not (run / "checkpoints").exists()
         assert yaml.safe_load((run / "config.yaml").read_text())["data"]["path"] == f"{DATA}/ferplus"
-    assert [p.name for p in (tmp_path / "papers").iterdir() if p.is_dir()] == ["paper2_spp_net_48_scratch48"]
-    row = tmp_path / "papers" / "paper2_spp_net_48_scratch48"
-    assert (row / "model.safetensors").is_file() and (row / "done").is_file() and not (row / "checkpoints").exists()
+    rows = sorted(p for p in (tmp_path / "papers").iterdir() if p.is_dir())    # each row once, named by its time
+    assert [re.sub(r"-\d{8}-\d{6}-gpu$", "", p.name) for p in rows] == ["paper2_spp_net_48_scratch48",
+                                                                        "paper3_resnet50_scratch48"]
     runs = tmp_path / "runs"
-    runs.mkdir()
-    adopted = row.rename(runs / f"{row.name}-gpu")
-    paper = get_paper("paper2")
-    cfg = recipe_config(paper, paper.run("spp_net_48"), "scratch48", runs, overrides=env["EXTRA"].split())
-    assert find_run(runs, cfg) == adopted
-    assert find_run(runs, recipe_config(paper, paper.run("spp_net"), "scratch48", runs,
-                                        overrides=env["EXTRA"].split())) is None
+    for row in rows:
+        assert (row / "model.safetensors").is_file() and (row / "done").is_file()
+        assert not (row / "checkpoints").exists() and not (row / "logs").exists()
+        shutil.copytree(row, runs / row.name)
+    # the rows' own data path (../shared/data, led to DATA in the script's working folder), not DATA's
+    assert yaml.safe_load((rows[0] / "config.yaml").read_text())["data"]["path"] == "../shared/data/fer2013"
+    paper, quick = get_paper("paper2"), env["EXTRA"].split()
+    cfg = recipe_config(paper, paper.run("spp_net_48"), "scratch48", runs, overrides=quick)
+    assert find_run(runs, cfg) == runs / rows[0].name
+    assert find_run(runs, recipe_config(paper, paper.run("spp_net_48"), "scratch48", runs,
+                                        overrides=[*quick, "optim.lr=0.5"])) is None

@@ -237,25 +237,31 @@ def test_cli_video_real_clip(tmp_path: Path, capfd) -> None:
     assert all(len({f["track_id"] for f in fr["faces"]}) == len(fr["faces"]) for fr in data["frames"])
 
 
-def test_video_writes_as_it_goes_and_a_crash_keeps_the_earlier_outputs(pan_clip: Path, tmp_path: Path,
-                                                                    monkeypatch) -> None:
-    """ferkit.video writes its CSV and JSON frame by frame into temporary files: a run that fails midway
-    leaves the previous run's files as they were and no temporary file; the plot of a long video draws
-    every k-th face of each track (MAX_POINTS), the files keep every one."""
+def test_video_writes_as_it_goes_and_a_crash_keeps_the_earlier_outputs(pan_clip: Path, tmp_path: Path) -> None:
+    """ferkit.video writes its CSV and JSON frame by frame into temporary files, renamed at the end: while
+    it runs they grow and the previous run's files stay; a run that fails midway leaves those files as they
+    were and no temporary file; a killed run's temporary files are removed by the next run."""
     import ferkit
-    from ferkit import api
 
     out = tmp_path / "out"
-    monkeypatch.setattr(api._TrackSeries, "MAX_POINTS", 5)
-    first = ferkit.video(pan_clip, out)
+    seen: list[tuple[int, bool]] = []
+
+    def watch(fr) -> None:     # the rows go into the temporary files; the final ones appear at the end
+        seen.append((len(list(out.glob(".obama_pan_faces.*.tmp.*"))), (out / "obama_pan_faces.csv").exists()))
+
+    first = ferkit.video(pan_clip, out, on_frame=watch)
     assert first.processed == PAN_FRAMES and first.tracks == 1
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert seen == [(2, False)] * PAN_FRAMES and not list(out.glob(".*"))
+    doc = json.loads((out / "obama_pan_faces.json").read_text())
+    assert (out / "obama_pan_faces.json").read_text() == json.dumps(doc) + "\n"
+    assert len(doc["frames"]) == PAN_FRAMES
     assert len(list(csv.DictReader((out / "obama_pan_faces.csv").open()))) == first.faces == PAN_FRAMES
-    seen = []
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    (out / ".obama_pan_faces.999999999.0123abcd.tmp.csv").write_text("left by a killed run\n")
 
     def fail_midway(fr) -> None:
-        seen.append(fr.frame)
-        if len(seen) == 10:
+        assert (out / "obama_pan_faces.csv").read_bytes() == before["obama_pan_faces.csv"]
+        if fr.frame == 10:
             raise RuntimeError("the caller's callback failed")
 
     with pytest.raises(RuntimeError, match="callback failed"):

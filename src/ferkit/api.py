@@ -237,7 +237,7 @@ def video(
     import time
     from contextlib import ExitStack
 
-    from ferkit._fileio import atomic_path
+    from ferkit._fileio import atomic_path, remove_stale_temporaries
     from ferkit.detect import VIDEO_DETECTOR
     from ferkit.infer import Recognizer, RecognizerOptions, StreamOptions, VideoWriter, open_source
     from ferkit.viz import annotate, plot_track_emotions
@@ -245,11 +245,12 @@ def video(
     options = options or RecognizerOptions(detector=VIDEO_DETECTOR, min_size=40)
     stream = stream or StreamOptions()
     src = open_source(source)
-    with src, ExitStack() as files_open:
+    with src:
         rec = recognizer or Recognizer.from_options(options)
         stem = video_stem(str(src.name))
         folder = Path(out if out is not None else f"{stem}_emotions")
         folder.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(folder)    # what a killed run of ferkit video was writing
         files = {k: folder / f"{stem}{s}" for k, s in
                  (("mp4", "_annotated.mp4"), ("csv", "_faces.csv"), ("json", "_faces.json"), ("plot", "_emotions.png"))}
         summary = VideoSummary(str(src.name), folder, files)
@@ -258,17 +259,18 @@ def video(
             on_start(stream.max_frames if total is None else min(total, stream.max_frames or total))
         classes = list(rec.classes)
         landmarks = rec.landmarks is not None
+        series = _TrackSeries(classes)
         # the CSV and JSON are written frame by frame (a long video's rows are never all in memory), each
-        # into a temporary file renamed when the video ends; the plot keeps each face's time and probabilities
-        csv_file, json_file = (files_open.enter_context(atomic_path(files[k])).open("w", encoding="utf-8")
-                               for k in ("csv", "json"))
-        with csv_file, json_file:
+        # into a temporary file renamed once the video ends (removed if it fails); the plot keeps each
+        # face's time and probabilities and is drawn after both are in place
+        with ExitStack() as files_open:
+            csv_file, json_file = (files_open.enter_context(
+                files_open.enter_context(atomic_path(files[k])).open("w", encoding="utf-8")) for k in ("csv", "json"))
             rows = CsvRowWriter(csv_file, row_columns(classes, landmarks))
             head = {"source": str(src.name), "fps": src.fps, "width": src.width, "height": src.height,
                     "classes": classes, "stride": stream.stride, "smoothing": stream.smoothing,
                     "detector": rec.detector.name, "detect_every": stream.detect_every}
             json_file.write(json.dumps(head)[:-1] + ', "frames": [')
-            series = _TrackSeries(classes)
             t0 = time.perf_counter()
             with VideoWriter(files["mp4"], src.fps, (src.width, src.height),
                              audio_from=None if src.live else src.name) as vw:
@@ -277,12 +279,12 @@ def video(
                         vw.write(annotate(fr.image, fr, landmarks=landmarks))
                         summary.frames += 1
                         if fr.processed:
-                            json_file.write((", " if summary.processed else "") + json.dumps(fr.to_dict()))
-                            summary.processed += 1
-                            summary.faces += len(fr.faces)
                             face_rows = fr.rows(classes, landmarks=landmarks)
+                            json_file.write((", " if summary.processed else "") + json.dumps(fr.to_dict()))
                             rows.write(face_rows)
                             series.add(face_rows)
+                            summary.processed += 1
+                            summary.faces += len(fr.faces)
                         if on_frame:
                             on_frame(fr)
                 except KeyboardInterrupt:

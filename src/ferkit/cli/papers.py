@@ -67,11 +67,13 @@ def _configs(a: argparse.Namespace) -> int:
     from ferkit._fileio import atomic_write_text
     from ferkit.papers import PAPERS, paper_configs
 
-    if a.runs and not a.paper:
-        raise FerkitError("papers config: --runs needs a paper")
+    for given, name in ((a.runs, "--runs"), (a.pretrained, "--pretrained")):
+        if given and not a.paper:
+            raise FerkitError(f"papers config: {name} needs a paper")
     configs = [cfg for paper in ([a.paper] if a.paper else list(PAPERS))
                for cfg in paper_configs(paper, runs_dir=a.runs_dir, reports_dir=a.reports_dir, recipe=a.recipe,
-                                        only=a.runs, pretrained=_pretrained(a.pretrained), overrides=a.set or ())]
+                                        only=a.runs, pretrained=_pretrained(a.pretrained), overrides=a.set or (),
+                                        missing=a.missing)]
     if a.out is None:
         print("---\n".join(cfg.to_yaml() for cfg in configs), end="")
         return 0
@@ -109,6 +111,8 @@ def add_parser(sub) -> None:
                    help="config override (quick checks, or a shorter budget) for the runs named in --runs, or every "
                         "run; a row reused later keeps the overrides it was trained with")
     p.add_argument("--out", metavar="DIR", help="config: write DIR/<run name>.yaml per run instead of stdout")
+    p.add_argument("--missing", action="store_true",
+                   help="config: only the runs the tables lack (not complete in --runs-dir nor recorded complete)")
     p.add_argument("--limit", type=int, help="evaluate on a stratified subset of N images per set (quick checks)")
     p.add_argument("--update-docs", nargs="*", metavar="FILE",
                    help="copy the papers' summary table into these files' ferkit-papers block (default: README.md)")

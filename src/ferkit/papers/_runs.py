@@ -134,6 +134,8 @@ def train_run(cfg: TrainConfig, runs_dir: str | Path, *, train: bool = True) -> 
 
             fit(None, resume=folder)
             return run_state(folder, cfg)
+        log.warning("%s: stopped after %d of %d epochs with no checkpoint to resume from (trained elsewhere?); "
+                    "training the run again", folder, state.epochs_done, state.epochs_planned)
     if not train:
         return None
     from ferkit.train import train as fit

@@ -24,7 +24,7 @@ from ferkit._fileio import atomic_write_text
 from ferkit.errors import ConfigError
 from ferkit.models import read_json, sha256_file
 from ferkit.papers._catalog import GAP_POINTS, Paper, PaperEnsemble, PaperModel, PaperRun, get_paper
-from ferkit.papers._runs import RunState, choose_recipe, recipe_config, train_run
+from ferkit.papers._runs import RunState, choose_recipe, find_run, recipe_config, run_state, train_run
 from ferkit.train.config import TrainConfig
 
 __all__ = ["BLOCK", "SCHEMA", "paper_configs", "paper_markdown", "paper_report", "papers_index"]
@@ -254,14 +254,29 @@ def _run_configs(p: Paper, reports: Path, runs_dir: str | os.PathLike[str], reci
 def paper_configs(
     paper: str, *, runs_dir: str | os.PathLike[str] = "runs/papers",
     reports_dir: str | os.PathLike[str] = "reports/papers", recipe: str = "auto", only: Sequence[str] | None = None,
-    pretrained: dict[str, str] | None = None, overrides: Sequence[str] = (),
+    pretrained: dict[str, str] | None = None, overrides: Sequence[str] = (), missing: bool = False,
 ) -> list[TrainConfig]:
     """The configs that :func:`paper_report` trains for these arguments (every run of ``paper``, or those in
     ``only``): what ``ferkit papers config`` writes, for training a paper's runs elsewhere (a lent GPU)
-    with ``ferkit train``; a run folder trained from one is found and reused here like one of its own."""
-    rows = _run_configs(get_paper(paper), Path(reports_dir), runs_dir, recipe, only, pretrained or {}, overrides)
-    return [cfg for _, _, _, cfg, chosen in rows if chosen]
-
+    with ``ferkit train``; a run folder trained from one is found and reused here like one of its own.
+    ``missing``: only the runs the table lacks, neither complete in ``runs_dir`` nor recorded complete
+    in ``reports_dir`` with the same config."""
+    p = get_paper(paper)
+    out = []
+    for run, rec, ov, cfg, chosen in _run_configs(p, Path(reports_dir), runs_dir, recipe, only, pretrained or {},
+                                                  overrides):
+        if not chosen:
+            continue
+        if missing:
+            folder = find_run(runs_dir, cfg)
+            if folder is not None and run_state(folder, cfg).complete:
+                continue
+            recorded = read_json(Path(reports_dir) / p.key / run.key / "row.json") or {}
+            if (recorded.get("status") == "complete" and recorded.get("config") == run.config
+                    and recorded.get("recipe") == rec and recorded.get("overrides") == ov):
+                continue
+        out.append(cfg)
+    return out
 
 def papers_index(reports_dir: str | os.PathLike[str], link_to: str = "") -> str:
     """The summary of every paper, each row's first figure beside the published one, read from the
