@@ -73,4 +73,6 @@ def run(a: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from _report import run  # the script's own folder is on sys.path
+
+    run("data", main)

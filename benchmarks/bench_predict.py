@@ -139,4 +139,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from _report import run  # the script's own folder is on sys.path
+
+    run("predict", main)

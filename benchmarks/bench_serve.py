@@ -28,6 +28,7 @@ from urllib.parse import urlparse
 
 import httpx
 import numpy as np
+from _report import target  # the script's own folder is on sys.path
 
 SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "samples"
 
@@ -176,8 +177,15 @@ def main() -> int:
                   f"largest seen {after['largest_batch']})")
         else:   # /health describes the worker that answers it
             print(f"batching: per worker ({workers} workers); not summed")
+    rate = len(lat) / res["wall"] if len(lat) else 0.0
+    p99 = float(np.percentile(lat, 99)) if len(lat) else float("inf")
+    target(f"ferkit serve >= 40 requests/s at 16 in flight with p99 <= 1 s and no error: {rate:.2f} requests/s, "
+           f"p99 {p99:.0f} ms, {len(res['errors'])} errors in {done} at {a.concurrency} in flight",
+           rate >= 40 and p99 <= 1000 and not res["errors"] and a.concurrency >= 16)
     return 1 if res["errors"] else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from _report import run  # the script's own folder is on sys.path
+
+    run("serve", main)

@@ -70,4 +70,6 @@ def _xyxy(box: np.ndarray) -> np.ndarray:
 
 
 if __name__ == "__main__":
-    main()
+    from _report import run  # the script's own folder is on sys.path
+
+    run("working-size", main)
