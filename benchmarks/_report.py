@@ -1,26 +1,29 @@
-"""A benchmark's printed report, kept exactly as it printed: run any script here with ``--update-docs``
-and its output goes, with the machine it ran on (CPU flags included), the date and the command, between
+"""A benchmark's printed report, kept as it printed: run any script here with ``--update-docs`` and its
+output goes (less what belongs to one machine or run: temporary folders, this checkout's path, loopback
+ports), with the machine it ran on (CPU flags included), the date and the command, between
 ``<!-- ferkit-bench-NAME:start -->`` and ``<!-- ferkit-bench-NAME:end -->`` in ``benchmarks/README.md``
 (the default), or in the FILEs named instead: the figures in the docs are the scripts' output, never typed.
 
     python benchmarks/bench_detect.py --update-docs                                  # benchmarks/README.md
     python benchmarks/bench_detect.py --update-docs benchmarks/README.md README.md   # and README.md's block
 
-Each script's ``__main__`` is ``run(NAME, main)``; the markers are checked before the script runs,
+Each script's ``__main__`` is ``_report.run(NAME, main)``; the markers are checked before the script runs,
 so a missing block fails at once, not after a long measurement.
 """
 from __future__ import annotations
 
 import io
+import os
+import re
 import shlex
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from ferkit import _docblock
 from ferkit.errors import FerkitError
-from ferkit.evaluate.benchmark import machine_info
 
 HERE = Path(__file__).resolve().parent
 LOG = HERE / "README.md"
@@ -45,13 +48,15 @@ class _Tee(io.TextIOBase):
 
 
 def _docs_argument(argv: list[str]) -> tuple[list[str], list[Path] | None]:
-    """``argv`` without ``--update-docs [FILE ...]`` (the files run to the next option), and the docs to
-    update: the files named, else benchmarks/README.md; None without the option."""
-    if "--update-docs" not in argv:
+    """``argv`` without ``--update-docs [FILE ...]`` (the files run to the next option; only before a ``--``,
+    after which the options are another program's), and the docs to update: the files named, else
+    benchmarks/README.md; None without the option."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    if "--update-docs" not in argv[:end]:
         return argv, None
     i = argv.index("--update-docs")
     j = i + 1
-    while j < len(argv) and not argv[j].startswith("-"):
+    while j < end and not argv[j].startswith("-"):
         j += 1
     docs = [Path(f) for f in argv[i + 1:j]] or [LOG]
     return argv[:i] + argv[j:], list(dict.fromkeys(p.resolve() for p in docs))
@@ -62,9 +67,23 @@ def target(text: str, met: bool) -> None:
     print(f"target: {text}: {'met' if met else 'missed'}")
 
 
+def portable(text: str) -> str:
+    """``text`` without what belongs to one machine or one run: temporary folders become ``<tmp>``, this
+    checkout ``.`` and its parent folder ``..`` (where ../shared/data is), loopback ports ``<port>``;
+    trailing spaces go."""
+    tmp = re.escape(tempfile.gettempdir().rstrip("/"))
+    text = re.sub(tmp + r"/[^\s/:,;)]+", "<tmp>", text)
+    for folder, short in ((HERE.parent, "."), (HERE.parent.parent, "..")):
+        text = text.replace(f"{folder}/", f"{short}/")
+    text = re.sub(r"(127\.0\.0\.1|localhost|\[::1\]):\d+", r"\1:<port>", text)
+    return "\n".join(line.rstrip() for line in text.splitlines())
+
+
 def report_block(output: str, command: str, machine: str, when: str) -> str:
-    """The generated block: where and when it was measured, the command, then the output as printed."""
-    return (f"Measured on {machine}, {when}: `{command}`\n\n```text\n{output.rstrip()}\n```\n")
+    """The generated block: where and when it was measured, the command, then the output as printed, in a
+    fence longer than any run of backticks in it."""
+    fence = "`" * max(3, 1 + max((len(m) for m in re.findall(r"`+", output)), default=0))
+    return f"Measured on {machine}, {when}: `{portable(command)}`\n\n{fence}text\n{portable(output).strip()}\n{fence}\n"
 
 
 def run(name: str, main: Callable[[], int | None]) -> None:
@@ -76,7 +95,7 @@ def run(name: str, main: Callable[[], int | None]) -> None:
             _docblock.check_markers(docs, block_name(name))
         except FerkitError as e:
             sys.exit(f"{Path(sys.argv[0]).name}: {e}")
-    info = machine_info()    # before the run: its load average says whether the machine was idle
+    load = os.getloadavg()[0]   # before the run: whether the machine was idle
     command = "python " + shlex.join([f"benchmarks/{Path(sys.argv[0]).name}", *sys.argv[1:]])
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     tee = _Tee(sys.stdout)
@@ -86,9 +105,20 @@ def run(name: str, main: Callable[[], int | None]) -> None:
     finally:
         sys.stdout = tee.out
     if docs is not None and not code:
-        machine = f"{info['machine']}, load average {info['load_average']} at the start"
-        block = report_block(tee.copy.getvalue(), command, machine, when)
+        block = report_block(tee.copy.getvalue(), command, f"{machine()}, load average {load:.2f} at the start",
+                             when)
         for doc in docs:
             if _docblock.put_block(doc, block, block_name(name)):
                 print(f"updated the {block_name(name)} block of {doc}", file=sys.stderr)
     sys.exit(code)
+
+
+def machine() -> str:
+    """The CPU (its speed flags), cores and GPU, and the versions; not torch's threads, which each script
+    sets and prints for itself."""
+    from ferkit.evaluate.benchmark import machine_info  # torch: only once the script has run
+
+    info = machine_info()
+    flags = "".join(f", {f}" for f in info["cpu_flags"])
+    return (f"{info['cpu']} ({info['arch']}{flags}), {info['cores']} cores, {info['gpu'] or 'no GPU'}; "
+            f"torch {info['torch']}, Python {info['python']}, ferkit {info['ferkit']}")

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import _report  # the script's own folder is on sys.path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
@@ -73,6 +74,4 @@ def run(a: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    from _report import run  # the script's own folder is on sys.path
-
-    run("data", main)
+    _report.run("data", main)

@@ -24,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import _report  # the script's own folder is on sys.path
 import numpy as np
 import torch
 from bench_data import timed  # the script's own folder is on sys.path
@@ -129,6 +130,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    from _report import run  # the script's own folder is on sys.path
-
-    run("infer-backends", main)
+    _report.run("infer-backends", main)

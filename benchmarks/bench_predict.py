@@ -21,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import _report  # the script's own folder is on sys.path
 import numpy as np
 import torch
 from bench_data import timed  # the script's own folder is on sys.path
@@ -139,6 +140,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    from _report import run  # the script's own folder is on sys.path
-
-    run("predict", main)
+    _report.run("predict", main)

@@ -38,9 +38,10 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import _report  # the script's own folder is on sys.path
 import httpx
 import numpy as np
-from bench_serve import SAMPLES, start_server
+from bench_serve import SAMPLES, start_server, tree_rss_mb
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from test_serve import LIMIT_MB, _bad_requests  # the tests' malformed uploads
@@ -59,28 +60,6 @@ def machine() -> str:
     model = info.get("Model name", platform.processor() or platform.machine()).strip()
     return (f"{model}, {os.cpu_count()} cores, avx2 {'yes' if 'avx2' in flags else 'no'}, avx512_bf16 "
             f"{'yes' if 'avx512_bf16' in flags else 'no'}; Python {platform.python_version()}")
-
-
-def tree_rss_mb(pid: int) -> tuple[float, int]:
-    """RSS in MB summed over ``pid`` and its descendants (from /proc), and how many processes."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(stat.parent.name))
-    total, count, todo = 0, 0, [pid]
-    while todo:
-        p = todo.pop()
-        todo += children.get(p, [])
-        try:
-            rss = next(line for line in Path(f"/proc/{p}/status").read_text().splitlines() if line.startswith("VmRSS:"))
-        except (OSError, StopIteration):
-            continue
-        total += int(rss.split()[1])
-        count += 1
-    return total / 1024, count
 
 
 def eps(size: int) -> bytes:
@@ -233,6 +212,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    from _report import run  # the script's own folder is on sys.path
-
-    run("soak", main)
+    _report.run("soak", main)

@@ -18,6 +18,7 @@ import platform
 import time
 from pathlib import Path
 
+import _report  # the script's own folder is on sys.path
 import numpy as np
 
 from ferkit.detect import get_detector, iou
@@ -70,6 +71,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    from _report import run  # the script's own folder is on sys.path
-
-    run("tracking", main)
+    _report.run("tracking", main)

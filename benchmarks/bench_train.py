@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+import _report  # the script's own folder is on sys.path
 import torch
 import torch.nn.functional as F
 
@@ -89,8 +90,9 @@ def main() -> None:
     if not set(a.precision.split(",")) <= {"32", "bf16"}:
         ap.error(f"--precision {a.precision!r}: expected 32, bf16 or 32,bf16")
     if not a.skip_data:
-        subprocess.run([sys.executable, str(HERE / "bench_data.py"), "--data", str(a.data.parent)], check=True)
-        print()
+        data = subprocess.run([sys.executable, str(HERE / "bench_data.py"), "--data", str(a.data.parent)], check=True,
+                              capture_output=True, text=True)
+        print(data.stdout)     # through this script's stdout, so that --update-docs keeps it
     if a.threads:
         torch.set_num_threads(a.threads)
     print(f"machine: {machine_info()['machine']}")
@@ -109,6 +111,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    from _report import run  # the script's own folder is on sys.path
-
-    run("train", main)
+    _report.run("train", main)

@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _report import target  # the script's own folder is on sys.path
+import _report  # the script's own folder is on sys.path
 
 from ferkit.cli import main as ferkit_main
 
@@ -85,11 +85,11 @@ def main() -> None:
             measured[label] = fps
             print(f"{label:<58} {fps:6.1f} FPS  ({fps / best[0]:.2f}x the Haar loop; {line.split(': ', 1)[1]})")
     video_fps, webcam_fps = measured[runs[0][0]], measured[runs[1][0]]
-    target(f"ferkit video with its defaults on the clip >= 36 FPS (stretch 60): {video_fps:.1f}", video_fps >= 36)
-    target(f"ferkit webcam --headless on the clip >= 30 FPS: {webcam_fps:.1f}", webcam_fps >= 30)
+    _report.target(f"ferkit video with its defaults on the clip >= 36 FPS: {video_fps:.1f} (best of {a.repeat})",
+                   video_fps >= 36)
+    _report.target(f"the stretch, ferkit video >= 60 FPS: {video_fps:.1f}", video_fps >= 60)
+    _report.target(f"ferkit webcam --headless on the clip >= 30 FPS: {webcam_fps:.1f}", webcam_fps >= 30)
 
 
 if __name__ == "__main__":
-    from _report import run  # the script's own folder is on sys.path
-
-    run("video", main)
+    _report.run("video", main)

@@ -15,6 +15,7 @@ import argparse
 import platform
 from pathlib import Path
 
+import _report  # the script's own folder is on sys.path
 import cv2
 import numpy as np
 from bench_data import timed  # the script's own folder is on sys.path
@@ -70,6 +71,4 @@ def _xyxy(box: np.ndarray) -> np.ndarray:
 
 
 if __name__ == "__main__":
-    from _report import run  # the script's own folder is on sys.path
-
-    run("working-size", main)
+    _report.run("working-size", main)

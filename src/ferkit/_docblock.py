@@ -58,6 +58,8 @@ def put_block(target: PathLike, block: str, name: str) -> bool:
     from ferkit._fileio import atomic_write_text
 
     start, end = markers(name)
+    if start in block or end in block:
+        raise FerkitError(f"{target}: the {name} block to write holds its own marker")
     text = Path(target).read_text(encoding="utf-8")
     m = _marked(text, target, name)
     new = text[: m.start()] + start + "\n" + block.rstrip("\n") + "\n" + end + text[m.end():]

@@ -92,8 +92,8 @@ def add_parser(sub) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--host", help="address to bind (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, help="TCP port (default: 8000)")
-    p.add_argument("--workers", type=int, help="worker processes, each loading the model (about 0.8 GB each; "
-                   "default: one per usable core; /metrics sums them)")
+    p.add_argument("--workers", type=int, help="worker processes, each loading the model (default: one per "
+                   "usable core; /metrics sums them)")
     p.add_argument("--max-upload-mb", type=float, help="largest accepted upload in MB (default: 10)")
     p.add_argument("--max-batch", type=int,
                    help="most faces classified together across concurrent requests (default: 32)")
