@@ -43,7 +43,7 @@ def face_batch(rec: Recognizer, n: int = 64) -> tuple[list[np.ndarray], np.ndarr
         faces, points = rec.detect(img)
         crops += rec.crop(img, faces, points)
     crops = (crops * (n // len(crops) + 1))[:n]
-    return crops, torch.stack([rec.transform(c) for c in crops]).numpy()
+    return crops, np.stack([np.asarray(rec.transform(c)) for c in crops])
 
 
 def classifier_speed(recs: dict[str, Recognizer], batch: np.ndarray, repeat: int) -> None:
@@ -91,7 +91,7 @@ def main() -> None:
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
           f"onnxruntime {onnxruntime.__version__}; load average {os.getloadavg()[0]:.2f} (1 min) at start")
     torch.set_num_threads(1)
-    base = Recognizer(a.model)
+    base = Recognizer(a.model, backend="torch")   # the PyTorch module, exported here to ONNX
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         path = export_onnx(a.model, Path(tmp) / "model")

@@ -146,6 +146,7 @@ def test_papers_run_writes_the_table_from_the_rows_metrics_and_table_reuses_it(t
     row = reports / "paper4" / "resnet18"
     metrics = json.loads((row / "test" / "metrics.json").read_text())
     assert metrics["n_images"] == 140 and metrics["dataset"]["split"] == "PublicTest+PrivateTest"
+    assert metrics["output_dir"] == str(row / "test")      # not the temporary folder it was written in
     info = json.loads((row / "row.json").read_text())
     assert info["recipe"] == "scratch48" and info["run"]["epochs_done"] == 1 and info["status"] == "complete"
     assert (row / "curves.png").is_file() and (row / "test" / "confusion_matrix.png").is_file()
@@ -163,6 +164,7 @@ def test_papers_run_writes_the_table_from_the_rows_metrics_and_table_reuses_it(t
     assert (reports / "paper4.md").read_text() == table
     assert (json.loads((reports / "paper4.json").read_text())["rows"][0]["metrics"]["test"]["accuracy"]
             == metrics["accuracy"])
+    assert ".new-" not in (reports / "paper4.json").read_text()
 
     # `table` trains nothing and reuses the evaluation of unchanged weights; without --set, each row
     # keeps the overrides it was trained with (a run given a shorter budget, say)

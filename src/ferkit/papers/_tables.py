@@ -62,7 +62,7 @@ def _evaluate_row(model: Any, row_dir: Path, paper: Paper, key: dict[str, Any], 
         folder = row_dir / ev.key
         cached = read_json(folder / "metrics.json", _not_reused) if same else None
         if cached is not None:
-            out[ev.key] = cached
+            out[ev.key] = {**cached, "output_dir": str(folder)}   # it was written in a temporary folder
             continue
         say(f"ferkit: evaluating {row_dir.name} on {ev.title}")
         tmp = row_dir / f".{ev.key}.new-{os.getpid()}"
@@ -72,11 +72,11 @@ def _evaluate_row(model: Any, row_dir: Path, paper: Paper, key: dict[str, Any], 
         out[ev.key] = evaluate(model, ev.data, ev.format, ev.split, out=tmp, limit=limit, grid=16)
         if counters is not None:
             out[ev.key]["region_landmarks"] = {k: v - before[k] for k, v in counters.items()}
-            atomic_write_text(tmp / "metrics.json", json.dumps(out[ev.key], indent=2) + "\n")
+        out[ev.key]["output_dir"] = str(folder)     # where it will be, not the temporary folder
+        atomic_write_text(tmp / "metrics.json", json.dumps(out[ev.key], indent=2) + "\n")
         if folder.exists():     # the stale evaluation of other weights (ferkit's own report folder)
             shutil.rmtree(folder)
         os.rename(tmp, folder)
-        out[ev.key]["output_dir"] = str(folder)
     return out
 
 
@@ -92,6 +92,7 @@ def _recorded_row(paper: Paper, row_dir: Path, row: dict[str, Any], limit: int |
     metrics = {ev.key: read_json(row_dir / ev.key / "metrics.json", _not_reused) for ev in paper.evals}
     if any(m is None for m in metrics.values()):
         return None
+    metrics = {k: {**m, "output_dir": str(row_dir / k)} for k, m in metrics.items()}   # written in a temporary one
     return {**recorded, "label": row["label"], "published": row["published"], "recorded": True, "metrics": metrics}
 
 
