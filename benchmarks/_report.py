@@ -71,10 +71,10 @@ def portable(text: str) -> str:
     """``text`` without what belongs to one machine or one run: temporary folders become ``<tmp>``, this
     checkout ``.`` and its parent folder ``..`` (where ../shared/data is), loopback ports ``<port>``;
     trailing spaces go."""
+    for folder, short in ((HERE.parent, "."), (HERE.parent.parent, "..")):   # first: a checkout may be in /tmp
+        text = text.replace(f"{folder}/", f"{short}/")
     tmp = re.escape(tempfile.gettempdir().rstrip("/"))
     text = re.sub(tmp + r"/[^\s/:,;)]+", "<tmp>", text)
-    for folder, short in ((HERE.parent, "."), (HERE.parent.parent, "..")):
-        text = text.replace(f"{folder}/", f"{short}/")
     text = re.sub(r"(127\.0\.0\.1|localhost|\[::1\]):\d+", r"\1:<port>", text)
     return "\n".join(line.rstrip() for line in text.splitlines())
 
