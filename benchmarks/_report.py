@@ -118,7 +118,4 @@ def machine() -> str:
     sets and prints for itself."""
     from ferkit.evaluate.benchmark import machine_info  # torch: only once the script has run
 
-    info = machine_info()
-    flags = "".join(f", {f}" for f in info["cpu_flags"])
-    return (f"{info['cpu']} ({info['arch']}{flags}), {info['cores']} cores, {info['gpu'] or 'no GPU'}; "
-            f"torch {info['torch']}, Python {info['python']}, ferkit {info['ferkit']}")
+    return machine_info()["platform"]

@@ -105,10 +105,11 @@ def test_papers_config_writes_each_runs_training_config(tmp_path, capsys):
     """`ferkit papers config`: the configs `ferkit papers run` trains (with the overrides a recorded row was
     trained with), as YAML to train elsewhere; --missing leaves out the runs the tables have."""
     reports, p4 = tmp_path / "reports", PAPERS["paper4"]
-    (reports / "paper4" / "resnet50").mkdir(parents=True)
+    (reports / "paper4" / "resnet50" / "test").mkdir(parents=True)    # a recorded row: row.json and its metrics
     (reports / "paper4" / "resnet50" / "row.json").write_text(json.dumps(
         {"config": p4.run("resnet50").config, "recipe": "scratch48", "overrides": ["trainer.max_epochs=3"],
-         "status": "complete"}))
+         "status": "complete", "eval_key": {"limit": None}}))
+    (reports / "paper4" / "resnet50" / "test" / "metrics.json").write_text("{}")
     base = ["--recipe", "scratch48", "--reports-dir", str(reports), "--runs-dir", str(tmp_path / "runs")]
     assert main(["papers", "config", "paper4", *base]) == 0
     want = [recipe_config(p4, p4.run(k), "scratch48", tmp_path / "runs",

@@ -144,7 +144,7 @@ def cpu_flags() -> list[str]:
 def machine_info() -> dict[str, Any]:
     """The machine the numbers were measured on: CPU model (``/proc/cpuinfo``), cores, GPU,
     the CPU flags of :data:`SPEED_FLAGS` it has, torch/Python/ferkit versions, torch threads and the load
-    average; ``machine`` is one line of it."""
+    average; ``machine`` is one line of it, ``platform`` the same without torch's threads."""
     import torch
 
     from ferkit import __version__
@@ -157,10 +157,11 @@ def machine_info() -> dict[str, Any]:
     info = {"cpu": cpu, "cores": cores, "arch": platform.machine(), "gpu": gpu, "torch": torch.__version__,
             "torch_threads": torch.get_num_threads(), "python": platform.python_version(), "ferkit": __version__,
             "load_average": None if load is None else round(load, 2), "cpu_flags": flags}
-    isa = "".join(f", {f}" for f in flags)
+    hardware = f"{cpu} ({platform.machine()}{''.join(f', {f}' for f in flags)}), {cores} cores, {gpu or 'no GPU'}"
     threads = info["torch_threads"]
-    info["machine"] = (f"{cpu} ({platform.machine()}{isa}), {cores} cores, {gpu or 'no GPU'}; "
-                       f"torch {torch.__version__} ({threads} thread{'s' * (threads != 1)}), "
+    # "platform": for a script that sets torch's threads itself; "machine": with the threads of this process
+    info["platform"] = f"{hardware}; torch {torch.__version__}, Python {info['python']}, ferkit {__version__}"
+    info["machine"] = (f"{hardware}; torch {torch.__version__} ({threads} thread{'s' * (threads != 1)}), "
                        f"Python {info['python']}, ferkit {__version__}")
     return info
 

@@ -272,9 +272,10 @@ def paper_configs(
             folder = find_run(runs_dir, cfg)
             if folder is not None and run_state(folder, cfg).complete:
                 continue
-            recorded = read_json(Path(reports_dir) / p.key / run.key / "row.json") or {}
-            if (recorded.get("status") == "complete" and recorded.get("config") == run.config
-                    and recorded.get("recipe") == rec and recorded.get("overrides") == ov):
+            row = {"config": run.config, "recipe": rec, "overrides": ov, "label": run.label, "published": run.published}
+            recorded = _recorded_row(p, Path(reports_dir) / p.key / run.key, row, None,
+                                     ("config", "recipe", "overrides"))
+            if recorded is not None and recorded["status"] == "complete":
                 continue
         out.append(cfg)
     return out
