@@ -50,6 +50,14 @@ class TreeMemory:
         self.peak = max(self.peak, self.now())
 
 
+def run_together(threads: list[threading.Thread]) -> None:
+    """Start every thread, then wait for all of them."""
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+
+
 def big_jpeg(target: int = 9_900_000) -> bytes:
     """A noisy photo-sized JPEG just under ``target`` bytes (noise does not compress)."""
     rng = np.random.default_rng(0)
@@ -80,10 +88,7 @@ def concurrent_uploads(url: str, pid: int, n: int, slow: bytes) -> None:
                                                                 for _ in range(n)]
     t = time.perf_counter()
     with memory:
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
+        run_together(threads)
     dt = time.perf_counter() - t
     after, peak = memory.now(), memory.peak
     counts = {k: codes.count(k) for k in sorted(set(codes), key=str)}
@@ -137,10 +142,7 @@ def main() -> None:
 
                 threads = [threading.Thread(target=send, args=("huge", huge, 0.0)),
                            threading.Thread(target=send, args=("normal", normal, 0.2))]
-                for th in threads:
-                    th.start()
-                for th in threads:
-                    th.join()
+                run_together(threads)
                 print(f"side by side: the huge one {got['huge']:.2f} s, a normal request (obama.jpg) sent 0.2 s later "
                       f"{got['normal']:.2f} s")
                 mp = a.side * a.side / 1e6
