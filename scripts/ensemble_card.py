@@ -32,8 +32,9 @@ def main() -> None:
         raise SystemExit(f"{path}: not a shipped ensemble")
     fit = meta["fit"]
     target = str(path.with_suffix(""))
-    full = {t: evaluate(target, fit["data"], fit["format"], fit["split"], tta=t) for t in ("none", a.tta)}
-    sub = evaluate(target, fit["data"], fit["format"], fit["split"], tta=a.tta, limit=1000)
+    full = {t: evaluate(target, fit["data"], fit["format"], fit["split"], tta=t, prior="train")
+            for t in ("none", a.tta)}
+    sub = evaluate(target, fit["data"], fit["format"], fit["split"], tta=a.tta, limit=1000, prior="train")
     meta["card"] = {
         **card_figures(full, sub, a.tta, fit["format"], fit["split"]),
         "fit": f"{meta['method']} voting, weights fitted by {fit['objective']} on {fit['split']} (majority labels)",

@@ -64,8 +64,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cal = calibrate(a.run_dir, a.data, a.format, split, tta=a.tta, out=Path(tmp) / "cal")
         model, meta = load_model(Path(tmp) / "cal")
-    full = {t: evaluate((model, meta), a.data, a.format, split, tta=t) for t in ("none", a.tta)}
-    sub = evaluate((model, meta), a.data, a.format, split, tta=a.tta, limit=1000)
+    full = {t: evaluate((model, meta), a.data, a.format, split, tta=t, prior="train") for t in ("none", a.tta)}
+    sub = evaluate((model, meta), a.data, a.format, split, tta=a.tta, limit=1000, prior="train")
     rows = read_epoch_metrics(a.run_dir / "metrics.csv")
     head = full[a.tta]
     card = {

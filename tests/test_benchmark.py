@@ -11,6 +11,7 @@ from ferkit.data.composite import build_composites
 from ferkit.detect import DEFAULT_DETECTOR
 from ferkit.evaluate import load_eval_data, run_evaluation
 from ferkit.evaluate.benchmark import MARKER_END, MARKER_START, shipped_model_ids
+from ferkit.models import resolve
 
 from _paths import DATA
 
@@ -64,6 +65,8 @@ def test_results_table_has_every_model_on_every_data_set(results):
         acc, lo, hi = map(float, m.groups())
         assert lo <= acc <= hi and hi - lo > 5            # a real interval around the estimate, on 8-30 images
         assert 0 <= float(r["macro-F1 %"]) <= 100 and float(r["faces/s"]) > 0
+        prior = resolve(r["model"].split(" ")[0]).prior       # each under its own prior, named unless train
+        assert (f"prior {prior}" in r["model"]) == (prior != "train"), r
     n = {r["data set"]: int(r["images"]) for r in rows}
     assert n["FER2013 PublicTest"] == n["FER2013 PrivateTest"] == LIMIT
     assert n["FER2013 PublicTest subset, original crops"] == n[f"same faces in photos, {DEFAULT_DETECTOR}"] == UNCROPPED

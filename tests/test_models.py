@@ -391,6 +391,9 @@ def test_save_model_checks_meta(tmp_path: Path) -> None:
     ({"temperature": float("inf")}, "'temperature'"),
     ({"classes": ["happy", "happy", "sad", "angry", "fear", "disgust", "neutral"]}, "names happy more than once"),
     ({"train_prior": [0.5, -1]}, "'train_prior' must be a list of 7 positive numbers"),
+    ({"prior": 2}, "'prior' must be train, uniform or a balance from 0 to 1, not 2"),
+    ({"prior": "flat"}, "'prior' must be train, uniform or a balance from 0 to 1, not 'flat'"),
+    ({"prior": "uniform", "train_prior": None}, "'prior' 'uniform' needs 'train_prior'"),
     ({"model_kwargs": {"width": 1e6}}, "'model_kwargs.width' must be between 0 and 64"),
 ])
 def test_crafted_model_json_is_one_line_error(tmp_path: Path, edit: dict, needle: str) -> None:

@@ -118,7 +118,10 @@ def test_papers_config_writes_each_runs_training_config(tmp_path, capsys):
     assert capsys.readouterr().out == "---\n".join(c.to_yaml() for c in want)
     assert want[2].trainer.max_epochs == 3
     assert main(["papers", "config", "paper4", "--runs", "resnet50", *base]) == 0    # named: no recorded overrides
-    assert TrainConfig.from_dict(yaml.safe_load(capsys.readouterr().out)).trainer.max_epochs == SCRATCH_EPOCHS
+    named = capsys.readouterr().out
+    assert TrainConfig.from_dict(yaml.safe_load(named)).trainer.max_epochs == SCRATCH_EPOCHS
+    assert main(["papers", "config", *base, "--runs", "resnet50", "paper4"]) == 0   # the paper after --runs
+    assert capsys.readouterr().out == named
     out = tmp_path / "configs"
     assert main(["papers", "config", *base, "--out", str(out)]) == 0
     written = capsys.readouterr().out.split()
@@ -134,6 +137,32 @@ def test_papers_config_writes_each_runs_training_config(tmp_path, capsys):
         f"{e},0.5,10\n" for e in range(SCRATCH_EPOCHS)))
     assert main(["papers", "config", "paper4", "--missing", *base]) == 0
     assert capsys.readouterr().out == want[1].to_yaml()
+    # ... and lists a recorded run while an ensemble of it has no row recorded with its members' weights:
+    # building that needs the run's folder
+    p1 = PAPERS["paper1"]
+
+    def record(key: str, row: dict) -> None:
+        for ev in p1.evals:
+            (reports / "paper1" / key / ev.key).mkdir(parents=True, exist_ok=True)
+            (reports / "paper1" / key / ev.key / "metrics.json").write_text("{}")
+        (reports / "paper1" / key / "row.json").write_text(json.dumps({**row, "status": "complete"}))
+
+    for key, sha in zip(p1.run_keys, "abc"):
+        record(key, {"config": p1.run(key).config, "recipe": "scratch48", "overrides": [],
+                     "eval_key": {"sha256": sha, "limit": None}})
+
+    def missing_runs() -> list[str]:
+        assert main(["papers", "config", "paper1", "--missing", *base]) == 0
+        return [d["name"] for d in yaml.safe_load_all(capsys.readouterr().out) if d]
+
+    assert missing_runs() == [f"paper1_{k}_scratch48" for k in p1.run_keys]
+    shas = dict(zip(p1.run_keys, "abc"))
+    for ens, stale in zip(p1.ensembles, (False, True)):
+        record(ens.key, {"members": list(ens.members), "method": ens.method, "fit": ens.fit,
+                         "fit_split": ens.fit_split, "eval_key": {"limit": None, "sha256": [
+                             "x" if stale and m != "resnet50" else shas[m] for m in ens.members]}})
+    stale = set(p1.ensembles[1].members)
+    assert missing_runs() == [f"paper1_{k}_scratch48" for k in p1.run_keys if k in stale]
     for bad in (["--runs", "resnet18"], ["--pretrained", "resnet18=x.pth"]):
         assert main(["papers", "config", *bad]) == 2
         assert f"{bad[0]} needs a paper" in capsys.readouterr().err

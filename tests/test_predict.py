@@ -156,22 +156,28 @@ def test_cli_ferplus_model_lists_8_probabilities(capsys) -> None:
 
 
 def test_prior_uniform_shifts_probabilities_by_bayes_rule(capsys) -> None:
-    """--prior uniform divides each class's probability by its training frequency and renormalises."""
+    """--prior uniform divides each class's probability by its training frequency and renormalises; a
+    balance b divides it by the frequency to the power b (1 = uniform, 0.5 = the square root)."""
     from ferkit.infer import prior_shift
     from ferkit.models import load_model
 
     out = {}
-    for prior in ("train", "uniform", "angry=1,disgust=1,fear=1,happy=1,sad=1,surprise=1,neutral=1"):
+    for prior in ("train", "uniform", "angry=1,disgust=1,fear=1,happy=1,sad=1,surprise=1,neutral=1", "1", "0.5"):
         assert main(["predict", TWO, "--format", "json", "--prior", prior]) == 0
         out[prior] = [np.array(list(f["probabilities"].values()))
                       for f in json.loads(capsys.readouterr().out)[0]["faces"]]
     _, meta = load_model("default")
     train_prior = np.array(meta["train_prior"])
-    for p_train, p_uniform, p_explicit in zip(*out.values()):
+    for p_train, p_uniform, p_explicit, p_one, p_half in zip(*out.values()):
         expected = p_train / train_prior
         assert p_uniform == pytest.approx(expected / expected.sum(), abs=1e-6)
         assert p_explicit == pytest.approx(p_uniform, abs=1e-9)
-    assert prior_shift(meta, "train") is None
+        assert p_one == pytest.approx(p_uniform, abs=1e-6)
+        half = p_train / np.sqrt(train_prior)
+        assert p_half == pytest.approx(half / half.sum(), abs=1e-6)
+    assert prior_shift(meta, "train") is None and prior_shift(meta, 0) is None
+    assert main(["predict", TWO, "--prior", "1.5"]) == 2
+    assert "prior: '1.5': a balance must be from 0 (train) to 1 (uniform)" in capsys.readouterr().err
     with pytest.raises(FerkitError, match="7 classes"):
         prior_shift(meta, [1, 2, 3])
     with pytest.raises(FerkitError, match="unknown class joy"):
@@ -180,6 +186,24 @@ def test_prior_uniform_shifts_probabilities_by_bayes_rule(capsys) -> None:
         prior_shift({**meta, "train_prior": None}, "uniform")
     assert main(["predict", TWO, "--prior", "happy=x"]) == 2
     assert "prior: 'happy=x': 'x' is not a number" in capsys.readouterr().err
+
+
+def test_a_model_predicts_under_its_own_prior_unless_told(capsys) -> None:
+    """Without --prior, the prior its JSON names: the shipped default's was chosen on its validation
+    splits (scripts/choose_prior.py); --prior train gives the model as trained."""
+    from ferkit.infer import Recognizer
+    from ferkit.models import resolve
+
+    own = resolve("default").prior
+    assert own not in ("train", 0), "the shipped default predicts under a chosen prior"
+    assert Recognizer("default", detector="blazeface").prior == own
+    out = []
+    for args in ([], ["--prior", str(own)], ["--prior", "train"]):
+        assert main(["predict", TWO, "--format", "json", *args]) == 0
+        out.append(np.array([list(f["probabilities"].values())
+                             for f in json.loads(capsys.readouterr().out)[0]["faces"]]))
+    assert out[0] == pytest.approx(out[1], abs=1e-9)
+    assert not np.allclose(out[0], out[2], atol=1e-3)
 
 
 @pytest.mark.parametrize("detector", ["blazeface", "dlib-hog", "haar"])

@@ -76,7 +76,8 @@ def test_cli_says_a_name_is_deprecated_in_one_line():
     assert len(json.loads(out.stdout)[0]["faces"]) == 2
     listing = subprocess.run([sys.executable, "-m", "ferkit", "models"], capture_output=True, text=True,
                              timeout=300, check=True).stdout
-    assert re.search(r"^  vgg_fer\.w2_votes +default +", listing, re.MULTILINE), listing
+    own = re.escape(f"prior {resolve('default').prior}")     # the class prior it predicts under
+    assert re.search(rf"^  vgg_fer\.w2_votes +default +votes_vgg_fer_w2 +{own}$", listing, re.MULTILINE), listing
     assert "vgg_fer_w15 -> vgg_fer.w15_fer2013" in listing
 
 
@@ -123,7 +124,9 @@ def test_fixed_subset_accuracy_matches_model_card(name):
     if not data.is_dir():
         pytest.skip(f"data not found at {data}")
     torch.set_num_threads(1)
-    m = evaluate(name, data, card.get("data_format", "fer2013-folder"), split, limit=1000, tta=card["tta"])
+    # a card holds the model as trained (prior train), whatever prior it predicts under by default
+    m = evaluate(name, data, card.get("data_format", "fer2013-folder"), split, limit=1000, tta=card["tta"],
+                 prior="train")
     assert m["n_images"] >= 990  # FER+: the subset less its contempt faces for a 7-class model
     assert abs(m["accuracy"] - expected) <= 0.01, (m["accuracy"], expected)
 
@@ -136,7 +139,7 @@ def test_prior_works_for_every_shipped_model(name):
 
     photo = SAMPLES / "two_people.jpg"
     for backend in ("onnx", "torch"):
-        base = Recognizer(name, backend=backend).predict(photo).faces[0].probabilities
+        base = Recognizer(name, backend=backend, prior="train").predict(photo).faces[0].probabilities
         flat = Recognizer(name, backend=backend, prior="uniform").predict(photo).faces[0].probabilities
         assert sum(flat.values()) == pytest.approx(1.0) and flat != pytest.approx(base), (name, backend)
 
@@ -162,7 +165,7 @@ def test_ferplus_model_subset_accuracy_matches_model_card():
     expected = card["val_limit1000_accuracy"]
     assert f"{100 * expected:.2f}%" in (REPO / "MODEL_CARD.md").read_text(), "MODEL_CARD.md must state it"
     torch.set_num_threads(1)
-    m = evaluate("ferplus", FERPLUS, "ferplus", card["val_split"], limit=1000, tta=card["tta"])
+    m = evaluate("ferplus", FERPLUS, "ferplus", card["val_split"], limit=1000, tta=card["tta"], prior="train")
     assert m["n_images"] == 1000 and m["classes"] == meta["classes"]
     assert abs(m["accuracy"] - expected) <= 0.01, (m["accuracy"], expected)
 

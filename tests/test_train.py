@@ -36,9 +36,11 @@ def _ferkit(*args: str, timeout: float = 600, **kw) -> subprocess.CompletedProce
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("arch", ["resnet18", "mobilenet_v2"])
-def test_short_run_beats_majority_class(arch, tmp_path):
-    config = REPO / "configs" / f"quick_{arch}.yaml"
+def test_short_run_beats_majority_class(tmp_path):
+    """A few minutes of ResNet18 from scratch learn well above the majority class. (MobileNetV2 took 4 minutes
+    to show the same, `configs/quick_mobilenet_v2.yaml`, too long for the suite: the papers' tables train it to
+    the end, and `test_paper_config_runs_one_step` and the queue tests run it here.)"""
+    config = REPO / "configs" / "quick_resnet18.yaml"
     run = train(config, _overrides(tmp_path))
     rows = read_epoch_metrics(run / "metrics.csv")
     assert [r["epoch"] for r in rows] == list(range(TrainConfig.load(config).trainer.max_epochs))
@@ -421,7 +423,7 @@ def test_train_queue_runs_each_config_once_and_keeps_a_run_stopped_by_its_deadli
     again = _queue(tmp_path / "q", f"quick_mobilenet_v2 trainer.max_epochs=1 {tiny}")
     assert again.returncode == 0 and "finished before" in again.stdout
 
-    stopped = _queue(tmp_path / "d", "--deadline", "120", "--set", "trainer.max_epochs=1000",
+    stopped = _queue(tmp_path / "d", "--deadline", "60", "--set", "trainer.max_epochs=1000",
                      f"quick_mobilenet_v2 {tiny}", f"quick_resnet18 {tiny}")
     assert stopped.returncode == 1 and "deadline reached" in stopped.stdout, stopped.stdout
     assert "quick_resnet18: not started (deadline)" in stopped.stdout

@@ -152,7 +152,7 @@ def run_batch(
         # what decides the rows (effective values, so that the API's defaults and the CLI's agree);
         # a run resumes only into a folder made with the same
         settings = {**{k: v for k, v in spec.items() if k not in ("model", "device", "batch_size")},
-                    "margin": rec.margin, "landmarks": rec.landmarks, "backend": rec.backend,
+                    "margin": rec.margin, "landmarks": rec.landmarks, "backend": rec.backend, "prior": rec.prior,
                     **{k: v for k, v in stream.to_dict().items() if k not in ("stride", "max_frames")},
                     "every": every if fps is None else None, "fps": fps}
         sink = ShardSink(out, {"format": format, **ident, "classes": list(rec.classes), "settings": settings},

@@ -13,6 +13,7 @@ from typing import Any
 
 from ferkit.cli._common import add_dataset_args
 from ferkit.detect import DEFAULT_DETECTOR
+from ferkit.infer import option_help
 
 
 @contextmanager
@@ -89,8 +90,7 @@ def add_parser(sub) -> None:
     e.add_argument("--out", help="output folder, must not exist (default: eval/<model>-<dataset>-<split>-<time>)")
     e.add_argument("--json", action="store_true", help="print the metrics JSON to stdout (and nothing else)")
     e.add_argument("--temperature", type=float, help="override the model's stored temperature (1 = none)")
-    e.add_argument("--prior", default="train", metavar="PRIOR",
-                   help="class prior to predict under: train (default), uniform, or class=frequency,...")
+    e.add_argument("--prior", metavar="PRIOR", help=option_help("prior"))
     e.add_argument("--grid", type=int, default=32, help="faces in the prediction grid (default: 32)")
     e.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     e.add_argument("--detect", action="store_true",

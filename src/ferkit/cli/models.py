@@ -5,17 +5,18 @@ import argparse
 
 
 def run(a: argparse.Namespace) -> int:
-    from ferkit.models import deprecated_names, list_models, shipped_aliases, shipped_models
+    from ferkit.models import deprecated_names, list_models, resolve, shipped_aliases, shipped_models
 
     for name in list_models(a.pattern):
         print(name)
     shipped, aliases = shipped_models(), shipped_aliases()
     if shipped and not a.pattern:
-        print("\nshipped trained models (use with --model; arch.tag, then the short names that load it):")
+        print("\nshipped trained models (use with --model; arch.tag, the short names that load it, the weights, "
+              "the class prior it predicts under: see --prior):")
         for name, stem in shipped.items():
             if name not in aliases:
                 short = ", ".join(a for a, c in aliases.items() if c == name)
-                print(f"  {name:<22} {short:<10} {stem}")
+                print(f"  {name:<23} {short:<10} {stem:<24} prior {resolve(name).prior}")
         old = deprecated_names()
         if old:
             print("deprecated names (still load, with a warning): "

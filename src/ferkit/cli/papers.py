@@ -27,6 +27,11 @@ def _pretrained(items: list[str] | None) -> dict[str, str]:
 def run(a: argparse.Namespace) -> int:
     from ferkit.papers import PAPERS, paper_report
 
+    if a.paper is None and a.runs and a.runs[-1] in PAPERS:
+        # `--runs KEY ... PAPER`: --runs takes one or more values, so argparse gave it the paper too
+        # (run keys are never paper names)
+        *a.runs, a.paper = a.runs
+
     if a.action == "list":
         for p in PAPERS.values():
             runs = ", ".join(r.key for r in p.runs)

@@ -52,7 +52,8 @@ class_restriction            object          restricted (bool: argmax limited to
 tta                          str             "none", "flip" or "ten-crop"
 tta_views                    int             views averaged per image (1, 2, 10)
 temperature                  float           temperature applied to the logits (1.0 = none)
-prior                        str | dict      class prior of the probabilities: "train", "uniform" or {class: frequency}
+prior                        str | float |   class prior of the probabilities: "train", "uniform", a balance 0-1
+                             list | dict     (see ferkit.infer.prior_shift) or class frequencies
 n_images                     int             images evaluated
 accuracy                     float           top-1 accuracy
 macro_precision              float           unweighted mean over classes

@@ -332,7 +332,8 @@ def results_markdown(rows: Sequence[BenchmarkRow], *, tta: str, machine: str, da
     table (one row per model and data set) and its numbered notes."""
     lines = [(f"`{command}` on {date}: {machine}; TTA {tta}"
               f"{'' if tta == 'none' else ' (photos: none, as ferkit predict)'}. "
-              "Accuracy with its bootstrap 95% interval; "
+              "Each model under its own class prior, as `ferkit predict` runs it (named where it is not the "
+              "training one). Accuracy with its bootstrap 95% interval; "
               "balanced accuracy = the mean of the per-class recalls (what a class-balanced test set would give); "
               "faces/s = images per second through the whole evaluation (decoding, preprocessing, the model; "
               "for photos also the face detector)."), "",
@@ -348,7 +349,9 @@ def results_markdown(rows: Sequence[BenchmarkRow], *, tta: str, machine: str, da
             if text not in notes:
                 notes.append(text)
             refs.append(str(notes.index(text) + 1))
-        model = r.model + (f" (= {', '.join(a for a in r.aliases if a != r.model)})" if len(r.aliases) > 1 else "")
+        said = [f"= {', '.join(a for a in r.aliases if a != r.model)}"] if len(r.aliases) > 1 else []
+        said += [] if m["prior"] in ("train", 0) else [f"prior {m['prior']}"]
+        model = r.model + (f" ({'; '.join(said)})" if said else "")
         lines.append(f"| {model} | {r.data.name} | {m['n_images']} | {acc} | {_pct(m['macro_recall'])} | "
                      f"{_pct(m['macro_f1'])} | "
                      f"{m['timing']['images_per_s']:.0f} | {', '.join(refs)} |")

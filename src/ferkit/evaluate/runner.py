@@ -254,8 +254,9 @@ def run_evaluation(
                                                       ident["name"])
     columns = [list(meta["classes"]).index(c) for c in eval_classes]
     temp = float(temperature if temperature is not None else meta.get("temperature") or 1.0)
-    from ferkit.infer import prior_shift
+    from ferkit.infer import model_prior, prior_shift
 
+    prior = model_prior(meta, prior)
     shift = prior_shift(meta, prior)
     if detect is None:
         faces, probs, logits, m, notes, seconds, extra = _classify_crops(
@@ -277,7 +278,7 @@ def run_evaluation(
         "tta": tta,
         "tta_views": tta_views(tta),
         "temperature": temp,
-        "prior": "train" if prior is None else prior,
+        "prior": prior,
         "n_images": m["n_images"],
         "accuracy": m["accuracy"],
         "macro_precision": m["macro_precision"],
@@ -417,8 +418,9 @@ def evaluate(
         label_mode: FER+ labels (majority, plurality, probability -> hard label = argmax).
         temperature: divide logits by this before the softmax; None uses the model's stored
             ``temperature`` (from ``ferkit calibrate``) or 1. The argmax does not change.
-        prior: the class prior to predict under: ``"train"``/None (as trained), ``"uniform"`` (a
-            class-balanced set) or class frequencies; see ``ferkit.infer.prior_shift``.
+        prior: the class prior to predict under: None (the model's own, its JSON's ``prior``, as
+            ``ferkit predict`` does), ``"train"`` (as trained), ``"uniform"`` (a class-balanced set), a
+            balance from 0 (train) to 1 (uniform) or class frequencies; see ``ferkit.infer.prior_shift``.
         grid: number of faces in the prediction-grid figure.
         progress: ``progress(done, total)`` after each batch (each image with ``detect``).
         detect: a face detector name (``"dlib-hog"``, ``"haar"``, ``"dlib-cnn"``) to evaluate

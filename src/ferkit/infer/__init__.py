@@ -15,17 +15,24 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from ferkit.infer._io import IMAGE_SUFFIXES, ImageReadError, expand_paths, load_image, to_rgb_array
-from ferkit.infer._options import NOT_SERVED, RecognizerOptions, StreamOptions, add_arguments, options_from_namespace
+from ferkit.infer._options import (
+    NOT_SERVED,
+    RecognizerOptions,
+    StreamOptions,
+    add_arguments,
+    option_help,
+    options_from_namespace,
+)
 from ferkit.infer._sources import SourceError, VideoSource, VideoWriter, open_source
 from ferkit.infer._tracker import DetectAndFollow, FlowFollower, IoUTracker
 
 if TYPE_CHECKING:
-    from ferkit.infer._backends import PRIORS, parse_prior, prior_shift
+    from ferkit.infer._backends import PRIORS, model_prior, parse_prior, prior_shift
     from ferkit.infer._recognizer import FaceBatch, Prepared, Recognizer
 
 #: names that need PyTorch, imported on first use: reading and checking inputs (``expand_paths``,
 #: ``load_image``) costs no torch import, so a missing file is reported in a fraction of a second
-_LAZY = {"PRIORS": "_backends", "parse_prior": "_backends", "prior_shift": "_backends",
+_LAZY = {"PRIORS": "_backends", "model_prior": "_backends", "parse_prior": "_backends", "prior_shift": "_backends",
          "FaceBatch": "_recognizer", "Prepared": "_recognizer", "Recognizer": "_recognizer"}
 
 
@@ -55,7 +62,9 @@ __all__ = [
     "add_arguments",
     "expand_paths",
     "load_image",
+    "model_prior",
     "open_source",
+    "option_help",
     "options_from_namespace",
     "parse_prior",
     "prior_shift",

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from ferkit.models import Classifier, TorchClassifier
 
 __all__ = ["BACKENDS", "PRIORS", "Classifier", "OnnxClassifier", "TorchClassifier", "default_backend",
-           "load_classifier", "parse_prior", "prior_shift", "probabilities"]
+           "load_classifier", "model_prior", "parse_prior", "prior_shift", "probabilities"]
 
 def __getattr__(name: str) -> Any:
     if name in ("Classifier", "TorchClassifier"):  # they need PyTorch: imported on first use
@@ -46,33 +46,56 @@ BACKENDS = ("torch", "onnx")
 ModelArg = Any  # str | os.PathLike | tuple[nn.Module, dict]
 
 
-#: class priors a model can be asked to predict under (besides explicit class frequencies)
+#: class priors a model can be asked to predict under (besides a balance number and class frequencies)
 PRIORS = ("train", "uniform")
 
+Prior = str | float | Sequence[float] | dict[str, float] | None
 
-def prior_shift(meta: dict[str, Any], prior: str | Sequence[float] | dict[str, float] | None) -> np.ndarray | None:
+
+def model_prior(meta: dict[str, Any], prior: Prior = None) -> str | float | list[float] | dict[str, float]:
+    """The prior a model predicts under when asked for ``prior``: ``prior`` itself, or for None the
+    model's own choice (its JSON's ``prior``, written by ``scripts/choose_prior.py``; ``"train"`` where
+    it has none)."""
+    if prior is None:
+        prior = meta.get("prior") or "train"
+    return prior
+
+
+def prior_shift(meta: dict[str, Any], prior: Prior) -> np.ndarray | None:
     """Per-class change of log prior that moves a model's posterior from its training prior to ``prior``.
 
-    ``prior``: ``"train"`` or None (the model as trained: no change), ``"uniform"`` (every class equally
-    likely: what a class-balanced test set, such as a posed collection, has), or class frequencies, as
-    a list in the model's class order or a ``{class: frequency}`` dict naming every class (each > 0;
-    they are normalised). By Bayes' rule, ``p(c|x) ∝ p_train(c|x) *
-    prior(c) / train_prior(c)``; the training prior is the model JSON's ``train_prior`` (class
-    frequencies of its training targets, written by ``ferkit train``). FerkitError names what is wrong.
+    ``prior``: None (the model's own choice: :func:`model_prior`), ``"train"`` (the model as trained:
+    no change), ``"uniform"`` (every class equally likely: what a class-balanced test set, such as a
+    posed collection, has), a balance ``b`` from 0 to 1 (the training prior raised to ``1 - b`` and
+    renormalised: 0 is ``"train"``, 1 ``"uniform"``, 0.5 their geometric middle, for test sets whose
+    class frequencies are unknown), or class frequencies, as a list in the model's class order or a
+    ``{class: frequency}`` dict naming every class (each > 0; they are normalised). By Bayes' rule,
+    ``p(c|x) ∝ p_train(c|x) * prior(c) / train_prior(c)``; the training prior is the model JSON's
+    ``train_prior`` (class frequencies of its training targets, written by ``ferkit train``).
+    FerkitError names what is wrong.
     """
-    if prior is None or (isinstance(prior, str) and prior == "train"):
+    prior = model_prior(meta, prior)
+    if isinstance(prior, str) and prior == "train":
         return None
     classes = list(meta["classes"])
     name = meta.get("name") or meta.get("arch") or "model"
+    if isinstance(prior, (int, float)) and not isinstance(prior, bool):
+        if not 0 <= prior <= 1:
+            raise FerkitError(f"prior {prior!r}: a balance must be from 0 (train) to 1 (uniform)")
+        if prior == 0:
+            return None
     train = meta.get("train_prior")
     if not isinstance(train, (list, tuple)) or len(train) != len(classes) or not all(
             isinstance(v, (int, float)) and v > 0 for v in train):
         raise FerkitError(f"{name}: its JSON records no usable train_prior ({len(classes)} class frequencies > 0), "
                           "so the prior cannot be changed; only prior='train' works")
+    log_train = np.log(np.asarray(train, dtype=np.float64) / float(np.sum(train)))
+    if isinstance(prior, (int, float)) and not isinstance(prior, bool):
+        return -float(prior) * (log_train - np.mean(log_train))  # log(train^(1-b)) - log(train), up to a constant
     if isinstance(prior, str):
         if prior != "uniform":
-            raise FerkitError(f"prior {prior!r}: use train, uniform, or class frequencies such as "
-                              f"{','.join(f'{c}=1' for c in classes[:2])},...")
+            raise FerkitError(f"prior {prior!r}: use train, uniform, a balance from 0 to 1, or class frequencies "
+                              f"such as {','.join(f'{c}=1' for c in classes[:2])},...")
         q = np.full(len(classes), 1.0 / len(classes))
     else:
         if isinstance(prior, dict):
@@ -95,13 +118,22 @@ def prior_shift(meta: dict[str, Any], prior: str | Sequence[float] | dict[str, f
         if not np.all(np.isfinite(q)) or np.any(q <= 0):
             raise FerkitError(f"prior: every class needs a finite frequency > 0, got {values!r}")
         q = q / q.sum()
-    return np.log(q) - np.log(np.asarray(train, dtype=np.float64) / float(np.sum(train)))
+    return np.log(q) - log_train
 
 
-def parse_prior(text: str | None) -> str | dict[str, float] | None:
-    """The command line's ``--prior``: ``train``, ``uniform`` or ``class=freq,class=freq,...``."""
+def parse_prior(text: str | None) -> str | float | dict[str, float] | None:
+    """The command line's ``--prior``: ``train``, ``uniform``, a balance from 0 to 1 or
+    ``class=freq,class=freq,...``; None (not given) stays None: the model's own choice."""
     if text is None or text in PRIORS:
         return text
+    try:
+        balance = float(text)
+    except ValueError:
+        pass
+    else:
+        if not 0 <= balance <= 1:
+            raise FerkitError(f"--prior {text!r}: a balance must be from 0 (train) to 1 (uniform)")
+        return balance
     out: dict[str, float] = {}
     for part in text.split(","):
         key, sep, value = part.partition("=")
@@ -110,7 +142,8 @@ def parse_prior(text: str | None) -> str | dict[str, float] | None:
         except ValueError:
             raise FerkitError(f"--prior {text!r}: {value!r} is not a number") from None
         if not sep:
-            raise FerkitError(f"--prior {text!r}: expected train, uniform or class=frequency,... ({part!r} has no '=')")
+            raise FerkitError(f"--prior {text!r}: expected train, uniform, a balance from 0 to 1 or "
+                              f"class=frequency,... ({part!r} has no '=')")
     return out
 
 

@@ -33,7 +33,7 @@ from ferkit.detect import (
 from ferkit.errors import FerkitError
 from ferkit.images import MAX_MEGAPIXELS
 
-__all__ = ["NOT_SERVED", "RecognizerOptions", "StreamOptions", "add_arguments", "options_from_namespace"]
+__all__ = ["NOT_SERVED", "RecognizerOptions", "StreamOptions", "add_arguments", "option_help", "options_from_namespace"]
 
 #: RecognizerOptions fields ``ferkit serve`` does not take: it batches faces across requests (``--max-batch``)
 NOT_SERVED = ("batch_size",)
@@ -88,8 +88,10 @@ class RecognizerOptions(_Checked):
     backend: str | None = _opt(None, "classifier runtime: onnx (ONNX Runtime, CPU) or torch (default: onnx for shipped "
                                "models and .onnx files on the CPU, torch for other models)", choices=("torch", "onnx"))
     device: str = _opt("cpu", "torch device of the classifier (cpu, cuda, cuda:1, mps)")
-    prior: str = _opt("train", "class prior to predict under: train (as the model learnt it), uniform (every class "
-                      "equally likely, as in posed collections), or class=frequency,...", metavar="PRIOR")
+    prior: str | None = _opt(None, "class prior to predict under: train (as the model learnt it), uniform (every "
+                             "class equally likely, as in posed collections), a balance from 0 (train) to 1 "
+                             "(uniform), or class=frequency,... (default: the model's own, its JSON's prior; "
+                             "`ferkit models` lists it)", metavar="PRIOR")
 
     def check(self) -> RecognizerOptions:
         """Also what needs the detector's registry: the detector takes ``min_size`` and ``min_score``
@@ -192,6 +194,11 @@ def _base_type(hint: Any) -> type:
     """``int`` for ``int | None``, and so on."""
     args = [a for a in getattr(hint, "__args__", ()) if a is not type(None)]
     return args[0] if args else hint
+
+
+def option_help(name: str, cls: type = RecognizerOptions) -> str:
+    """The help text of ``cls``'s option ``name``, for a command that takes it without the rest."""
+    return next(f.metadata["help"] for f in fields(cls) if f.name == name)
 
 
 def flag(name: str) -> str:

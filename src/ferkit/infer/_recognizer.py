@@ -13,7 +13,7 @@ import numpy as np
 from ferkit.detect import DEFAULT_DETECTOR, FaceDetector, Faces, clip_boxes, crop_face, get_detector, landmarks
 from ferkit.errors import FerkitError
 from ferkit.images import decode
-from ferkit.infer._backends import load_classifier, prior_shift, probabilities
+from ferkit.infer._backends import load_classifier, model_prior, prior_shift, probabilities
 from ferkit.infer._io import to_rgb_array
 from ferkit.infer._options import RecognizerOptions, StreamOptions
 from ferkit.infer._sources import VideoSource, open_source
@@ -133,6 +133,10 @@ class Recognizer:
             counts at the size ``detect_max_pixels`` lets it be decoded at); None:
             ``ferkit.images.MAX_MEGAPIXELS`` (50, the server's default too). A larger image raises
             ImageReadError naming it.
+        prior: the class prior to predict under (``ferkit.infer.prior_shift``): ``"train"`` (as the
+            model learnt it), ``"uniform"``, a balance from 0 (train) to 1 (uniform), or class
+            frequencies; None (default): the model's own choice, its JSON's ``prior`` (the shipped
+            ``default``: 0.5, chosen by ``scripts/choose_prior.py``; ``"train"`` for a model without one).
 
     Preprocessing comes only from the model's metadata (``ferkit.data.preprocess.eval_transform``, the same
     numpy steps for both backends).
@@ -154,7 +158,7 @@ class Recognizer:
         detector_options: dict[str, Any] | None = None,
         backend: str | None = None,
         threads: int | None = None,
-        prior: str | Sequence[float] | dict[str, float] | None = None,
+        prior: str | float | Sequence[float] | dict[str, float] | None = None,
         detect_max_pixels: int | None = DETECT_MAX_PIXELS,
         max_pixels: int | None = None,
     ):
@@ -168,8 +172,10 @@ class Recognizer:
         self.meta = dict(meta)
         self.classes: list[str] = list(meta["classes"])
         self.transform = eval_transform(meta["input"])
-        #: change of log prior per class (None: the model's training prior); see `prior_shift`
-        self.prior_shift = prior_shift(self.meta, prior)
+        #: the class prior it predicts under (``prior``, or the model's own for None); see `prior_shift`
+        self.prior = model_prior(self.meta, prior)
+        #: change of log prior per class (None: the model's training prior)
+        self.prior_shift = prior_shift(self.meta, self.prior)
         if isinstance(detector, str):
             self.detector = get_detector(detector, min_size=min_size, **(detector_options or {}))
         else:

@@ -106,6 +106,12 @@ def _meta_problem(meta: Mapping[str, Any]) -> str | None:
     if prior is not None and not (isinstance(prior, list) and len(prior) == len(classes)
                                   and all(_finite(v) and v > 0 for v in prior)):
         return f"'train_prior' must be a list of {len(classes)} positive numbers (class frequencies), not {prior!r}"
+    choice = meta.get("prior")
+    if choice is not None and not (choice in ("train", "uniform") or (
+            _finite(choice) and 0 <= choice <= 1)):
+        return f"'prior' must be train, uniform or a balance from 0 to 1, not {choice!r}"
+    if choice not in (None, "train") and prior is None:
+        return f"'prior' {choice!r} needs 'train_prior' (the class frequencies it moves away from)"
     if inp.get("region") is not None:
         from ferkit.data.regions import REGIONS
 

@@ -122,6 +122,12 @@ class Weights:
         return None if prior is None else tuple(float(v) for v in prior)
 
     @property
+    def prior(self) -> str | float:
+        """The class prior the model predicts under unless told otherwise (``ferkit.infer.prior_shift``):
+        ``"train"`` (as trained; the default), ``"uniform"`` or a balance from 0 to 1."""
+        return self.fields.get("prior") or "train"
+
+    @property
     def sha256(self) -> str | None:
         """The checksum of the weights file (the .onnx file for an export)."""
         return self.fields.get("sha256")

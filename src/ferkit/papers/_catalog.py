@@ -112,6 +112,10 @@ class Paper:
         own = next((item.differs for item in (*self.runs, *self.ensembles) if item.key == key), None)
         return own or self.differs
 
+    @property
+    def run_keys(self) -> tuple[str, ...]:
+        return tuple(r.key for r in self.runs)
+
     def run(self, key: str) -> PaperRun:
         for r in self.runs:
             if r.key == key:

@@ -141,6 +141,46 @@ def _shipped_row(paper: Paper, shipped: PaperModel, row_dir: Path, limit: int | 
     return {**row, "metrics": metrics}
 
 
+#: the fields an ensemble's recorded row must share with the catalogue's to be reused
+ENSEMBLE_SAME = ("members", "method", "fit", "fit_split")
+
+
+def _ensemble_head(ens: PaperEnsemble) -> dict[str, Any]:
+    """An ensemble row's fields from the catalogue (what it is, before any figure)."""
+    return {"key": ens.key, "label": ens.label, "kind": "ensemble", "method": ens.method, "members": list(ens.members),
+            "fit": ens.fit, "fit_split": ens.fit_split, "published": ens.published}
+
+
+def _recorded_ensemble(paper: Paper, ens: PaperEnsemble, row_dir: Path, limit: int | None,
+                       run_rows: dict[str, dict[str, Any]], *, warn: bool = True) -> dict[str, Any] | None:
+    """The ensemble's row recorded in ``row_dir`` (:func:`_recorded_row`), if it was measured with the
+    weights its members have now: those their rows (``run_rows``, by run key) record, a shipped
+    member's own; else None."""
+    from ferkit.models import resolve
+
+    recorded = _recorded_row(paper, row_dir, _ensemble_head(ens), limit, ENSEMBLE_SAME)
+    if recorded is None:
+        return None
+    weights = [(run_rows.get(m, {}).get("eval_key") or {}).get("sha256") if m in paper.run_keys else resolve(m).sha256
+               for m in ens.members]
+    if recorded["eval_key"].get("sha256") != weights:
+        if warn:
+            log.warning("%s: measured with other weights than its members' rows record now; not reused",
+                        row_dir / "row.json")
+        return None
+    return recorded
+
+
+def _needs_folder(paper: Paper, reports_dir: Path, key: str) -> bool:
+    """Whether an ensemble of ``paper`` with run ``key`` among its members has no complete row recorded
+    with its members' weights: building it needs that member's run folder, a recorded row of the run
+    is not enough."""
+    rows = {k: read_json(reports_dir / paper.key / k / "row.json") or {} for k in paper.run_keys}
+    return any(key in ens.members and (_recorded_ensemble(paper, ens, reports_dir / paper.key / ens.key, None, rows,
+                                                          warn=False) or {}).get("status") != "complete"
+               for ens in paper.ensembles)
+
+
 def _ensemble_row(paper: Paper, ens: PaperEnsemble, states: dict[str, RunState | None],
                   run_rows: dict[str, dict[str, Any]], row_dir: Path, limit: int | None, say: Say) -> dict[str, Any]:
     """An ensemble of the paper's runs (``states``, their rows ``run_rows``) and of shipped models
@@ -148,18 +188,11 @@ def _ensemble_row(paper: Paper, ens: PaperEnsemble, states: dict[str, RunState |
     is kept only if it was measured with the weights the members' rows record now."""
     from ferkit.models import resolve
 
-    row = {"key": ens.key, "label": ens.label, "kind": "ensemble", "method": ens.method, "members": list(ens.members),
-           "fit": ens.fit, "fit_split": ens.fit_split, "published": ens.published}
+    row = _ensemble_head(ens)
     runs = [m for m in ens.members if m in states]
     missing = [m for m in runs if states[m] is None or not states[m].has_model]
     if missing:
-        recorded = _recorded_row(paper, row_dir, row, limit, ("members", "method", "fit", "fit_split"))
-        weights = [(run_rows[m].get("eval_key") or {}).get("sha256") if m in states else resolve(m).sha256
-                   for m in ens.members]
-        if recorded is not None and recorded["eval_key"].get("sha256") != weights:
-            log.warning("%s: measured with other weights than its members' rows record now; not reused",
-                        row_dir / "row.json")
-            recorded = None
+        recorded = _recorded_ensemble(paper, ens, row_dir, limit, run_rows)
         untrained = [m for m in missing if not run_rows[m].get("recorded")]
         status = (f"members not trained: {', '.join(untrained)}" if untrained
                   else f"member run folders not on this machine: {', '.join(missing)}")
@@ -261,7 +294,8 @@ def paper_configs(
     ``only``): what ``ferkit papers config`` writes, for training a paper's runs elsewhere (a lent GPU)
     with ``ferkit train``; a run folder trained from one is found and reused here like one of its own.
     ``missing``: only the runs the table lacks, neither complete in ``runs_dir`` nor recorded complete
-    in ``reports_dir`` with the same config."""
+    in ``reports_dir`` with the same config (a recorded run counts as missing while an ensemble of it
+    is not recorded complete: building that needs the run's folder)."""
     p = get_paper(paper)
     out = []
     for run, rec, ov, cfg, chosen in _run_configs(p, Path(reports_dir), runs_dir, recipe, only, pretrained or {},
@@ -275,7 +309,8 @@ def paper_configs(
             row = {"config": run.config, "recipe": rec, "overrides": ov, "label": run.label, "published": run.published}
             recorded = _recorded_row(p, Path(reports_dir) / p.key / run.key, row, None,
                                      ("config", "recipe", "overrides"))
-            if recorded is not None and recorded["status"] == "complete":
+            if (recorded is not None and recorded["status"] == "complete"
+                    and not _needs_folder(p, Path(reports_dir), run.key)):
                 continue
         out.append(cfg)
     return out
