@@ -32,7 +32,7 @@ from ferkit import _docblock
 from ferkit.evaluate.report import markdown_table
 from ferkit.evaluate.runner import run_evaluation
 from ferkit.infer import prior_shift
-from ferkit.models import WEIGHTS_DIR, Weights, resolve
+from ferkit.models import WEIGHTS_DIR, Weights, canonical_prior, resolve
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SPLITS = (("FER+ Valid", DATA / "ferplus", "ferplus", "FER2013Valid"),
@@ -75,7 +75,7 @@ def write(name: str, balance: float) -> list[Path]:
     stem = resolve(name).path.stem
     paths = [p for p in (WEIGHTS_DIR / f"{stem}.json", WEIGHTS_DIR / "onnx" / f"{stem}.json") if p.is_file()]
     for p in paths:
-        Weights.from_json(p).replace(prior="train" if balance == 0 else balance).write(p, keep_mode=True)
+        Weights.from_json(p).replace(prior=canonical_prior(balance)).write(p, keep_mode=True)
     return paths
 
 
@@ -97,7 +97,7 @@ def main() -> None:
         texts.append(text)
         if a.write:
             for p in write(name, best):
-                print(f"{p}: prior {best:g}", file=sys.stderr)
+                print(f"{p}: prior {canonical_prior(best)}", file=sys.stderr)
     for p in a.update_docs or []:
         if _docblock.put_block(p, "\n\n".join(texts), "prior"):
             print(f"{p}: prior tables updated", file=sys.stderr)

@@ -94,7 +94,8 @@ def subset(public_test, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def reference(subset):
     """Independent predictions on ``subset``: file name -> (true class, logits, logits of the mirror),
-    logits divided by the model's stored temperature."""
+    logits divided by the model's stored temperature, plus the change of log prior to the model's own
+    class prior (a balance b: its training frequencies to the power 1 - b) that evaluate applies."""
     model, meta = load_model("default")
     tf = eval_transform(meta["input"])
     faces = load_dataset(subset, "folder")
@@ -103,6 +104,9 @@ def reference(subset):
     with torch.no_grad():
         logits = model(x).double().numpy() / t
         flipped = model(x.flip(-1)).double().numpy() / t
+    balance = {"train": 0.0, "uniform": 1.0}.get(meta.get("prior", "train"), meta.get("prior"))
+    shift = -float(balance) * np.log(np.array(meta["train_prior"]))
+    logits, flipped = logits + shift, flipped + shift
     names = [Path(p).name for p in faces.paths]
     true = [faces.classes[k] for k in faces.labels]
     return {"classes": list(meta["classes"]), "names": names, "true": true, "logits": logits, "flipped": flipped}
@@ -404,9 +408,11 @@ def test_calibrate_lowers_nll_and_rewrites_only_the_json(tmp_path):
     assert (model_dir / "model.safetensors").read_bytes() == weights_before
     assert [p.name for p in model_dir.iterdir() if p.name.startswith(".")] == []
 
-    # evaluate applies the stored temperature: same argmax, the fitted NLL
-    raw = evaluate(model_dir, FER, "fer2013-folder", "PublicTest", limit=300, temperature=1.0, device="cpu")
-    cal = evaluate(model_dir, FER, "fer2013-folder", "PublicTest", limit=300, device="cpu")
+    # evaluate applies the stored temperature: the fitted NLL, and under the training prior (what the fit
+    # used) the same argmax (the model's own prior, added after the temperature, moves some)
+    raw = evaluate(model_dir, FER, "fer2013-folder", "PublicTest", limit=300, temperature=1.0, device="cpu",
+                   prior="train")
+    cal = evaluate(model_dir, FER, "fer2013-folder", "PublicTest", limit=300, device="cpu", prior="train")
     assert cal["temperature"] == pytest.approx(res["temperature"]) and cal["model"]["temperature"] == res["temperature"]
     assert cal["accuracy"] == raw["accuracy"] and cal["confusion"] == raw["confusion"]
     assert raw["nll"] == pytest.approx(res["nll_before"], rel=1e-4)

@@ -82,6 +82,8 @@ def test_target_class_changes_the_map(rec, obama_x):
                      target=rec.classes.index("surprise" if k != rec.classes.index("surprise") else "sad"))
     assert np.abs(pred - other).max() > 0.1
     ((face, a),) = explain_image(rec, OBAMA)
+    ((_, own),) = explain_image(rec, OBAMA, target=face.emotion)   # no target: the emotion the face is labelled with
+    assert np.allclose(a, own)
     ((_, b),) = explain_image(rec, OBAMA, target="angry" if face.emotion != "angry" else "sad")
     assert np.abs(a - b).max() > 0.1
     with pytest.raises(Exception, match="unknown class"):

@@ -128,14 +128,14 @@ def test_temperature_stays_outside_the_graph(rec: Recognizer, tmp_path: Path) ->
     meta = {**rec.meta, "temperature": 2.0}
     path = export_onnx((rec.model, meta), tmp_path / "hot")
     crops = _crops(rec, TWO)
-    onnx_rec = Recognizer(path, backend="onnx", threads=1)
+    onnx_rec = Recognizer(path, backend="onnx", threads=1, prior="train")    # the temperature alone
     assert onnx_rec.meta["temperature"] == 2.0
     x = np.stack([rec.transform(c) for c in crops])
     logits = TorchClassifier(rec.model)(x)
     assert np.abs(OnnxClassifier(path, threads=1)(x) - logits).max() < 1e-4  # same logits: T not in the graph
     expected = probabilities(logits / 2.0)
     assert np.abs(onnx_rec.classify(crops) - expected).max() < TOL
-    assert np.abs(Recognizer((rec.model, meta)).classify(crops) - expected).max() < 1e-9
+    assert np.abs(Recognizer((rec.model, meta), prior="train").classify(crops) - expected).max() < 1e-9
 
 
 def test_fixed_batch_export_runs_any_batch(rec: Recognizer, tmp_path: Path) -> None:

@@ -410,6 +410,42 @@ def test_crafted_model_json_is_one_line_error(tmp_path: Path, edit: dict, needle
     assert str(e.value).startswith(str(tmp_path / "m.json"))
 
 
+@pytest.mark.parametrize("stem", ["ensemble_votes", "onnx/votes_vgg_fer_w2"])
+@pytest.mark.parametrize(("prior", "needle"), [
+    (2, "'prior' must be train, uniform or a balance from 0 to 1, not 2"),
+    (True, "'prior' must be train, uniform or a balance from 0 to 1, not True"),
+    ("0.5", "'prior' must be train, uniform or a balance from 0 to 1, not '0.5'"),
+])
+def test_an_ensembles_or_onnx_exports_prior_is_checked_too(tmp_path: Path, stem: str, prior, needle: str) -> None:
+    """The class prior a model predicts under (its JSON's `prior`) is checked in every format's JSON, one line
+    naming the file, before anything is loaded."""
+    from ferkit.models import WEIGHTS_DIR, load_ensemble, read_onnx_meta
+
+    meta = json.loads((WEIGHTS_DIR / f"{stem}.json").read_text())
+    target = tmp_path / "m.json"
+    target.write_text(json.dumps({**meta, "prior": prior}))
+    with pytest.raises(WeightsError) as e:
+        (load_ensemble if stem.startswith("ensemble") else read_onnx_meta)(target)
+    assert str(e.value) == f"{target}: {needle}"
+
+
+def test_a_prior_has_one_spelling() -> None:
+    """0 is the training prior, 1 uniform, another number a balance (numpy's too); a bool is no prior."""
+    import numpy as np
+
+    from ferkit.errors import FerkitError
+    from ferkit.infer import RecognizerOptions
+    from ferkit.models import canonical_prior
+
+    assert [canonical_prior(v) for v in (None, 0, "train", 1, 1.0, "uniform", np.float32(0.5), (1, 2))] == [
+        "train", "train", "train", "uniform", "uniform", "uniform", 0.5, [1.0, 2.0]]
+    for bad, needle in ((True, "prior True: use train, uniform"), (1.5, "a balance must be from 0"),
+                        ("flat", "prior 'flat': use train"), ({"happy": "x"}, "frequencies must be numbers")):
+        with pytest.raises(FerkitError, match=needle):
+            canonical_prior(bad)
+    assert RecognizerOptions(prior=0.5).prior == "0.5" and RecognizerOptions(prior=1).prior == "1"
+
+
 _REFUSE = """
 import json, resource, sys, time
 import torch  # imported before the baseline: what is measured is load_model's own memory

@@ -191,7 +191,9 @@ def explain_image(recognizer: Any, image: Any, target: str | int | None = None,
     faces, points, crops = batch.faces, batch.landmarks, batch.crops
     out = []
     for i, (face, box, crop) in enumerate(zip(batch.face_results(recognizer.classes), faces.boxes, crops)):
-        cam = grad_cam(model, recognizer.transform(crop)[None], target=k, layer=layer)
+        # no target: the class the face is labelled with (its argmax under the recognizer's prior)
+        own = classes.index(face.emotion) if k is None else k
+        cam = grad_cam(model, recognizer.transform(crop)[None], target=own, layer=layer)
         align_pts = points[i] if recognizer.align and points is not None else None
         out.append((face, _box_map(cam, box, recognizer.margin, align_pts)))
     return out

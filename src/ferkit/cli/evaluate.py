@@ -48,6 +48,7 @@ def summary_line(m: dict[str, Any]) -> str:
     auc = "n/a" if m["mean_auc"] is None else f"{m['mean_auc']:.4f}"
     ci = m.get("ci95") or {}
     how = (f"{m['detector']} faces, {m['n_no_face']} without a face" if m.get("detector") else f"TTA {m['tta']}")
+    how += "" if m.get("prior", "train") == "train" else f", prior {m['prior']}"
     return (f"{m['model']['name']} on {m['dataset']['path']} {m['dataset']['split']} ({m['n_images']} images, "
             f"{how}): accuracy {with_ci(m['accuracy'], ci.get('accuracy'))}, "
             f"macro-F1 {with_ci(m['macro_f1'], ci.get('macro_f1'))}, "

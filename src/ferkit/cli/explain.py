@@ -31,12 +31,13 @@ def gradcam_path(src: str, out_dir: Path, taken: set[Path], inputs: set[Path]) -
 
 def run(a: argparse.Namespace) -> int:
     from ferkit.explain import explain_image
-    from ferkit.infer import Recognizer, load_image
+    from ferkit.infer import Recognizer, load_image, parse_prior
     from ferkit.viz import draw_heatmaps
 
     if not 0.0 <= a.alpha <= 1.0:
         raise FerkitError(f"explain: --alpha must be in [0, 1], not {a.alpha}")
-    rec = Recognizer(a.model, a.detector, backend="torch")  # Grad-CAM needs the model's gradients
+    # Grad-CAM needs the model's gradients: the torch backend
+    rec = Recognizer(a.model, a.detector, backend="torch", prior=parse_prior(a.prior))
     if a.target is not None and a.target not in rec.classes:
         raise FerkitError(f"explain: unknown class {a.target!r} (the model's classes: {', '.join(rec.classes)})")
     out_dir = Path(a.out)
@@ -70,6 +71,7 @@ def run(a: argparse.Namespace) -> int:
 
 def add_parser(sub) -> None:
     from ferkit.detect import DEFAULT_DETECTOR, list_detectors
+    from ferkit.infer import option_help
 
     pr = sub.add_parser(
         "explain", help="Grad-CAM heat maps over the faces of images (where the model looks)",
@@ -83,5 +85,6 @@ def add_parser(sub) -> None:
                     help="folder for <stem>_gradcam.jpg (default: %(default)s/)")
     pr.add_argument("--class", dest="target", metavar="EMOTION",
                     help="explain this class for every face (default: each face's predicted emotion)")
+    pr.add_argument("--prior", metavar="PRIOR", help=option_help("prior"))
     pr.add_argument("--alpha", type=float, default=0.45, help="heat map opacity in [0, 1] (default: %(default)s)")
     pr.set_defaults(func=run)

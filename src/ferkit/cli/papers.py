@@ -31,6 +31,8 @@ def run(a: argparse.Namespace) -> int:
         # `--runs KEY ... PAPER`: --runs takes one or more values, so argparse gave it the paper too
         # (run keys are never paper names)
         *a.runs, a.paper = a.runs
+        if not a.runs:
+            raise FerkitError(f"papers {a.action}: --runs needs a run key before the paper ({a.paper})")
 
     if a.action == "list":
         for p in PAPERS.values():
@@ -117,7 +119,8 @@ def add_parser(sub) -> None:
                         "run; a row reused later keeps the overrides it was trained with")
     p.add_argument("--out", metavar="DIR", help="config: write DIR/<run name>.yaml per run instead of stdout")
     p.add_argument("--missing", action="store_true",
-                   help="config: only the runs the tables lack (not complete in --runs-dir nor recorded complete)")
+                   help="config: only the runs the tables lack (not complete in --runs-dir nor recorded complete; "
+                        "a recorded run counts while an ensemble of it is not recorded: that needs its folder)")
     p.add_argument("--limit", type=int, help="evaluate on a stratified subset of N images per set (quick checks)")
     p.add_argument("--update-docs", nargs="*", metavar="FILE",
                    help="copy the papers' summary table into these files' ferkit-papers block (default: README.md)")

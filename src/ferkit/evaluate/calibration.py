@@ -98,7 +98,7 @@ def calibrate(
         fmt = detect_format(data) if format == "auto" else format
         split = VALIDATION_SPLITS.get(fmt, "all")
     ev = run_evaluation(src, data, format, split, classes, tta, batch_size, device, limit=limit,
-                        label_mode=label_mode, temperature=1.0, progress=progress)
+                        label_mode=label_mode, temperature=1.0, progress=progress, prior="train")
     z = ev.logits[..., ev.columns]
     temperature = fit_temperature(z, ev.y_true)
     before = nll_at_temperature(z, ev.y_true, 1.0)

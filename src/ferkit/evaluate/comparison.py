@@ -171,6 +171,7 @@ def compare(
             "input": f"{inp['channels']}x{inp['size']}x{inp['size']}",
             "accuracy": m["accuracy"] if m else None, "macro_f1": m["macro_f1"] if m else None,
             "mean_auc": m["mean_auc"] if m else None, "n_images": m["n_images"] if m else None,
+            "prior": m["prior"] if m else None,
             "params": int(sum(p.numel() for p in net.parameters())), "flops": flops,
             "latency_ms": round(latency, 3), "images_per_s": round(throughput, 1),
             "epoch_time_s": round(float(np.mean(epochs)), 2) if epochs else None, "epochs": len(epochs) or None,

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ferkit.errors import FerkitError, WeightsError
-from ferkit.models import OnnxClassifier, probabilities
+from ferkit.models import PRIOR_NAMES, OnnxClassifier, canonical_prior, probabilities
 
 if TYPE_CHECKING:
     from ferkit.models import Classifier, TorchClassifier
@@ -46,19 +46,17 @@ BACKENDS = ("torch", "onnx")
 ModelArg = Any  # str | os.PathLike | tuple[nn.Module, dict]
 
 
-#: class priors a model can be asked to predict under (besides a balance number and class frequencies)
-PRIORS = ("train", "uniform")
+#: class priors named by a word (besides a balance from 0 to 1 and class frequencies)
+PRIORS = PRIOR_NAMES
 
 Prior = str | float | Sequence[float] | dict[str, float] | None
 
 
 def model_prior(meta: dict[str, Any], prior: Prior = None) -> str | float | list[float] | dict[str, float]:
-    """The prior a model predicts under when asked for ``prior``: ``prior`` itself, or for None the
-    model's own choice (its JSON's ``prior``, written by ``scripts/choose_prior.py``; ``"train"`` where
-    it has none)."""
-    if prior is None:
-        prior = meta.get("prior") or "train"
-    return prior
+    """The prior a model predicts under when asked for ``prior``, in one spelling
+    (``ferkit.models.canonical_prior``): ``prior`` itself, or for None the model's own choice (its
+    JSON's ``prior``, written by ``scripts/choose_prior.py``; ``"train"`` where it has none)."""
+    return canonical_prior(meta.get("prior") if prior is None else prior)
 
 
 def prior_shift(meta: dict[str, Any], prior: Prior) -> np.ndarray | None:
@@ -75,27 +73,19 @@ def prior_shift(meta: dict[str, Any], prior: Prior) -> np.ndarray | None:
     FerkitError names what is wrong.
     """
     prior = model_prior(meta, prior)
-    if isinstance(prior, str) and prior == "train":
+    if prior == "train":
         return None
     classes = list(meta["classes"])
     name = meta.get("name") or meta.get("arch") or "model"
-    if isinstance(prior, (int, float)) and not isinstance(prior, bool):
-        if not 0 <= prior <= 1:
-            raise FerkitError(f"prior {prior!r}: a balance must be from 0 (train) to 1 (uniform)")
-        if prior == 0:
-            return None
     train = meta.get("train_prior")
     if not isinstance(train, (list, tuple)) or len(train) != len(classes) or not all(
             isinstance(v, (int, float)) and v > 0 for v in train):
         raise FerkitError(f"{name}: its JSON records no usable train_prior ({len(classes)} class frequencies > 0), "
                           "so the prior cannot be changed; only prior='train' works")
     log_train = np.log(np.asarray(train, dtype=np.float64) / float(np.sum(train)))
-    if isinstance(prior, (int, float)) and not isinstance(prior, bool):
-        return -float(prior) * (log_train - np.mean(log_train))  # log(train^(1-b)) - log(train), up to a constant
-    if isinstance(prior, str):
-        if prior != "uniform":
-            raise FerkitError(f"prior {prior!r}: use train, uniform, a balance from 0 to 1, or class frequencies "
-                              f"such as {','.join(f'{c}=1' for c in classes[:2])},...")
+    if isinstance(prior, float):    # log(train^(1-b)) - log(train), up to a constant
+        return -prior * (log_train - np.mean(log_train))
+    if prior == "uniform":
         q = np.full(len(classes), 1.0 / len(classes))
     else:
         if isinstance(prior, dict):
@@ -108,13 +98,10 @@ def prior_shift(meta: dict[str, Any], prior: Prior) -> np.ndarray | None:
                                   f"(the model's classes: {', '.join(classes)})")
             values = [prior[c] for c in classes]
         else:
-            values = list(prior)
+            values = prior
             if len(values) != len(classes):
                 raise FerkitError(f"prior: {len(values)} frequencies for {len(classes)} classes ({', '.join(classes)})")
-        try:
-            q = np.array([float(v) for v in values])
-        except (TypeError, ValueError):
-            raise FerkitError(f"prior: frequencies must be numbers, not {values!r}") from None
+        q = np.array(values)
         if not np.all(np.isfinite(q)) or np.any(q <= 0):
             raise FerkitError(f"prior: every class needs a finite frequency > 0, got {values!r}")
         q = q / q.sum()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass, field, fields
 from typing import Any, get_type_hints
 
@@ -92,6 +93,11 @@ class RecognizerOptions(_Checked):
                              "class equally likely, as in posed collections), a balance from 0 (train) to 1 "
                              "(uniform), or class=frequency,... (default: the model's own, its JSON's prior; "
                              "`ferkit models` lists it)", metavar="PRIOR")
+
+    def __post_init__(self) -> None:
+        if isinstance(self.prior, numbers.Real) and not isinstance(self.prior, bool):   # a balance given as a number
+            object.__setattr__(self, "prior", f"{float(self.prior):g}")
+        super().__post_init__()
 
     def check(self) -> RecognizerOptions:
         """Also what needs the detector's registry: the detector takes ``min_size`` and ``min_score``
@@ -198,7 +204,7 @@ def _base_type(hint: Any) -> type:
 
 def option_help(name: str, cls: type = RecognizerOptions) -> str:
     """The help text of ``cls``'s option ``name``, for a command that takes it without the rest."""
-    return next(f.metadata["help"] for f in fields(cls) if f.name == name)
+    return next(f.metadata["help"] for f in fields(cls) if f.name == name).replace("%", "%%")   # argparse
 
 
 def flag(name: str) -> str:

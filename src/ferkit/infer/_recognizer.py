@@ -136,7 +136,8 @@ class Recognizer:
         prior: the class prior to predict under (``ferkit.infer.prior_shift``): ``"train"`` (as the
             model learnt it), ``"uniform"``, a balance from 0 (train) to 1 (uniform), or class
             frequencies; None (default): the model's own choice, its JSON's ``prior`` (the shipped
-            ``default``: 0.5, chosen by ``scripts/choose_prior.py``; ``"train"`` for a model without one).
+            models' were chosen by ``scripts/choose_prior.py``, ``ferkit models`` lists them; ``"train"``
+            for a model without one).
 
     Preprocessing comes only from the model's metadata (``ferkit.data.preprocess.eval_transform``, the same
     numpy steps for both backends).

@@ -24,7 +24,7 @@ from ferkit.models._combine import METHODS
 from ferkit.models._ensemble import Ensemble
 from ferkit.models._files import load_json_object, read_json
 from ferkit.models._onnx import ensemble_train_prior
-from ferkit.models._weights import Weights
+from ferkit.models._weights import Weights, prior_problem
 
 __all__ = ["ENSEMBLE_FORMAT", "ensemble_meta", "load_ensemble", "save_ensemble"]
 
@@ -124,6 +124,9 @@ def load_ensemble(meta_path: str | os.PathLike[str], *,
         raise WeightsError(f"{meta_path}: 'members' must be a non-empty list of {{path, sha256}} entries")
     if meta.get("method") not in METHODS:
         raise WeightsError(f"{meta_path}: unknown ensemble method {meta.get('method')!r} (known: {', '.join(METHODS)})")
+    problem = prior_problem(meta)
+    if problem:
+        raise WeightsError(f"{meta_path}: {problem}")
     loaded = []
     for i, entry in enumerate(members):
         member_path = meta_path.parent / entry["path"]

@@ -27,7 +27,7 @@ from ferkit.models._factory import count_parameters, create_model, head_prefix
 from ferkit.models._files import load_json_object, model_paths
 from ferkit.models._files import sha256_file as _sha256
 from ferkit.models._pretrained import first_line, load_safetensors
-from ferkit.models._weights import Weights
+from ferkit.models._weights import Weights, prior_problem
 
 __all__ = ["FORMAT", "SAFE_MODEL_KWARGS", "load_model", "model_kwargs_problem", "model_paths", "save_model"]
 
@@ -106,12 +106,9 @@ def _meta_problem(meta: Mapping[str, Any]) -> str | None:
     if prior is not None and not (isinstance(prior, list) and len(prior) == len(classes)
                                   and all(_finite(v) and v > 0 for v in prior)):
         return f"'train_prior' must be a list of {len(classes)} positive numbers (class frequencies), not {prior!r}"
-    choice = meta.get("prior")
-    if choice is not None and not (choice in ("train", "uniform") or (
-            _finite(choice) and 0 <= choice <= 1)):
-        return f"'prior' must be train, uniform or a balance from 0 to 1, not {choice!r}"
-    if choice not in (None, "train") and prior is None:
-        return f"'prior' {choice!r} needs 'train_prior' (the class frequencies it moves away from)"
+    problem = prior_problem(meta)
+    if problem:
+        return problem
     if inp.get("region") is not None:
         from ferkit.data.regions import REGIONS
 

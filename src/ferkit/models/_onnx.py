@@ -13,6 +13,7 @@ import numpy as np
 
 from ferkit.errors import FerkitError, WeightsError
 from ferkit.models._files import model_paths, read_json, sha256_file
+from ferkit.models._weights import prior_problem
 
 __all__ = ["ONNX_FORMAT", "OnnxClassifier", "OnnxEnsemble", "default_threads", "ensemble_train_prior", "is_onnx_export",
            "onnx_paths", "open_onnx", "probabilities", "read_onnx_meta"]
@@ -176,6 +177,9 @@ def open_onnx(path: str | os.PathLike[str], *, threads: int | None = None) -> tu
         raise WeightsError(f"{meta_path}: 'members' must be a non-empty list")
     meta = {**meta, "backend": "onnx"}
     meta.setdefault("train_prior", ensemble_train_prior([m for _, m in members], meta["classes"], meta.get("weights")))
+    problem = prior_problem(meta)
+    if problem:
+        raise WeightsError(f"{meta_path}: {problem}")
     return OnnxEnsemble(meta, members), meta
 
 
@@ -230,6 +234,9 @@ def read_onnx_meta(path: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]]:
     missing = [k for k in ("classes", "input", "input_name", "sha256") if k not in meta]
     if missing:
         raise WeightsError(f"{meta_path}: lacks {', '.join(missing)}")
+    problem = prior_problem(meta)
+    if problem:
+        raise WeightsError(f"{meta_path}: {problem}")
     if not onnx_path.is_file():
         raise WeightsError(f"{onnx_path}: ONNX file not found (named by {meta_path.name})")
     if sha256_file(onnx_path) != meta["sha256"]:

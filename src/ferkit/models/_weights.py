@@ -14,6 +14,7 @@ Code outside ``ferkit.models`` reads and writes model JSON only through this cla
 from __future__ import annotations
 
 import json
+import numbers
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ferkit.errors import WeightsError
+from ferkit.errors import FerkitError, WeightsError
 
 __all__ = ["FORMATS", "Weights", "resolve"]
 
@@ -45,6 +46,55 @@ def _plain(value: Any) -> Any:
     if isinstance(value, tuple):
         return [_plain(v) for v in value]
     return value
+
+
+#: class priors named by a word; a model also predicts under a balance from 0 (train) to 1 (uniform)
+#: or under class frequencies (``ferkit.infer.prior_shift`` says what each means)
+PRIOR_NAMES = ("train", "uniform")
+
+Prior = str | float | list[float] | dict[str, float]
+
+
+def canonical_prior(value: Any) -> Prior:
+    """One spelling for each class prior: None, 0 and ``"train"`` are ``"train"``; 1 and ``"uniform"``
+    are ``"uniform"``; another real number is a balance (a float between 0 and 1); class frequencies
+    become a list of floats or a ``{class: float}`` dict. FerkitError names what is wrong (a bool, an
+    unknown word, a balance outside 0..1, a frequency that is no number)."""
+    if value is None:
+        return "train"
+    if isinstance(value, str) and value in PRIOR_NAMES:
+        return value
+    if isinstance(value, (str, bool)):
+        raise FerkitError(f"prior {value!r}: use train, uniform, a balance from 0 (train) to 1 (uniform), "
+                          "or class frequencies")
+    if isinstance(value, numbers.Real):
+        balance = float(value)
+        if not 0 <= balance <= 1:
+            raise FerkitError(f"prior {value!r}: a balance must be from 0 (train) to 1 (uniform)")
+        return "train" if balance == 0 else "uniform" if balance == 1 else balance
+    try:
+        if isinstance(value, Mapping):
+            return {str(k): float(v) for k, v in value.items()}
+        return [float(v) for v in value]
+    except (TypeError, ValueError):
+        raise FerkitError(f"prior: class frequencies must be numbers, not {value!r}") from None
+
+
+def prior_problem(meta: Mapping[str, Any]) -> str | None:
+    """What is wrong with a model JSON's ``prior`` (a name or a balance; the one it predicts under
+    unless told otherwise), as one line; None if nothing."""
+    choice = meta.get("prior")
+    if choice is None:
+        return None
+    try:
+        choice = canonical_prior(choice)
+    except FerkitError:
+        choice = None
+    if not isinstance(choice, (str, float)):
+        return f"'prior' must be train, uniform or a balance from 0 to 1, not {meta.get('prior')!r}"
+    if choice != "train" and not meta.get("train_prior"):
+        return f"'prior' {meta.get('prior')!r} needs 'train_prior' (the class frequencies it moves away from)"
+    return None
 
 
 @dataclass(frozen=True)
@@ -122,10 +172,10 @@ class Weights:
         return None if prior is None else tuple(float(v) for v in prior)
 
     @property
-    def prior(self) -> str | float:
+    def prior(self) -> Prior:
         """The class prior the model predicts under unless told otherwise (``ferkit.infer.prior_shift``):
-        ``"train"`` (as trained; the default), ``"uniform"`` or a balance from 0 to 1."""
-        return self.fields.get("prior") or "train"
+        ``"train"`` (as trained; a JSON without ``prior``), ``"uniform"`` or a balance from 0 to 1."""
+        return canonical_prior(self.fields.get("prior"))
 
     @property
     def sha256(self) -> str | None:

@@ -69,7 +69,8 @@ def _evaluate_row(model: Any, row_dir: Path, paper: Paper, key: dict[str, Any], 
         if tmp.exists():
             shutil.rmtree(tmp)
         before = dict(counters or {})
-        out[ev.key] = evaluate(model, ev.data, ev.format, ev.split, out=tmp, limit=limit, grid=16)
+        # the models as trained (prior train), as the papers compare them, whatever prior a shipped one uses
+        out[ev.key] = evaluate(model, ev.data, ev.format, ev.split, out=tmp, limit=limit, grid=16, prior="train")
         if counters is not None:
             out[ev.key]["region_landmarks"] = {k: v - before[k] for k, v in counters.items()}
         out[ev.key]["output_dir"] = str(folder)     # where it will be, not the temporary folder
