@@ -189,3 +189,23 @@ def test_default_is_the_ferplus_net_restricted_to_seven_classes():
                     Recognizer("ferplus", backend="torch").predict(photo).faces, strict=True):
         shared = {c: p for c, p in f.probabilities.items() if c in d.probabilities}
         assert max(d.probabilities, key=d.probabilities.get) == max(shared, key=shared.get)
+
+
+@pytest.mark.skipif(not (FER.is_dir() and FERPLUS.is_dir()), reason="FER2013 and FER+ are needed")
+def test_choose_prior_prints_each_balance_and_writes_its_table_into_a_document(tmp_path):
+    """scripts/choose_prior.py (without --write: the shipped JSONs are left alone) on small subsets: one
+    row per balance, one chosen, the same table between the document's markers, the rest kept."""
+    doc = tmp_path / "CARD.md"
+    doc.write_text("before\n<!-- ferkit-prior:start -->\nold\n<!-- ferkit-prior:end -->\nafter\n")
+    shipped = {p: p.read_bytes() for p in WEIGHTS_DIR.rglob("*.json")}
+    r = subprocess.run([sys.executable, str(REPO / "scripts" / "choose_prior.py"), "default", "--limit", "70",
+                        "--update-docs", str(doc)], capture_output=True, text=True, timeout=600, check=False, cwd=REPO)
+    assert r.returncode == 0, r.stderr
+    rows = [line for line in r.stdout.splitlines() if re.match(r"\| (0|0\.25|0\.5|0\.75|1) \|", line)]
+    assert [line.split("|")[1].strip() for line in rows] == ["0", "0.25", "0.5", "0.75", "1"]
+    assert sum(line.rstrip().endswith("| chosen |") for line in rows) == 1
+    text = doc.read_text()
+    assert text.startswith("before\n<!-- ferkit-prior:start -->\n")
+    assert text.endswith("<!-- ferkit-prior:end -->\nafter\n")
+    assert all(line in text for line in rows) and "old" not in text
+    assert {p: p.read_bytes() for p in WEIGHTS_DIR.rglob("*.json")} == shipped
