@@ -23,6 +23,7 @@ and their hashes are not touched); ``--update-docs`` writes the models' tables b
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -34,7 +35,8 @@ from ferkit.evaluate.runner import run_evaluation
 from ferkit.infer import prior_shift
 from ferkit.models import WEIGHTS_DIR, Weights, canonical_prior, resolve
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+#: the data sets (FERKIT_DATA, as the tests read it; else ../shared/data beside the checkout)
+DATA = Path(os.environ.get("FERKIT_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
 SPLITS = (("FER+ Valid", DATA / "ferplus", "ferplus", "FER2013Valid"),
           ("PublicTest", DATA / "fer2013", "fer2013-folder", "PublicTest"))
 BALANCES = (0.0, 0.25, 0.5, 0.75, 1.0)

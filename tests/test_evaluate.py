@@ -372,7 +372,9 @@ def test_compare_two_models(subset, tmp_path):
     assert small["epoch_time_s"] == pytest.approx(11.0) and small["epochs"] == 2
     for row in rows:
         assert 0 <= row["accuracy"] <= 1 and row["n_images"] == 70 and row["latency_ms"] > 0 and row["images_per_s"] > 0
-    assert "| default |" in (out / "compare.md").read_text()
+    assert "| default |" in (out / "compare.md").read_text() and "each model as trained" in r.stdout
+    # the shipped default as trained (prior train), not under the prior it predicts under
+    assert default["accuracy"] == evaluate("default", subset, "folder", "all", limit=70, prior="train")["accuracy"]
     _check_png(out / "accuracy_vs_latency.png", min_side=250)
 
 

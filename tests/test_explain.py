@@ -90,6 +90,21 @@ def test_target_class_changes_the_map(rec, obama_x):
         explain_image(rec, OBAMA, target="bored")
 
 
+def test_without_a_class_the_map_is_of_the_labelled_emotion(one_thread):
+    """explain's default target is the emotion the face is labelled with, under the recognizer's class
+    prior, not the network's raw argmax: a prior that makes the runner-up the label moves the map with it."""
+    from ferkit.infer import Recognizer
+
+    plain = Recognizer("default", backend="torch", prior="train")
+    ((face, _),) = explain_image(plain, OBAMA)
+    first, second = sorted(face.probabilities, key=face.probabilities.get, reverse=True)[:2]
+    tilted = Recognizer("default", backend="torch", prior={c: 1e9 if c == second else 1.0 for c in plain.classes})
+    ((label, heat),) = explain_image(tilted, OBAMA)
+    assert label.emotion == second
+    assert np.allclose(heat, explain_image(tilted, OBAMA, target=second)[0][1])
+    assert not np.allclose(heat, explain_image(tilted, OBAMA, target=first)[0][1])
+
+
 def test_draw_heatmaps_changes_only_the_face_boxes(rec):
     from ferkit.viz import draw_heatmaps
 

@@ -419,14 +419,16 @@ def test_crafted_model_json_is_one_line_error(tmp_path: Path, edit: dict, needle
 def test_an_ensembles_or_onnx_exports_prior_is_checked_too(tmp_path: Path, stem: str, prior, needle: str) -> None:
     """The class prior a model predicts under (its JSON's `prior`) is checked in every format's JSON, one line
     naming the file, before anything is loaded."""
-    from ferkit.models import WEIGHTS_DIR, load_ensemble, read_onnx_meta
+    from ferkit.models import WEIGHTS_DIR, load_ensemble, open_onnx, read_onnx_meta
 
     meta = json.loads((WEIGHTS_DIR / f"{stem}.json").read_text())
     target = tmp_path / "m.json"
     target.write_text(json.dumps({**meta, "prior": prior}))
-    with pytest.raises(WeightsError) as e:
-        (load_ensemble if stem.startswith("ensemble") else read_onnx_meta)(target)
-    assert str(e.value) == f"{target}: {needle}"
+    readers = [load_ensemble, open_onnx] if stem.startswith("ensemble") else [read_onnx_meta, open_onnx]
+    for read in readers:     # the ONNX runtime's ensemble too, before any member's session is opened
+        with pytest.raises(WeightsError) as e:
+            read(target)
+        assert str(e.value) == f"{target}: {needle}", read
 
 
 def test_a_prior_has_one_spelling() -> None:
@@ -443,7 +445,11 @@ def test_a_prior_has_one_spelling() -> None:
                         ("flat", "prior 'flat': use train"), ({"happy": "x"}, "frequencies must be numbers")):
         with pytest.raises(FerkitError, match=needle):
             canonical_prior(bad)
-    assert RecognizerOptions(prior=0.5).prior == "0.5" and RecognizerOptions(prior=1).prior == "1"
+    from ferkit.infer import parse_prior
+
+    for v in (0, 1, 0.5, np.float32(0.25), 1 / 3):    # a number given to the options round-trips whole
+        assert canonical_prior(parse_prior(RecognizerOptions(prior=v).prior)) == canonical_prior(v)
+    assert RecognizerOptions(prior=1).prior == "uniform" and RecognizerOptions(prior=0).prior == "train"
 
 
 _REFUSE = """

@@ -154,8 +154,9 @@ def compare(
         if progress:
             progress(name)
         if faces_info is not None:
+            # the models as trained (prior train), as the papers' tables: a shipped model's own prior aside
             ev = run_evaluation(model, data, format, split, classes, tta, batch_size, device, limit=limit,
-                                label_mode=label_mode, faces_info=faces_info)
+                                label_mode=label_mode, faces_info=faces_info, prior="train")
             net, meta, m, label, path = ev.model, ev.meta, ev.metrics, ev.label, ev.metrics["model"]["path"]
         else:
             net, meta, ident, label = _load_model(model, "cpu")
@@ -171,7 +172,6 @@ def compare(
             "input": f"{inp['channels']}x{inp['size']}x{inp['size']}",
             "accuracy": m["accuracy"] if m else None, "macro_f1": m["macro_f1"] if m else None,
             "mean_auc": m["mean_auc"] if m else None, "n_images": m["n_images"] if m else None,
-            "prior": m["prior"] if m else None,
             "params": int(sum(p.numel() for p in net.parameters())), "flops": flops,
             "latency_ms": round(latency, 3), "images_per_s": round(throughput, 1),
             "epoch_time_s": round(float(np.mean(epochs)), 2) if epochs else None, "epochs": len(epochs) or None,
@@ -205,7 +205,8 @@ def compare_markdown(rows: Sequence[dict[str, Any]], *, threads: int | None = No
         align="lllrrrrrrrr")
     n = next((r["n_images"] for r in rows if r["n_images"]), None)
     cpu = f"CPU, {threads} thread{'s' if threads > 1 else ''}" if threads else "CPU"
-    foot = [f"Accuracy on {n} images." if n else "No evaluation data given: accuracy columns are n/a.",
+    foot = [f"Accuracy on {n} images, each model as trained (class prior train)." if n
+            else "No evaluation data given: accuracy columns are n/a.",
             ("FLOPs: one forward pass at the model's input size (multiply-add = 2). Latency and throughput: "
             f"forward pass only, {cpu}.")]
     return table + "\n\n" + " ".join(foot) + "\n"

@@ -136,7 +136,7 @@ def render_report(metrics: Mapping[str, Any], classification_report: str = "") -
          ["expected calibration error (ECE)", m["ece"]], ["negative log-likelihood", m["nll"]],
          ["test-time augmentation", f"{m['tta']} ({m['tta_views']} view{'s' if m['tta_views'] > 1 else ''})"],
          ["temperature", m["temperature"]],
-         ["class prior", m.get("prior", "train")],
+         ["class prior", str(m.get("prior", "train"))],
          ["time", f"{t['seconds']:.1f} s ({t['images_per_s']:.0f} images/s on {t['device']})"]],
         align="lr"))
     if ci:

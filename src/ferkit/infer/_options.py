@@ -96,7 +96,9 @@ class RecognizerOptions(_Checked):
 
     def __post_init__(self) -> None:
         if isinstance(self.prior, numbers.Real) and not isinstance(self.prior, bool):   # a balance given as a number
-            object.__setattr__(self, "prior", f"{float(self.prior):g}")
+            from ferkit.models import canonical_prior
+
+            object.__setattr__(self, "prior", str(canonical_prior(self.prior)))   # train, uniform or the full float
         super().__post_init__()
 
     def check(self) -> RecognizerOptions:

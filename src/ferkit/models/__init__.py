@@ -24,7 +24,9 @@ Besides building and loading, the package is the one door to what other packages
   metadata), ``OnnxClassifier``, ``OnnxEnsemble`` (a shipped ensemble from its members' exports), ``open_onnx``
   and ``probabilities`` (no PyTorch needed);
 - ensembles: ``ENSEMBLE_METHODS``, ``soft_vote``, ``majority_vote``, ``stack_logits`` and
-  ``PROB_FLOOR`` (the probability floor before a log, shared with the fitting in ``ferkit.ensemble``).
+  ``PROB_FLOOR`` (the probability floor before a log, shared with the fitting in ``ferkit.ensemble``);
+- class priors: ``PRIOR_NAMES`` and ``canonical_prior`` (one spelling of each prior a model can predict
+  under; ``ferkit.infer.prior_shift`` applies them).
 """
 from __future__ import annotations
 
@@ -108,6 +110,7 @@ __all__ = [
     "ENSEMBLE_METHODS",
     "MODEL_FORMAT",
     "ONNX_FORMAT",
+    "PRIOR_NAMES",
     "PROB_FLOOR",
     "SAFE_MODEL_KWARGS",
     "WEIGHTS_DIR",
@@ -118,7 +121,6 @@ __all__ = [
     "RegionNet",
     "TorchClassifier",
     "Weights",
-    "PRIOR_NAMES",
     "canonical_prior",
     "adapt_input_conv",
     "count_parameters",

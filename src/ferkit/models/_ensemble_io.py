@@ -124,7 +124,7 @@ def load_ensemble(meta_path: str | os.PathLike[str], *,
         raise WeightsError(f"{meta_path}: 'members' must be a non-empty list of {{path, sha256}} entries")
     if meta.get("method") not in METHODS:
         raise WeightsError(f"{meta_path}: unknown ensemble method {meta.get('method')!r} (known: {', '.join(METHODS)})")
-    problem = prior_problem(meta)
+    problem = prior_problem(meta, needs_train_prior=False)
     if problem:
         raise WeightsError(f"{meta_path}: {problem}")
     loaded = []
@@ -144,4 +144,7 @@ def load_ensemble(meta_path: str | os.PathLike[str], *,
     meta["input"] = dict(ens.input_cfg)
     meta["classes"] = list(ens.classes)
     meta.setdefault("train_prior", ensemble_train_prior(ens.member_metas, list(ens.classes), ens.weights))
+    problem = prior_problem(meta)       # a prior other than train needs the members' training prior
+    if problem:
+        raise WeightsError(f"{meta_path}: {problem}")
     return ens.to(device).eval(), meta

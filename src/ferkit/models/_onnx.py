@@ -162,6 +162,9 @@ def open_onnx(path: str | os.PathLike[str], *, threads: int | None = None) -> tu
     if meta is None or meta.get("format") != "ferkit-ensemble/1":
         onnx_path, meta = read_onnx_meta(path)
         return OnnxClassifier(onnx_path, threads=threads), meta
+    problem = prior_problem(meta, needs_train_prior=False)     # its spelling before any session is opened
+    if problem:
+        raise WeightsError(f"{meta_path}: {problem}")
     members = []
     for i, entry in enumerate(meta.get("members") or []):
         export = meta_path.parent / "onnx" / f"{entry.get('path')}.json"

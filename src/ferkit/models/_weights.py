@@ -26,7 +26,7 @@ import numpy as np
 
 from ferkit.errors import FerkitError, WeightsError
 
-__all__ = ["FORMATS", "Weights", "resolve"]
+__all__ = ["FORMATS", "PRIOR_NAMES", "Weights", "canonical_prior", "prior_problem", "resolve"]
 
 #: ``format`` in the JSON -> the short name ``Weights.format`` uses
 FORMATS = {"ferkit-model/1": "model", "ferkit-ensemble/1": "ensemble", "ferkit-onnx/1": "onnx"}
@@ -68,7 +68,10 @@ def canonical_prior(value: Any) -> Prior:
         raise FerkitError(f"prior {value!r}: use train, uniform, a balance from 0 (train) to 1 (uniform), "
                           "or class frequencies")
     if isinstance(value, numbers.Real):
-        balance = float(value)
+        try:
+            balance = float(value)
+        except OverflowError:
+            balance = float("inf")
         if not 0 <= balance <= 1:
             raise FerkitError(f"prior {value!r}: a balance must be from 0 (train) to 1 (uniform)")
         return "train" if balance == 0 else "uniform" if balance == 1 else balance
@@ -76,13 +79,14 @@ def canonical_prior(value: Any) -> Prior:
         if isinstance(value, Mapping):
             return {str(k): float(v) for k, v in value.items()}
         return [float(v) for v in value]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise FerkitError(f"prior: class frequencies must be numbers, not {value!r}") from None
 
 
-def prior_problem(meta: Mapping[str, Any]) -> str | None:
+def prior_problem(meta: Mapping[str, Any], *, needs_train_prior: bool = True) -> str | None:
     """What is wrong with a model JSON's ``prior`` (a name or a balance; the one it predicts under
-    unless told otherwise), as one line; None if nothing."""
+    unless told otherwise), as one line; None if nothing. ``needs_train_prior=False`` checks the
+    spelling alone (an ensemble before its members' training prior is filled in)."""
     choice = meta.get("prior")
     if choice is None:
         return None
@@ -92,7 +96,7 @@ def prior_problem(meta: Mapping[str, Any]) -> str | None:
         choice = None
     if not isinstance(choice, (str, float)):
         return f"'prior' must be train, uniform or a balance from 0 to 1, not {meta.get('prior')!r}"
-    if choice != "train" and not meta.get("train_prior"):
+    if needs_train_prior and choice != "train" and not meta.get("train_prior"):
         return f"'prior' {meta.get('prior')!r} needs 'train_prior' (the class frequencies it moves away from)"
     return None
 
