@@ -122,6 +122,8 @@ def test_papers_config_writes_each_runs_training_config(tmp_path, capsys):
     assert TrainConfig.from_dict(yaml.safe_load(named)).trainer.max_epochs == SCRATCH_EPOCHS
     assert main(["papers", "config", *base, "--runs", "resnet50", "paper4"]) == 0   # the paper after --runs
     assert capsys.readouterr().out == named
+    assert main(["papers", "config", *base, "paper4"]) == 0      # the paper after the options
+    assert capsys.readouterr().out == "---\n".join(c.to_yaml() for c in want)
     out = tmp_path / "configs"
     assert main(["papers", "config", *base, "--out", str(out)]) == 0
     written = capsys.readouterr().out.split()

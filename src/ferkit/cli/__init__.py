@@ -63,9 +63,22 @@ def _not_printed_already(record: logging.LogRecord) -> bool:
     return True
 
 
+def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """``parser.parse_args``, except that a command's optional last positional (``_late_positional``:
+    ``ferkit papers config --missing paper1``) may come after its options: argparse matches an
+    optional positional right after the one before it, as empty, and then refuses the later word."""
+    a, extra = parser.parse_known_args(argv)
+    late = getattr(a, "_late_positional", None)
+    if late and len(extra) == 1 and not extra[0].startswith("-") and getattr(a, late) is None:
+        setattr(a, late, extra.pop())
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return a
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    a = parser.parse_args(argv)
+    a = _parse(parser, argv)
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(_not_printed_already)
     logging.basicConfig(level=logging.DEBUG if a.verbose else logging.INFO,

@@ -124,4 +124,4 @@ def add_parser(sub) -> None:
     p.add_argument("--limit", type=int, help="evaluate on a stratified subset of N images per set (quick checks)")
     p.add_argument("--update-docs", nargs="*", metavar="FILE",
                    help="copy the papers' summary table into these files' ferkit-papers block (default: README.md)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, _late_positional="paper")   # `ferkit papers config --missing paper1` too
