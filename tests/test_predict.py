@@ -374,3 +374,19 @@ def test_a_garbage_exif_block_is_one_warning_line(tmp_path: Path) -> None:
     named = [line for line in lines if str(photo) in line]
     assert len(named) == 1 and named[0].startswith(f"WARNING ferkit.images: {photo}: read despite a warning: "
                                                    "Corrupt EXIF data. Expecting to read "), r.stderr
+
+
+def test_readme_shows_what_the_main_job_prints(capsys, monkeypatch) -> None:
+    """The set-up section's example output is what `ferkit predict` prints on the sample photo now (the
+    default model under its own class prior), not a copy that went stale."""
+    sample = REPO.parent / "shared" / "data" / "samples" / "two_people.jpg"
+    if not sample.is_file():
+        pytest.skip(f"the README's sample photo is not at {sample}")
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    command = "ferkit predict ../shared/data/samples/two_people.jpg\n```\n\n```\n"
+    assert command in readme
+    shown = readme.split(command, 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(REPO)
+    assert main(["predict", "../shared/data/samples/two_people.jpg"]) == 0
+    printed = capsys.readouterr()
+    assert shown == printed.out + printed.err
