@@ -27,12 +27,12 @@ from ferkit.infer._sources import SourceError, VideoSource, VideoWriter, open_so
 from ferkit.infer._tracker import DetectAndFollow, FlowFollower, IoUTracker
 
 if TYPE_CHECKING:
-    from ferkit.infer._backends import PRIORS, model_prior, parse_prior, prior_shift
+    from ferkit.infer._backends import model_prior, parse_prior, prior_shift
     from ferkit.infer._recognizer import FaceBatch, Prepared, Recognizer
 
 #: names that need PyTorch, imported on first use: reading and checking inputs (``expand_paths``,
 #: ``load_image``) costs no torch import, so a missing file is reported in a fraction of a second
-_LAZY = {"PRIORS": "_backends", "model_prior": "_backends", "parse_prior": "_backends", "prior_shift": "_backends",
+_LAZY = {"model_prior": "_backends", "parse_prior": "_backends", "prior_shift": "_backends",
          "FaceBatch": "_recognizer", "Prepared": "_recognizer", "Recognizer": "_recognizer"}
 
 
@@ -46,7 +46,6 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "IMAGE_SUFFIXES",
     "NOT_SERVED",
-    "PRIORS",
     "DetectAndFollow",
     "FaceBatch",
     "FlowFollower",

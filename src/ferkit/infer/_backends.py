@@ -24,12 +24,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ferkit.errors import FerkitError, WeightsError
-from ferkit.models import PRIOR_NAMES, OnnxClassifier, canonical_prior, probabilities
+from ferkit.models import PRIOR_NAMES, OnnxClassifier, Prior, canonical_prior, probabilities
 
 if TYPE_CHECKING:
     from ferkit.models import Classifier, TorchClassifier
 
-__all__ = ["BACKENDS", "PRIORS", "Classifier", "OnnxClassifier", "TorchClassifier", "default_backend",
+__all__ = ["BACKENDS", "Classifier", "OnnxClassifier", "TorchClassifier", "default_backend",
            "load_classifier", "model_prior", "parse_prior", "prior_shift", "probabilities"]
 
 def __getattr__(name: str) -> Any:
@@ -46,20 +46,18 @@ BACKENDS = ("torch", "onnx")
 ModelArg = Any  # str | os.PathLike | tuple[nn.Module, dict]
 
 
-#: class priors named by a word (besides a balance from 0 to 1 and class frequencies)
-PRIORS = PRIOR_NAMES
-
-Prior = str | float | Sequence[float] | dict[str, float] | None
+#: what a caller may ask for: a canonical ``Prior``, class frequencies as any sequence, or None
+PriorArg = Prior | Sequence[float] | None
 
 
-def model_prior(meta: dict[str, Any], prior: Prior = None) -> str | float | list[float] | dict[str, float]:
+def model_prior(meta: dict[str, Any], prior: PriorArg = None) -> Prior:
     """The prior a model predicts under when asked for ``prior``, in one spelling
     (``ferkit.models.canonical_prior``): ``prior`` itself, or for None the model's own choice (its
     JSON's ``prior``, written by ``scripts/choose_prior.py``; ``"train"`` where it has none)."""
     return canonical_prior(meta.get("prior") if prior is None else prior)
 
 
-def prior_shift(meta: dict[str, Any], prior: Prior) -> np.ndarray | None:
+def prior_shift(meta: dict[str, Any], prior: PriorArg) -> np.ndarray | None:
     """Per-class change of log prior that moves a model's posterior from its training prior to ``prior``.
 
     ``prior``: None (the model's own choice: :func:`model_prior`), ``"train"`` (the model as trained:
@@ -111,7 +109,7 @@ def prior_shift(meta: dict[str, Any], prior: Prior) -> np.ndarray | None:
 def parse_prior(text: str | None) -> str | float | dict[str, float] | None:
     """The command line's ``--prior``: ``train``, ``uniform``, a balance from 0 to 1 or
     ``class=freq,class=freq,...``; None (not given) stays None: the model's own choice."""
-    if text is None or text in PRIORS:
+    if text is None or text in PRIOR_NAMES:
         return text
     try:
         balance = float(text)

@@ -25,8 +25,8 @@ Besides building and loading, the package is the one door to what other packages
   and ``probabilities`` (no PyTorch needed);
 - ensembles: ``ENSEMBLE_METHODS``, ``soft_vote``, ``majority_vote``, ``stack_logits`` and
   ``PROB_FLOOR`` (the probability floor before a log, shared with the fitting in ``ferkit.ensemble``);
-- class priors: ``PRIOR_NAMES`` and ``canonical_prior`` (one spelling of each prior a model can predict
-  under; ``ferkit.infer.prior_shift`` applies them).
+- class priors: ``PRIOR_NAMES``, ``Prior`` (the type) and ``canonical_prior`` (one spelling of each
+  prior a model can predict under; ``ferkit.infer.prior_shift`` applies them).
 """
 from __future__ import annotations
 
@@ -63,6 +63,7 @@ _LAZY = {
     "TorchClassifier": "_runtime",
     "Weights": "_weights",
     "PRIOR_NAMES": "_weights",
+    "Prior": "_weights",
     "canonical_prior": "_weights",
     "adapt_input_conv": "_pretrained",
     "count_parameters": "_factory",
@@ -118,6 +119,7 @@ __all__ = [
     "Ensemble",
     "OnnxClassifier",
     "OnnxEnsemble",
+    "Prior",
     "RegionNet",
     "TorchClassifier",
     "Weights",

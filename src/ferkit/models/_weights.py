@@ -26,7 +26,7 @@ import numpy as np
 
 from ferkit.errors import FerkitError, WeightsError
 
-__all__ = ["FORMATS", "PRIOR_NAMES", "Weights", "canonical_prior", "prior_problem", "resolve"]
+__all__ = ["FORMATS", "PRIOR_NAMES", "Prior", "Weights", "canonical_prior", "prior_problem", "resolve"]
 
 #: ``format`` in the JSON -> the short name ``Weights.format`` uses
 FORMATS = {"ferkit-model/1": "model", "ferkit-ensemble/1": "ensemble", "ferkit-onnx/1": "onnx"}
@@ -52,6 +52,7 @@ def _plain(value: Any) -> Any:
 #: or under class frequencies (``ferkit.infer.prior_shift`` says what each means)
 PRIOR_NAMES = ("train", "uniform")
 
+#: a class prior in its one spelling (``canonical_prior``)
 Prior = str | float | list[float] | dict[str, float]
 
 
