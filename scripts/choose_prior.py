@@ -27,9 +27,9 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from ferkit import _docblock
+from ferkit.evaluate.inference import combine_views
+from ferkit.evaluate.metrics import compute_metrics
 from ferkit.evaluate.report import markdown_table
 from ferkit.evaluate.runner import run_evaluation
 from ferkit.infer import prior_shift
@@ -44,11 +44,9 @@ BALANCES = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 def scores(ev, balance: float) -> tuple[float, float]:
     """(accuracy, balanced accuracy) of an evaluation made under the training prior, re-weighted to ``balance``."""
-    shift = prior_shift(ev.meta, balance)
-    logp = np.log(np.clip(ev.probs, 1e-12, None)) + (0.0 if shift is None else shift[ev.columns])
-    pred = logp.argmax(1)
-    recalls = [np.mean(pred[ev.y_true == k] == k) for k in range(len(ev.classes)) if np.any(ev.y_true == k)]
-    return float(np.mean(pred == ev.y_true)), float(np.mean(recalls))
+    probs = combine_views(ev.logits, ev.columns, ev.metrics["temperature"], prior_shift(ev.meta, balance))
+    m = compute_metrics(ev.y_true, probs, ev.classes)
+    return m["accuracy"], m["macro_recall"]
 
 
 def choose(name: str, balances: tuple[float, ...], limit: int | None) -> tuple[float, str]:

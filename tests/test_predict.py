@@ -177,7 +177,7 @@ def test_prior_uniform_shifts_probabilities_by_bayes_rule(capsys) -> None:
         assert p_half == pytest.approx(half / half.sum(), abs=1e-6)
     assert prior_shift(meta, "train") is None and prior_shift(meta, 0) is None
     assert main(["predict", TWO, "--prior", "1.5"]) == 2
-    assert "prior: '1.5': a balance must be from 0 (train) to 1 (uniform)" in capsys.readouterr().err
+    assert "prior 1.5: a balance must be from 0 (train) to 1 (uniform)" in capsys.readouterr().err
     with pytest.raises(FerkitError, match="7 classes"):
         prior_shift(meta, [1, 2, 3])
     with pytest.raises(FerkitError, match="unknown class joy"):
@@ -185,7 +185,7 @@ def test_prior_uniform_shifts_probabilities_by_bayes_rule(capsys) -> None:
     with pytest.raises(FerkitError, match="no usable train_prior"):
         prior_shift({**meta, "train_prior": None}, "uniform")
     assert main(["predict", TWO, "--prior", "happy=x"]) == 2
-    assert "prior: 'happy=x': 'x' is not a number" in capsys.readouterr().err
+    assert "prior 'happy=x': 'x' is not a number" in capsys.readouterr().err
 
 
 def test_a_model_predicts_under_its_own_prior_unless_told(capsys) -> None:

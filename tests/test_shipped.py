@@ -204,6 +204,10 @@ def test_choose_prior_prints_each_balance_and_writes_its_table_into_a_document(t
     rows = [line for line in r.stdout.splitlines() if re.match(r"\| (0|0\.25|0\.5|0\.75|1) \|", line)]
     assert [line.split("|")[1].strip() for line in rows] == ["0", "0.25", "0.5", "0.75", "1"]
     assert sum(line.rstrip().endswith("| chosen |") for line in rows) == 1
+    cells = [[c.strip() for c in line.split("|")[2:-1]] for line in rows]    # 2 splits x (acc., bal. acc.), mean, mark
+    means = [float(c[4]) for c in cells]
+    assert all(abs(float(c[4]) - (float(c[0]) + float(c[2])) / 2) <= 0.006 for c in cells)
+    assert cells[means.index(max(means))][5] == "chosen"    # the best mean accuracy, the smaller balance on a tie
     text = doc.read_text()
     assert text.startswith("before\n<!-- ferkit-prior:start -->\n")
     assert text.endswith("<!-- ferkit-prior:end -->\nafter\n")

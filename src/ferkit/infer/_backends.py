@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ferkit.errors import FerkitError, WeightsError
-from ferkit.models import PRIOR_NAMES, OnnxClassifier, Prior, canonical_prior, probabilities
+from ferkit.models import OnnxClassifier, Prior, canonical_prior, probabilities, train_prior_problem
 
 if TYPE_CHECKING:
     from ferkit.models import Classifier, TorchClassifier
@@ -76,8 +76,7 @@ def prior_shift(meta: dict[str, Any], prior: PriorArg) -> np.ndarray | None:
     classes = list(meta["classes"])
     name = meta.get("name") or meta.get("arch") or "model"
     train = meta.get("train_prior")
-    if not isinstance(train, (list, tuple)) or len(train) != len(classes) or not all(
-            isinstance(v, (int, float)) and v > 0 for v in train):
+    if train is None or train_prior_problem(meta):
         raise FerkitError(f"{name}: its JSON records no usable train_prior ({len(classes)} class frequencies > 0), "
                           "so the prior cannot be changed; only prior='train' works")
     log_train = np.log(np.asarray(train, dtype=np.float64) / float(np.sum(train)))
@@ -106,29 +105,30 @@ def prior_shift(meta: dict[str, Any], prior: PriorArg) -> np.ndarray | None:
     return np.log(q) - log_train
 
 
-def parse_prior(text: str | None) -> str | float | dict[str, float] | None:
+def parse_prior(text: str | None) -> Prior | None:
     """The command line's ``--prior``: ``train``, ``uniform``, a balance from 0 to 1 or
-    ``class=freq,class=freq,...``; None (not given) stays None: the model's own choice."""
-    if text is None or text in PRIOR_NAMES:
-        return text
+    ``class=freq,class=freq,...``, in one spelling (``ferkit.models.canonical_prior``); None (not
+    given) stays None: the model's own choice. FerkitError names what is wrong."""
+    if text is None:
+        return None
     try:
         balance = float(text)
     except ValueError:
         pass
     else:
-        if not 0 <= balance <= 1:
-            raise FerkitError(f"--prior {text!r}: a balance must be from 0 (train) to 1 (uniform)")
-        return balance
+        return canonical_prior(balance)
+    if "=" not in text:
+        return canonical_prior(text)    # a name, or what no prior is
     out: dict[str, float] = {}
     for part in text.split(","):
         key, sep, value = part.partition("=")
-        try:
-            out[key.strip()] = float(value) if sep else float("nan")
-        except ValueError:
-            raise FerkitError(f"--prior {text!r}: {value!r} is not a number") from None
         if not sep:
-            raise FerkitError(f"--prior {text!r}: expected train, uniform, a balance from 0 to 1 or "
+            raise FerkitError(f"prior {text!r}: expected train, uniform, a balance from 0 to 1 or "
                               f"class=frequency,... ({part!r} has no '=')")
+        try:
+            out[key.strip()] = float(value)
+        except ValueError:
+            raise FerkitError(f"prior {text!r}: {value!r} is not a number") from None
     return out
 
 

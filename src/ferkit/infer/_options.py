@@ -194,7 +194,7 @@ def _problem(opts: Any) -> str | None:
 
             parse_prior(opts.prior)
         except FerkitError as e:
-            return f"prior: {str(e).removeprefix('--prior ')}"
+            return str(e)
     return None
 
 

@@ -25,8 +25,9 @@ Besides building and loading, the package is the one door to what other packages
   and ``probabilities`` (no PyTorch needed);
 - ensembles: ``ENSEMBLE_METHODS``, ``soft_vote``, ``majority_vote``, ``stack_logits`` and
   ``PROB_FLOOR`` (the probability floor before a log, shared with the fitting in ``ferkit.ensemble``);
-- class priors: ``PRIOR_NAMES``, ``Prior`` (the type) and ``canonical_prior`` (one spelling of each
-  prior a model can predict under; ``ferkit.infer.prior_shift`` applies them).
+- class priors: ``PRIOR_NAMES``, ``Prior`` (the type), ``canonical_prior`` (one spelling of each
+  prior a model can predict under) and ``train_prior_problem`` (a JSON's training frequencies checked);
+  ``ferkit.infer.prior_shift`` applies them.
 """
 from __future__ import annotations
 
@@ -65,6 +66,7 @@ _LAZY = {
     "PRIOR_NAMES": "_weights",
     "Prior": "_weights",
     "canonical_prior": "_weights",
+    "train_prior_problem": "_weights",
     "adapt_input_conv": "_pretrained",
     "count_parameters": "_factory",
     "create_model": "_factory",
@@ -124,6 +126,7 @@ __all__ = [
     "TorchClassifier",
     "Weights",
     "canonical_prior",
+    "train_prior_problem",
     "adapt_input_conv",
     "count_parameters",
     "create_model",

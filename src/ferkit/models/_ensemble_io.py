@@ -23,8 +23,8 @@ from ferkit.errors import WeightsError
 from ferkit.models._combine import METHODS
 from ferkit.models._ensemble import Ensemble
 from ferkit.models._files import load_json_object, read_json
-from ferkit.models._onnx import ensemble_train_prior
-from ferkit.models._weights import Weights, prior_problem
+from ferkit.models._onnx import ensemble_train_prior, fill_train_prior
+from ferkit.models._weights import Weights, check_prior
 
 __all__ = ["ENSEMBLE_FORMAT", "ensemble_meta", "load_ensemble", "save_ensemble"]
 
@@ -124,9 +124,7 @@ def load_ensemble(meta_path: str | os.PathLike[str], *,
         raise WeightsError(f"{meta_path}: 'members' must be a non-empty list of {{path, sha256}} entries")
     if meta.get("method") not in METHODS:
         raise WeightsError(f"{meta_path}: unknown ensemble method {meta.get('method')!r} (known: {', '.join(METHODS)})")
-    problem = prior_problem(meta, needs_train_prior=False)
-    if problem:
-        raise WeightsError(f"{meta_path}: {problem}")
+    check_prior(meta, meta_path, needs_train_prior=False)
     loaded = []
     for i, entry in enumerate(members):
         member_path = meta_path.parent / entry["path"]
@@ -143,8 +141,5 @@ def load_ensemble(meta_path: str | os.PathLike[str], *,
         raise WeightsError(f"{meta_path}: {str(e).splitlines()[0]}") from e
     meta["input"] = dict(ens.input_cfg)
     meta["classes"] = list(ens.classes)
-    meta.setdefault("train_prior", ensemble_train_prior(ens.member_metas, list(ens.classes), ens.weights))
-    problem = prior_problem(meta)       # a prior other than train needs the members' training prior
-    if problem:
-        raise WeightsError(f"{meta_path}: {problem}")
+    fill_train_prior(meta, ens.member_metas, ens.weights, meta_path)
     return ens.to(device).eval(), meta

@@ -102,10 +102,6 @@ def _meta_problem(meta: Mapping[str, Any]) -> str | None:
     temperature = meta.get("temperature")
     if temperature is not None and not (_finite(temperature) and 0.01 <= temperature <= 100):
         return f"'temperature' must be a number from 0.01 to 100, not {temperature!r}"
-    prior = meta.get("train_prior")
-    if prior is not None and not (isinstance(prior, list) and len(prior) == len(classes)
-                                  and all(_finite(v) and v > 0 for v in prior)):
-        return f"'train_prior' must be a list of {len(classes)} positive numbers (class frequencies), not {prior!r}"
     problem = prior_problem(meta)
     if problem:
         return problem

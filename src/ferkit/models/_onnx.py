@@ -13,10 +13,10 @@ import numpy as np
 
 from ferkit.errors import FerkitError, WeightsError
 from ferkit.models._files import model_paths, read_json, sha256_file
-from ferkit.models._weights import prior_problem
+from ferkit.models._weights import check_prior
 
-__all__ = ["ONNX_FORMAT", "OnnxClassifier", "OnnxEnsemble", "default_threads", "ensemble_train_prior", "is_onnx_export",
-           "onnx_paths", "open_onnx", "probabilities", "read_onnx_meta"]
+__all__ = ["ONNX_FORMAT", "OnnxClassifier", "OnnxEnsemble", "default_threads", "ensemble_train_prior",
+           "fill_train_prior", "is_onnx_export", "onnx_paths", "open_onnx", "probabilities", "read_onnx_meta"]
 
 #: the ``format`` of the JSON beside an exported ``.onnx`` file
 ONNX_FORMAT = "ferkit-onnx/1"
@@ -153,6 +153,14 @@ def ensemble_train_prior(member_metas: list[dict[str, Any]], classes: list[str],
     return [round(float(v), 6) for v in total]
 
 
+def fill_train_prior(meta: dict[str, Any], member_metas: list[dict[str, Any]], weights: list[float] | None,
+                     source: str | os.PathLike[str]) -> None:
+    """An ensemble JSON's ``train_prior`` filled in from its members (:func:`ensemble_train_prior`) where
+    it records none, then its ``prior`` checked against it (a prior other than train needs one)."""
+    meta.setdefault("train_prior", ensemble_train_prior(member_metas, meta["classes"], weights))
+    check_prior(meta, source)
+
+
 def open_onnx(path: str | os.PathLike[str], *, threads: int | None = None) -> tuple[Any, dict[str, Any]]:
     """``(classifier, metadata)`` for an ONNX export (:class:`OnnxClassifier`), or for an ensemble JSON
     whose members have ONNX exports in the ``onnx/`` folder beside them, as shipped (:class:`OnnxEnsemble`)."""
@@ -162,9 +170,7 @@ def open_onnx(path: str | os.PathLike[str], *, threads: int | None = None) -> tu
     if meta is None or meta.get("format") != "ferkit-ensemble/1":
         onnx_path, meta = read_onnx_meta(path)
         return OnnxClassifier(onnx_path, threads=threads), meta
-    problem = prior_problem(meta, needs_train_prior=False)     # its spelling before any session is opened
-    if problem:
-        raise WeightsError(f"{meta_path}: {problem}")
+    check_prior(meta, meta_path, needs_train_prior=False)     # its spelling before any session is opened
     members = []
     for i, entry in enumerate(meta.get("members") or []):
         export = meta_path.parent / "onnx" / f"{entry.get('path')}.json"
@@ -179,10 +185,7 @@ def open_onnx(path: str | os.PathLike[str], *, threads: int | None = None) -> tu
     if not members:
         raise WeightsError(f"{meta_path}: 'members' must be a non-empty list")
     meta = {**meta, "backend": "onnx"}
-    meta.setdefault("train_prior", ensemble_train_prior([m for _, m in members], meta["classes"], meta.get("weights")))
-    problem = prior_problem(meta)
-    if problem:
-        raise WeightsError(f"{meta_path}: {problem}")
+    fill_train_prior(meta, [m for _, m in members], meta.get("weights"), meta_path)
     return OnnxEnsemble(meta, members), meta
 
 
@@ -237,9 +240,7 @@ def read_onnx_meta(path: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]]:
     missing = [k for k in ("classes", "input", "input_name", "sha256") if k not in meta]
     if missing:
         raise WeightsError(f"{meta_path}: lacks {', '.join(missing)}")
-    problem = prior_problem(meta)
-    if problem:
-        raise WeightsError(f"{meta_path}: {problem}")
+    check_prior(meta, meta_path)
     if not onnx_path.is_file():
         raise WeightsError(f"{onnx_path}: ONNX file not found (named by {meta_path.name})")
     if sha256_file(onnx_path) != meta["sha256"]:

@@ -14,6 +14,7 @@ Code outside ``ferkit.models`` reads and writes model JSON only through this cla
 from __future__ import annotations
 
 import json
+import math
 import numbers
 import os
 from collections.abc import Mapping
@@ -26,7 +27,8 @@ import numpy as np
 
 from ferkit.errors import FerkitError, WeightsError
 
-__all__ = ["FORMATS", "PRIOR_NAMES", "Prior", "Weights", "canonical_prior", "prior_problem", "resolve"]
+__all__ = ["FORMATS", "PRIOR_NAMES", "Prior", "Weights", "canonical_prior", "check_prior", "prior_problem", "resolve",
+           "train_prior_problem"]
 
 #: ``format`` in the JSON -> the short name ``Weights.format`` uses
 FORMATS = {"ferkit-model/1": "model", "ferkit-ensemble/1": "ensemble", "ferkit-onnx/1": "onnx"}
@@ -84,10 +86,23 @@ def canonical_prior(value: Any) -> Prior:
         raise FerkitError(f"prior: class frequencies must be numbers, not {value!r}") from None
 
 
+def train_prior_problem(meta: Mapping[str, Any]) -> str | None:
+    """What is wrong with a model JSON's ``train_prior`` (the class frequencies of its training targets,
+    one positive number per class), as one line; None if it is fine or absent."""
+    prior, classes = meta.get("train_prior"), meta.get("classes") or ()
+    if prior is None or (isinstance(prior, list | tuple) and len(prior) == len(classes) and all(
+            isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) and v > 0 for v in prior)):
+        return None
+    return f"'train_prior' must be a list of {len(classes)} positive numbers (class frequencies), not {prior!r}"
+
+
 def prior_problem(meta: Mapping[str, Any], *, needs_train_prior: bool = True) -> str | None:
     """What is wrong with a model JSON's ``prior`` (a name or a balance; the one it predicts under
-    unless told otherwise), as one line; None if nothing. ``needs_train_prior=False`` checks the
-    spelling alone (an ensemble before its members' training prior is filled in)."""
+    unless told otherwise) or ``train_prior``, as one line; None if nothing. ``needs_train_prior=False``
+    checks the spelling alone (an ensemble before its members' training prior is filled in)."""
+    problem = train_prior_problem(meta)
+    if problem:
+        return problem
     choice = meta.get("prior")
     if choice is None:
         return None
@@ -100,6 +115,13 @@ def prior_problem(meta: Mapping[str, Any], *, needs_train_prior: bool = True) ->
     if needs_train_prior and choice != "train" and not meta.get("train_prior"):
         return f"'prior' {meta.get('prior')!r} needs 'train_prior' (the class frequencies it moves away from)"
     return None
+
+
+def check_prior(meta: Mapping[str, Any], source: str | os.PathLike[str], *, needs_train_prior: bool = True) -> None:
+    """:func:`prior_problem` as a WeightsError that names ``source`` (the JSON)."""
+    problem = prior_problem(meta, needs_train_prior=needs_train_prior)
+    if problem:
+        raise WeightsError(f"{os.fspath(source)}: {problem}")
 
 
 @dataclass(frozen=True)
@@ -126,6 +148,7 @@ class Weights:
         inp = meta.get("input")
         if not isinstance(inp, Mapping) or any(k not in inp for k in ("size", "channels", "mean", "std")):
             raise WeightsError(f"{where}: 'input' must be a dict with size, channels, mean and std")
+        check_prior(meta, where, needs_train_prior=False)     # an ensemble's train_prior comes from its members
         return cls(_frozen(dict(meta)), Path(path) if path is not None else None)
 
     @classmethod
