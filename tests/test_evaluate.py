@@ -373,8 +373,11 @@ def test_compare_two_models(subset, tmp_path):
     for row in rows:
         assert 0 <= row["accuracy"] <= 1 and row["n_images"] == 70 and row["latency_ms"] > 0 and row["images_per_s"] > 0
     assert "| default |" in (out / "compare.md").read_text() and "each model as trained" in r.stdout
-    # the shipped default as trained (prior train), not under the prior it predicts under
-    assert default["accuracy"] == evaluate("default", subset, "folder", "all", limit=70, prior="train")["accuracy"]
+    # the shipped default as trained (prior train), not under the prior it predicts under (which changes
+    # some of these predictions, so that this can fail)
+    trained = evaluate("default", subset, "folder", "all", limit=70, prior="train")
+    assert trained["confusion"] != evaluate("default", subset, "folder", "all", limit=70)["confusion"]
+    assert default["accuracy"] == trained["accuracy"]
     _check_png(out / "accuracy_vs_latency.png", min_side=250)
 
 

@@ -124,6 +124,11 @@ def test_papers_config_writes_each_runs_training_config(tmp_path, capsys):
     assert capsys.readouterr().out == named
     assert main(["papers", "config", *base, "paper4"]) == 0      # the paper after the options
     assert capsys.readouterr().out == "---\n".join(c.to_yaml() for c in want)
+    for bad, said in ((["--runs", "paper4"], "--runs needs a run key before the paper (paper4)"),
+                      (["paper4", "resnet50"], "unrecognized arguments: paper4 resnet50")):
+        with pytest.raises(SystemExit) as exit_:
+            main(["papers", "config", *base, *bad])
+        assert exit_.value.code == 2 and said in capsys.readouterr().err
     out = tmp_path / "configs"
     assert main(["papers", "config", *base, "--out", str(out)]) == 0
     written = capsys.readouterr().out.split()
@@ -158,8 +163,8 @@ def test_papers_config_writes_each_runs_training_config(tmp_path, capsys):
         return [d["name"] for d in yaml.safe_load_all(capsys.readouterr().out) if d]
 
     assert missing_runs() == [f"paper1_{k}_scratch48" for k in p1.run_keys]
-    shas = dict(zip(p1.run_keys, "abc"))
-    for ens, stale in zip(p1.ensembles, (False, True)):
+    shas = dict(zip(p1.run_keys, "abc", strict=True))
+    for ens, stale in zip(p1.ensembles, (False, True), strict=True):
         record(ens.key, {"members": list(ens.members), "method": ens.method, "fit": ens.fit,
                          "fit_split": ens.fit_split, "eval_key": {"limit": None, "sha256": [
                              "x" if stale and m != "resnet50" else shas[m] for m in ens.members]}})

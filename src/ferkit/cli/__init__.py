@@ -64,13 +64,12 @@ def _not_printed_already(record: logging.LogRecord) -> bool:
 
 
 def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
-    """``parser.parse_args``, except that a command's optional last positional (``_late_positional``:
-    ``ferkit papers config --missing paper1``) may come after its options: argparse matches an
-    optional positional right after the one before it, as empty, and then refuses the later word."""
+    """``parser.parse_args``, except that a command may take back the words argparse left over
+    (``_after_parse(parser, namespace, extra)``: ``ferkit papers config --missing paper1``)."""
     a, extra = parser.parse_known_args(argv)
-    late = getattr(a, "_late_positional", None)
-    if late and len(extra) == 1 and not extra[0].startswith("-") and getattr(a, late) is None:
-        setattr(a, late, extra.pop())
+    hook = getattr(a, "_after_parse", None)
+    if hook:
+        hook(parser, a, extra)
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     return a

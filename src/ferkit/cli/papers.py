@@ -24,15 +24,28 @@ def _pretrained(items: list[str] | None) -> dict[str, str]:
     return out
 
 
+def _paper_last(parser: argparse.ArgumentParser, a: argparse.Namespace, extra: list[str]) -> None:
+    """The paper named after the options (``papers config --missing paper1``, ``papers run --runs resnet18
+    paper4``): argparse matches the optional positional as empty right after the action, then leaves the
+    later word over, or gives it to a list option before it (run keys and files are never paper names)."""
+    if a.paper is not None:
+        return
+    if len(extra) == 1 and not extra[0].startswith("-"):
+        a.paper = extra.pop()
+        return
+    from ferkit.papers import PAPERS
+
+    for option in ("runs", "update_docs"):
+        values = getattr(a, option)
+        if values and values[-1] in PAPERS:
+            a.paper = values.pop()
+            if option == "runs" and not values:
+                parser.error(f"papers {a.action}: --runs needs a run key before the paper ({a.paper})")
+            return
+
+
 def run(a: argparse.Namespace) -> int:
     from ferkit.papers import PAPERS, paper_report
-
-    if a.paper is None and a.runs and a.runs[-1] in PAPERS:
-        # `--runs KEY ... PAPER`: --runs takes one or more values, so argparse gave it the paper too
-        # (run keys are never paper names)
-        *a.runs, a.paper = a.runs
-        if not a.runs:
-            raise FerkitError(f"papers {a.action}: --runs needs a run key before the paper ({a.paper})")
 
     if a.action == "list":
         for p in PAPERS.values():
@@ -124,4 +137,4 @@ def add_parser(sub) -> None:
     p.add_argument("--limit", type=int, help="evaluate on a stratified subset of N images per set (quick checks)")
     p.add_argument("--update-docs", nargs="*", metavar="FILE",
                    help="copy the papers' summary table into these files' ferkit-papers block (default: README.md)")
-    p.set_defaults(func=run, _late_positional="paper")   # `ferkit papers config --missing paper1` too
+    p.set_defaults(func=run, _after_parse=_paper_last)   # `ferkit papers config --missing paper1` too
