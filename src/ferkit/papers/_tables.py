@@ -49,6 +49,13 @@ def _not_reused(problem: str) -> None:
     log.warning("%s; not reused", problem)
 
 
+def _read_metrics(folder: Path) -> dict[str, Any] | None:
+    """An evaluation set's recorded ``metrics.json``, its ``output_dir`` the folder it is in now (older ones
+    name the temporary folder they were written in); None where it is missing or unreadable."""
+    metrics = read_json(folder / "metrics.json", _not_reused)
+    return None if metrics is None else {**metrics, "output_dir": str(folder)}
+
+
 def _evaluate_row(model: Any, row_dir: Path, paper: Paper, key: dict[str, Any], limit: int | None,
                   say: Say, counters: dict[str, int] | None = None) -> dict[str, dict[str, Any]]:
     """metrics.json of each evaluation set; reused while ``key`` (weights and settings) is unchanged.
@@ -60,9 +67,9 @@ def _evaluate_row(model: Any, row_dir: Path, paper: Paper, key: dict[str, Any], 
     out = {}
     for ev in paper.evals:
         folder = row_dir / ev.key
-        cached = read_json(folder / "metrics.json", _not_reused) if same else None
+        cached = _read_metrics(folder) if same else None
         if cached is not None:
-            out[ev.key] = {**cached, "output_dir": str(folder)}   # it was written in a temporary folder
+            out[ev.key] = cached
             continue
         say(f"ferkit: evaluating {row_dir.name} on {ev.title}")
         tmp = row_dir / f".{ev.key}.new-{os.getpid()}"
@@ -90,10 +97,9 @@ def _recorded_row(paper: Paper, row_dir: Path, row: dict[str, Any], limit: int |
     if (recorded is None or recorded.get("status") not in ("complete", "partial")
             or any(recorded.get(k) != row[k] for k in same) or (recorded.get("eval_key") or {}).get("limit") != limit):
         return None
-    metrics = {ev.key: read_json(row_dir / ev.key / "metrics.json", _not_reused) for ev in paper.evals}
+    metrics = {ev.key: _read_metrics(row_dir / ev.key) for ev in paper.evals}
     if any(m is None for m in metrics.values()):
         return None
-    metrics = {k: {**m, "output_dir": str(row_dir / k)} for k, m in metrics.items()}   # written in a temporary one
     return {**recorded, "label": row["label"], "published": row["published"], "recorded": True, "metrics": metrics}
 
 
@@ -172,14 +178,14 @@ def _recorded_ensemble(paper: Paper, ens: PaperEnsemble, row_dir: Path, limit: i
     return recorded
 
 
-def _needs_folder(paper: Paper, reports_dir: Path, key: str) -> bool:
-    """Whether an ensemble of ``paper`` with run ``key`` among its members has no complete row recorded
-    with its members' weights: building it needs that member's run folder, a recorded row of the run
-    is not enough."""
+def _runs_needing_folders(paper: Paper, reports_dir: Path) -> set[str]:
+    """The runs of ``paper`` among the members of an ensemble that has no complete row recorded with its
+    members' weights: building it needs those members' run folders, a recorded row of each is not enough."""
     rows = {k: read_json(reports_dir / paper.key / k / "row.json") or {} for k in paper.run_keys}
-    return any(key in ens.members and (_recorded_ensemble(paper, ens, reports_dir / paper.key / ens.key, None, rows,
-                                                          warn=False) or {}).get("status") != "complete"
-               for ens in paper.ensembles)
+    return {m for ens in paper.ensembles
+            if (_recorded_ensemble(paper, ens, reports_dir / paper.key / ens.key, None, rows, warn=False)
+                or {}).get("status") != "complete"
+            for m in ens.members}
 
 
 def _ensemble_row(paper: Paper, ens: PaperEnsemble, states: dict[str, RunState | None],
@@ -298,6 +304,7 @@ def paper_configs(
     in ``reports_dir`` with the same config (a recorded run counts as missing while an ensemble of it
     is not recorded complete: building that needs the run's folder)."""
     p = get_paper(paper)
+    need_folders = _runs_needing_folders(p, Path(reports_dir)) if missing else set()
     out = []
     for run, rec, ov, cfg, chosen in _run_configs(p, Path(reports_dir), runs_dir, recipe, only, pretrained or {},
                                                   overrides):
@@ -310,11 +317,11 @@ def paper_configs(
             row = {"config": run.config, "recipe": rec, "overrides": ov, "label": run.label, "published": run.published}
             recorded = _recorded_row(p, Path(reports_dir) / p.key / run.key, row, None,
                                      ("config", "recipe", "overrides"))
-            if (recorded is not None and recorded["status"] == "complete"
-                    and not _needs_folder(p, Path(reports_dir), run.key)):
+            if recorded is not None and recorded["status"] == "complete" and run.key not in need_folders:
                 continue
         out.append(cfg)
     return out
+
 
 def papers_index(reports_dir: str | os.PathLike[str], link_to: str = "") -> str:
     """The summary of every paper, each row's first figure beside the published one, read from the
