@@ -160,9 +160,9 @@ def machine_info() -> dict[str, Any]:
     hardware = f"{cpu} ({platform.machine()}{''.join(f', {f}' for f in flags)}), {cores} cores, {gpu or 'no GPU'}"
     threads = info["torch_threads"]
     # "platform": for a script that sets torch's threads itself; "machine": with the threads of this process
-    info["platform"] = f"{hardware}; torch {torch.__version__}, Python {info['python']}, ferkit {__version__}"
-    info["machine"] = (f"{hardware}; torch {torch.__version__} ({threads} thread{'s' * (threads != 1)}), "
-                       f"Python {info['python']}, ferkit {__version__}")
+    rest = f"Python {info['python']}, ferkit {__version__}"
+    info["platform"] = f"{hardware}; torch {torch.__version__}, {rest}"
+    info["machine"] = f"{hardware}; torch {torch.__version__} ({threads} thread{'s' * (threads != 1)}), {rest}"
     return info
 
 
