@@ -49,7 +49,8 @@ def test_recipes_for_48px_faces_and_their_rows_in_both_recipes(tmp_path):
     48 px faces (AdamW one-cycle at 3e-3, batches of 128, the whole schedule) under both recipes, so that
     even from ImageNet weights they are not a second copy of the paper's row."""
     for paper, key, paper_key in (("paper1", "mobilenet_v2_48", "mobilenet_v2"), ("paper1", "resnet50_48", "resnet50"),
-                                  ("paper2", "spp_net_48", "spp_net")):
+                                  ("paper2", "spp_net_48", "spp_net"), ("paper2", "inception_v3_48", "inception_v3"),
+                                  ("paper2", "resnet50_48", "resnet50")):
         p = PAPERS[paper]
         for recipe in ("scratch48", "imagenet"):
             cfg = recipe_config(p, p.run(key), recipe, tmp_path)
