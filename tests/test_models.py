@@ -595,3 +595,22 @@ def test_one_meaning_per_name(tmp_path: Path) -> None:
         arch, dot, _ = name.partition(".")
         if dot and arch in list_models():
             assert create_model(name).ferkit_arch == load_model(name)[0].ferkit_arch == arch
+
+
+def test_an_onnx_exports_training_prior_and_any_jsons_prior_are_checked_where_they_are_read(tmp_path: Path) -> None:
+    """The training frequencies of an ONNX export's JSON are checked as a model's are, and `Weights.from_json`
+    (`ferkit models`, the scripts) checks a JSON's prior before any property is read: one line naming the file."""
+    from ferkit.models import WEIGHTS_DIR, Weights, read_onnx_meta
+
+    meta = json.loads((WEIGHTS_DIR / "onnx" / "votes_vgg_fer_w2.json").read_text())
+    target = tmp_path / "m.json"
+    target.write_text(json.dumps({**meta, "train_prior": [0.5, -1]}))
+    with pytest.raises(WeightsError) as e:
+        read_onnx_meta(target)
+    assert str(e.value) == (f"{target}: 'train_prior' must be a list of {len(meta['classes'])} positive numbers "
+                            "(class frequencies), not [0.5, -1]")
+    model = json.loads((WEIGHTS_DIR / "votes_vgg_fer_w2.json").read_text())
+    target.write_text(json.dumps({**model, "prior": "flat"}))
+    with pytest.raises(WeightsError) as e:
+        Weights.from_json(target)
+    assert str(e.value) == f"{target}: 'prior' must be train, uniform or a balance from 0 to 1, not 'flat'"
