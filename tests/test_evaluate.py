@@ -29,6 +29,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
+from ferkit.cli.evaluate import summary_line
 from ferkit.data import load_dataset, stratified_subset
 from ferkit.data.transforms import eval_transform
 from ferkit.errors import FerkitError, WeightsError
@@ -376,8 +377,11 @@ def test_compare_two_models(subset, tmp_path):
     # the shipped default as trained (prior train), not under the prior it predicts under (which changes
     # some of these predictions, so that this can fail)
     trained = evaluate("default", subset, "folder", "all", limit=70, prior="train")
-    assert trained["confusion"] != evaluate("default", subset, "folder", "all", limit=70)["confusion"]
+    own = evaluate("default", subset, "folder", "all", limit=70)
+    assert trained["confusion"] != own["confusion"]
     assert default["accuracy"] == trained["accuracy"]
+    # evaluate's summary line names the prior only where it is not the training one
+    assert ", prior" not in summary_line(trained) and f"TTA none, prior {own['prior']})" in summary_line(own)
     _check_png(out / "accuracy_vs_latency.png", min_side=250)
 
 

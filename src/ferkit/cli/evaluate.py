@@ -43,12 +43,12 @@ def progress_bar(description: str, enabled: bool = True) -> Iterator[Any]:
 
 
 def summary_line(m: dict[str, Any]) -> str:
-    from ferkit.evaluate.report import with_ci
+    from ferkit.evaluate.report import prior_words, with_ci
 
     auc = "n/a" if m["mean_auc"] is None else f"{m['mean_auc']:.4f}"
     ci = m.get("ci95") or {}
-    how = (f"{m['detector']} faces, {m['n_no_face']} without a face" if m.get("detector") else f"TTA {m['tta']}")
-    how += "" if m.get("prior", "train") == "train" else f", prior {m['prior']}"
+    how = ", ".join([f"{m['detector']} faces, {m['n_no_face']} without a face" if m.get("detector")
+                     else f"TTA {m['tta']}", *prior_words(m)])
     return (f"{m['model']['name']} on {m['dataset']['path']} {m['dataset']['split']} ({m['n_images']} images, "
             f"{how}): accuracy {with_ci(m['accuracy'], ci.get('accuracy'))}, "
             f"macro-F1 {with_ci(m['macro_f1'], ci.get('macro_f1'))}, "

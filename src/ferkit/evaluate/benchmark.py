@@ -29,6 +29,7 @@ from typing import Any
 from ferkit import _docblock
 from ferkit.detect import DEFAULT_DETECTOR
 from ferkit.errors import ConfigError, FerkitError
+from ferkit.evaluate.report import prior_words
 
 __all__ = [
     "MARKER_END",
@@ -350,7 +351,7 @@ def results_markdown(rows: Sequence[BenchmarkRow], *, tta: str, machine: str, da
                 notes.append(text)
             refs.append(str(notes.index(text) + 1))
         said = [f"= {', '.join(a for a in r.aliases if a != r.model)}"] if len(r.aliases) > 1 else []
-        said += [] if m["prior"] == "train" else [f"prior {m['prior']}"]
+        said += prior_words(m)
         model = r.model + (f" ({'; '.join(said)})" if said else "")
         lines.append(f"| {model} | {r.data.name} | {m['n_images']} | {acc} | {_pct(m['macro_recall'])} | "
                      f"{_pct(m['macro_f1'])} | "

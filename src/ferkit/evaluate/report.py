@@ -100,6 +100,13 @@ def with_ci(value: float | None, interval: Sequence[float] | None) -> str:
     return f"{value:.4f}" + (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
 
 
+def prior_words(m: Mapping[str, Any]) -> list[str]:
+    """How a metrics dict's class prior is named beside its figures: ``["prior uniform"]``, nothing for the
+    model as trained (the prior a metrics file without one was measured under)."""
+    prior = m.get("prior", "train")
+    return [] if prior == "train" else [f"prior {prior}"]
+
+
 def _ci_text(ci: Mapping[str, Any]) -> str:
     unit = (f"groups (`--groups {ci['groups_regex']}`: {ci['n_groups']} groups; images of one group are not "
             "independent, so whole groups are drawn)" if ci["resample"] == "groups" else "images")
