@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ipaddress
 import os
 import platform
 import re
@@ -29,6 +28,8 @@ from urllib.parse import urlparse
 import _report  # the script's own folder is on sys.path
 import httpx
 import numpy as np
+
+from ferkit.serve.security import is_loopback
 
 SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "samples"
 
@@ -59,16 +60,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def is_loopback(url: str) -> bool:
-    host = urlparse(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def start_server(extra: list[str], log: Path) -> tuple[subprocess.Popen, str]:
@@ -148,7 +139,7 @@ def main() -> int:
     proc = None
     log = Path(tempfile.mkdtemp(prefix="bench_serve_")) / "server.log"
     if a.url:
-        if not is_loopback(a.url):
+        if not is_loopback(urlparse(a.url).hostname or ""):
             raise SystemExit(f"{a.url}: this benchmark runs against loopback addresses only")
         url = a.url.rstrip("/")
     else:

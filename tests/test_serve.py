@@ -24,6 +24,7 @@ from PIL import Image
 
 from ferkit.cli import main as ferkit_main
 from ferkit.serve.errors import InputError
+from ferkit.serve.security import is_loopback
 
 from _paths import SAMPLES
 from _server import Server, descendants, free_port, wait_gone
@@ -619,6 +620,14 @@ def test_work_of_a_departed_client_is_dropped(server: Server, client: httpx.Clie
     assert load()["abandoned"] == before + (queued in log)  # counted when it was dropped from the queue
     assert "Traceback" not in log
     assert_one_face(client.post("/v1/predict", content=small_face, headers={"Content-Type": "image/jpeg"}))
+
+
+@pytest.mark.parametrize(("host", "loopback"), [("localhost", True), ("127.0.0.1", True), ("127.8.0.1", True),
+                                              ("::1", True), ("0.0.0.0", False), ("::", False), ("10.0.0.1", False),
+                                              ("example.com", False), ("", False)])
+def test_is_loopback(host: str, loopback: bool) -> None:
+    """What `ferkit serve` warns about without a token (and bench_serve refuses): any host but loopback."""
+    assert is_loopback(host) is loopback
 
 
 def test_cli_refuses_a_weak_token_in_one_line(capsys) -> None:

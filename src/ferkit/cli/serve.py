@@ -14,7 +14,6 @@ bearer token. Every option is also an environment variable ``FERKIT_SERVE_<OPTIO
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
 import shutil
 import sys
@@ -39,27 +38,19 @@ def settings_from_args(a: argparse.Namespace):
         raise FerkitError(f"serve: --{str(err['loc'][0]).replace('_', '-')}: {err['msg']}") from None
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def run(a: argparse.Namespace) -> int:
     import uvicorn
 
     from ferkit.models import resolve_model_path
     from ferkit.serve.metrics import MULTIPROC_ENV, make_multiproc_dir, remove_stale_dirs
+    from ferkit.serve.security import is_loopback
     from ferkit.serve.server import serve_workers, uvicorn_options
     from ferkit.serve.settings import ENV_PREFIX
 
     s = settings_from_args(a)
     resolve_model_path(s.model)  # a wrong --model fails here in one line, not in the server's startup
     s.recognizer_options().check()  # an option the detector cannot take: the same line as ferkit predict's
-    if not _is_loopback(s.host) and s.token is None:
+    if not is_loopback(s.host) and s.token is None:
         print(f"ferkit serve: warning: listening on {s.host} without --token: anyone who can reach this machine can "
               "use the server (set --token or FERKIT_SERVE_TOKEN; put TLS in front for untrusted networks)",
               file=sys.stderr)

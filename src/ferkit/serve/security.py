@@ -16,6 +16,7 @@ code 1008 before the handshake completes.
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -26,7 +27,7 @@ from starlette.responses import JSONResponse
 
 from ferkit.errors import shorten
 
-__all__ = ["LOOPBACK_NAMES", "PUBLIC_PATHS", "TOKEN_PATTERN", "Guard", "allowed_hosts_for"]
+__all__ = ["LOOPBACK_NAMES", "PUBLIC_PATHS", "TOKEN_PATTERN", "Guard", "allowed_hosts_for", "is_loopback"]
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 #: reachable without the token: liveness, and the page (it asks for the token itself)
@@ -37,6 +38,16 @@ TOKEN_PATTERN = re.compile(r"[A-Za-z0-9._~-]{16,}")
 _SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _WEB_SCHEMES = {"ws": "http", "wss": "https"}  # a WebSocket's scope scheme -> its page's
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a host name or address reaches only this machine: ``localhost``, 127.0.0.0/8, ``::1``."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def allowed_hosts_for(bind: str, extra: Iterable[str] = ()) -> list[str]:
