@@ -1,12 +1,13 @@
 """The light install's main job: `ferkit predict` and `ferkit video` with PyTorch, Lightning, timm,
 scikit-learn, onnx and FastAPI made unimportable (what `pip install .` without extras leaves out),
-on the shipped ONNX files, with the probabilities of the torch backend (within 1e-4).
+on the shipped ONNX files, with the faces and probabilities of the torch backend (within 1e-4).
 
 ``scripts/check_light_install.sh`` does the same in a fresh virtualenv built with ``pip install .``."""
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -73,28 +74,41 @@ def test_predict_without_pytorch_equals_the_torch_backend(tmp_path, rec, capsys)
     assert faces >= 8
 
 
+def _torch(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    """The same command in the full install, on the torch backend."""
+    return subprocess.run([sys.executable, "-m", "ferkit", *args, "--backend", "torch"], capture_output=True,
+                          text=True, timeout=600, cwd=tmp_path, check=True)
+
+
+def _same_faces(got: list[dict], want: list[dict]) -> int:
+    """The same boxes and probabilities (within 1e-4), face by face; how many faces."""
+    assert [f["box"] for f in got] == [f["box"] for f in want]
+    for f, g in zip(got, want, strict=True):
+        assert f["probabilities"].keys() == g["probabilities"].keys()
+        assert max(abs(f["probabilities"][c] - g["probabilities"][c]) for c in g["probabilities"]) < 1e-4
+    return len(got)
+
+
 def test_video_and_other_models_without_pytorch(tmp_path):
-    out = _light(tmp_path, "video", str(SAMPLES / "short_hamilton_clip.mp4"), "--out", "clip", "--max-frames", "30")
+    """`ferkit video` (30 frames), the FER+ model and the shipped ensemble (two nets in one ONNX graph)
+    without PyTorch give the torch backend's faces and probabilities."""
+    clip = ("video", str(SAMPLES / "short_hamilton_clip.mp4"), "--max-frames", "30")
+    out = _light(tmp_path, *clip, "--out", "light")
     assert out.returncode == 0, out.stderr
-    assert (tmp_path / "clip" / "short_hamilton_clip_annotated.mp4").stat().st_size > 10_000
-    rows = json.loads((tmp_path / "clip" / "short_hamilton_clip_faces.json").read_text())
-    assert rows and len(rows) <= 30
+    _torch(tmp_path, *clip, "--out", "torch")
+    assert (tmp_path / "light" / "short_hamilton_clip_annotated.mp4").stat().st_size > 10_000
+    got, want = (json.loads((tmp_path / d / "short_hamilton_clip_faces.json").read_text())["frames"]
+                 for d in ("light", "torch"))
+    assert len(got) == len(want) == 30
+    assert sum(_same_faces(f["faces"], g["faces"]) for f, g in zip(got, want, strict=True)) >= 20
 
-    out = _light(tmp_path, "predict", str(SAMPLES / "two_people.jpg"), "--model", "ferplus", "--format", "json")
-    assert out.returncode == 0, out.stderr
-    faces = json.loads(out.stdout)[0]["faces"]
-    assert len(faces) == 2 and all(len(f["probabilities"]) == 8 for f in faces)
-
-    # the shipped ensemble (two nets in one ONNX graph) gives the torch backend's probabilities
-    out = _light(tmp_path, "predict", str(SAMPLES / "two_people.jpg"), "--model", "ensemble", "--format", "json")
-    assert out.returncode == 0, out.stderr
-    ref = subprocess.run([sys.executable, "-m", "ferkit", "predict", str(SAMPLES / "two_people.jpg"), "--model",
-                          "ensemble", "--backend", "torch", "--format", "json"],
-                         capture_output=True, text=True, timeout=600, check=True)
-    got, want = json.loads(out.stdout)[0]["faces"], json.loads(ref.stdout)[0]["faces"]
-    assert [f["box"] for f in got] == [f["box"] for f in want] and len(got) == 2
-    assert max(abs(f["probabilities"][c] - g["probabilities"][c])
-               for f, g in zip(got, want) for c in g["probabilities"]) < 1e-4
+    for model, classes in (("ferplus", 8), ("ensemble", 7)):
+        photo = ("predict", str(SAMPLES / "two_people.jpg"), "--model", model, "--format", "json")
+        out = _light(tmp_path, *photo)
+        assert out.returncode == 0, out.stderr
+        faces = json.loads(out.stdout)[0]["faces"]
+        assert _same_faces(faces, json.loads(_torch(tmp_path, *photo).stdout)[0]["faces"]) == 2
+        assert all(len(f["probabilities"]) == classes for f in faces)
 
     # what needs PyTorch says so in one line
     out = _light(tmp_path, "predict", str(SAMPLES / "two_people.jpg"), "--backend", "torch")
@@ -103,17 +117,29 @@ def test_video_and_other_models_without_pytorch(tmp_path):
     assert "Traceback" not in out.stderr
 
 
-def test_a_pytorch_model_without_pytorch_is_one_line(tmp_path):
-    """A saved PyTorch model is never exported on the fly: without PyTorch it says what it needs."""
-    from ferkit.models import resolve_model_path
+def test_a_pytorch_model_is_never_exported_on_the_fly(tmp_path):
+    """A saved PyTorch model asked to run on ONNX Runtime is refused in one line, never exported on the
+    fly (nothing is written beside it): with PyTorch it says to export it, without PyTorch that it needs
+    PyTorch (on either backend)."""
+    from ferkit.models import model_paths, resolve_model_path
 
-    weights = str(resolve_model_path("default"))
+    folder = tmp_path / "model"
+    folder.mkdir()
+    for src in model_paths(resolve_model_path("default")):
+        shutil.copyfile(src, folder / f"model{src.suffix}")
+    before = sorted(folder.iterdir())
+    weights = str(folder / "model.safetensors")
+    photo = str(SAMPLES / "two_people.jpg")
+    out = subprocess.run([sys.executable, "-m", "ferkit", "predict", photo, "--model", weights, "--backend", "onnx"],
+                         capture_output=True, text=True, timeout=600, cwd=tmp_path, check=False)
+    assert out.returncode == 2 and out.stderr.strip().splitlines() == [out.stderr.strip()], out.stderr
+    assert f"{weights}: a PyTorch model, not exported to ONNX: run `ferkit export" in out.stderr
     for backend in ([], ["--backend", "onnx"]):
-        out = _light(tmp_path, "predict", str(SAMPLES / "two_people.jpg"), "--model", weights, *backend)
+        out = _light(tmp_path, "predict", photo, "--model", weights, *backend)
         assert out.returncode == 2 and "Traceback" not in out.stderr
         assert out.stderr.strip().splitlines() == [out.stderr.strip()] and f"{weights}: a PyTorch model needs PyTorch" \
             in out.stderr
-    assert not list(tmp_path.rglob("*.onnx"))
+    assert sorted(folder.iterdir()) == before
 
 
 def _shipped_names() -> list[str]:
