@@ -63,14 +63,25 @@ def test_no_face_is_an_empty_result(rec: Recognizer) -> None:
 
 
 def test_preprocessing_is_the_models_own(rec: Recognizer) -> None:
-    """classify() == softmax(model(eval_transform(meta["input"])(crop)) / T): nothing restated."""
-    img = load_image(OBAMA)
+    """classify() == softmax(model(eval_transform(meta["input"])(crop)) / T + the shift to the model's own
+    class prior): nothing restated; on faces uncertain enough that the temperature and the prior show."""
+    img = load_image(MULTI)
     faces, points = rec.detect(img)
-    crop = rec.crop(img, faces, points)[0]
+    crops = rec.crop(img, faces, points)
     with torch.inference_mode():
-        logits = rec.model(eval_transform(rec.meta["input"])(crop)[None]) / rec.meta.get("temperature", 1.0)
-        expected = torch.softmax(logits, 1)[0].double().numpy()
-    assert np.allclose(rec.classify([crop])[0], expected, atol=1e-6)
+        logits = rec.model(torch.stack([eval_transform(rec.meta["input"])(c) for c in crops])).double().numpy()
+    # the prior a balance b: the training frequencies to the power 1 - b, i.e. log prior shifted by -b log train
+    temperature, balance = rec.meta["temperature"], float(rec.meta["prior"])
+    shift = -balance * np.log(np.asarray(rec.meta["train_prior"]))
+    got = rec.classify(crops)
+    assert np.allclose(got, _softmax(logits / temperature + shift), atol=1e-6)
+    for plain in (_softmax(logits / temperature), _softmax(logits + shift)):
+        assert np.abs(got - plain).max() > 1e-2
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
 
 
 def test_batch_matches_single_and_skips_bad_files(rec: Recognizer, bad_files) -> None:
@@ -90,9 +101,17 @@ def test_batch_matches_single_and_skips_bad_files(rec: Recognizer, bad_files) ->
 
 
 def test_align_and_landmarks(rec: Recognizer) -> None:
-    r = Recognizer((rec.model, rec.meta), align=True, landmarks=68).predict(TWO)
+    """align=True rotates each crop to level the eyes (the crops change); 68 landmarks per face, on it."""
+    aligned = Recognizer((rec.model, rec.meta), align=True, landmarks=68)
+    r = aligned.predict(TWO)
     assert len(r) == 2 and all(f.landmarks.shape == (68, 2) for f in r)
     _check_faces(r, rec.classes)
+    for f in r:     # the jaw line runs a little outside a detector's box: within a quarter of its side
+        x, y, w, h = f.box
+        assert ((f.landmarks >= (x - w / 4, y - h / 4)) & (f.landmarks <= (x + 1.25 * w, y + 1.25 * h))).all(), f.box
+    plain = Recognizer((rec.model, rec.meta), landmarks=68).prepare(TWO).crops
+    assert any(a.shape != b.shape or np.abs(a.astype(int) - b).mean() > 5
+               for a, b in zip(aligned.prepare(TWO).crops, plain, strict=True))
     d = r.to_dict()["faces"][0]
     assert len(d["landmarks"]) == 68 and "detection_score" in d
     assert Recognizer((rec.model, rec.meta), detector="haar").predict(OBAMA).faces[0].landmarks is None
@@ -223,6 +242,9 @@ def test_cli_default_sample_csv_and_detector(capsys, monkeypatch) -> None:
     assert main(["predict", "--format", "csv", "--detector", "haar"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert len(rows) == 2 and rows[0]["path"] == "../shared/data/samples/two_people.jpg"
+    haar = Recognizer(detector="haar").predict("../shared/data/samples/two_people.jpg")
+    assert [[int(r[k]) for k in "xywh"] for r in rows] == [list(f.box) for f in haar]     # haar's own boxes
+    assert [list(f.box) for f in haar] != [list(f.box) for f in Recognizer().predict(TWO)]
     classes = Recognizer().classes
     for r in rows:
         assert sum(float(r[f"prob_{c}"]) for c in classes) == pytest.approx(1.0, abs=1e-4)
@@ -310,6 +332,7 @@ def test_a_large_jpeg_file_is_decoded_reduced_and_boxed_in_its_own_pixels(tmp_pa
     path = tmp_path / "big.jpg"
     big.save(path, quality=90)
     rec = Recognizer()
+    assert rec.prepare(path, keep_image=True).image.shape == (big.height // 2, big.width // 2, 3)
     from_file, from_array = rec.predict(path), rec.predict(np.asarray(big))
     assert (from_file.width, from_file.height) == big.size == (from_array.width, from_array.height)
     assert len(from_file.faces) == len(from_array.faces) == 1
