@@ -245,13 +245,17 @@ def test_video_writes_as_it_goes_and_a_crash_keeps_the_earlier_outputs(pan_clip:
 
     out = tmp_path / "out"
     seen: list[tuple[int, bool]] = []
+    sizes: list[int] = []
 
     def watch(fr) -> None:     # the rows go into the temporary files; the final ones appear at the end
-        seen.append((len(list(out.glob(".obama_pan_faces.*.tmp.*"))), (out / "obama_pan_faces.csv").exists()))
+        temporary = list(out.glob(".obama_pan_faces.*.tmp.*"))
+        seen.append((len(temporary), (out / "obama_pan_faces.csv").exists()))
+        sizes.append(sum(p.stat().st_size for p in temporary))
 
     first = ferkit.video(pan_clip, out, on_frame=watch)
     assert first.processed == PAN_FRAMES and first.tracks == 1
     assert seen == [(2, False)] * PAN_FRAMES and not list(out.glob(".*"))
+    assert sizes == sorted(sizes) and sizes[-1] > sizes[0]     # written through a buffer, before the end
     doc = json.loads((out / "obama_pan_faces.json").read_text())
     assert (out / "obama_pan_faces.json").read_text() == json.dumps(doc) + "\n"
     assert len(doc["frames"]) == PAN_FRAMES
@@ -312,7 +316,8 @@ def test_cli_video_warns_about_a_truncated_clip(tmp_path: Path, capfd) -> None:
     assert main(["video", str(clip), "--out", str(tmp_path / "o"), "--stride", "10"]) == 0
     err = capfd.readouterr().err.splitlines()
     warning = [line for line in err if line.startswith("warning:")]
-    decoded = _count_frames(tmp_path / "o" / "cut_annotated.mp4")
+    decoded = _count_frames(clip)      # what OpenCV reads of the cut file itself
+    assert _count_frames(tmp_path / "o" / "cut_annotated.mp4") == decoded
     expected = (f"warning: {clip}: truncated video: decoded {decoded} of the 60 frames its header announces "
                 f"({60 - decoded} missing); the outputs cover the frames that decoded")
     assert 0 < decoded < 60 and warning == [expected]
