@@ -333,13 +333,30 @@ def test_a_large_jpeg_file_is_decoded_reduced_and_boxed_in_its_own_pixels(tmp_pa
     big.save(path, quality=90)
     rec = Recognizer()
     assert rec.prepare(path, keep_image=True).image.shape == (big.height // 2, big.width // 2, 3)
+    rec.detector = _Seen(rec.detector)
     from_file, from_array = rec.predict(path), rec.predict(np.asarray(big))
+    # the detector saw copies of at most the working size (2 MP), the classifier's crops came from the image
+    assert len(rec.detector.sizes) == 2 and all(h * w <= 2_000_000 for h, w in rec.detector.sizes)
     assert (from_file.width, from_file.height) == big.size == (from_array.width, from_array.height)
     assert len(from_file.faces) == len(from_array.faces) == 1
     from ferkit.detect import iou
 
     a, b = (np.asarray(r.faces[0].box, np.float64) for r in (from_file, from_array))
     assert iou(a, b)[0, 0] > 0.6 and b[2] > 800, (a, b)
+
+
+class _Seen:
+    """A detector that records the size of each image it is given."""
+
+    def __init__(self, detector) -> None:
+        self.detector, self.sizes = detector, []
+
+    def __getattr__(self, name: str):
+        return getattr(self.detector, name)
+
+    def detect(self, image: np.ndarray):
+        self.sizes.append(image.shape[:2])
+        return self.detector.detect(image)
 
 
 def test_cli_bad_working_size_is_one_line(capfd) -> None:

@@ -631,10 +631,10 @@ def test_cli_refuses_a_weak_token_in_one_line(capsys) -> None:
 
 
 def test_huge_image_is_detected_on_a_bounded_copy(client: httpx.Client, small_face: bytes) -> None:
-    """A 49-megapixel upload (under the 50 MP limit) is answered, detection running on a copy of at
-    most --max-detect-megapixels (2); a face in a 20-megapixel JPEG (decoded at half size, the
-    largest DCT scale that keeps 2 MP) is boxed in that photo's pixels; its annotated copy comes
-    back at the decoded size with the box drawn there."""
+    """A 49-megapixel upload (under the 50 MP limit) is answered and the server goes on (the size of the
+    copy detection runs on, --max-detect-megapixels, is checked in test_predict); a face in a 20-megapixel
+    JPEG (decoded at half size, the largest DCT scale that keeps 2 MP) is boxed in that photo's pixels;
+    its annotated copy comes back at the decoded size with the box drawn there."""
     jpeg = {"Content-Type": "image/jpeg"}
     buf = io.BytesIO()
     Image.new("RGB", (7000, 7000), (120, 130, 140)).save(buf, "JPEG", quality=20)
