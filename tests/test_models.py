@@ -85,9 +85,20 @@ def test_invalid_sizes_are_config_errors() -> None:
 def test_every_model_runs_on_48px_faces(name: str, in_chans: int) -> None:
     model = create_model(name, num_classes=7, in_chans=in_chans)
     assert model.ferkit_arch == name
-    assert head_prefix(model) == model.ferkit_head
-    assert any(n.startswith(model.ferkit_head + ".") for n, _ in model.named_parameters())
+    # the head is the classifier: its last weight gives the 7 classes
+    rows = [w.shape[0] for n, w in model.named_parameters() if n.startswith(head_prefix(model) + ".") and w.ndim > 1]
+    assert rows and rows[-1] == 7, (head_prefix(model), rows)
     _forward_backward(model, torch.randn(2, in_chans, 48, 48), 7)
+
+
+def test_head_prefix_of_a_model_built_by_timm_itself() -> None:
+    """A model ferkit did not build (no ferkit_head) has its head named by timm's pretrained_cfg."""
+    import timm
+
+    assert head_prefix(timm.create_model("resnet18", num_classes=7)) == "fc"
+    assert head_prefix(timm.create_model("mobilenetv2_050", num_classes=7)) == "classifier"
+    with pytest.raises(ValueError, match="Linear has no known classifier"):
+        head_prefix(torch.nn.Linear(2, 2))
 
 
 @pytest.mark.parametrize("name", ["resnet18", "vgg_fer"])
