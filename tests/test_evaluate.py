@@ -101,16 +101,19 @@ def reference(subset):
     tf = eval_transform(meta["input"])
     faces = load_dataset(subset, "folder")
     x = torch.stack([tf(faces.load_image(i)) for i in range(len(faces))])
-    t = meta.get("temperature", 1.0)  # evaluate applies the model's stored temperature
-    with torch.no_grad():
-        logits = model(x).double().numpy() / t
-        flipped = model(x.flip(-1)).double().numpy() / t
-    balance = {"train": 0.0, "uniform": 1.0}.get(meta.get("prior", "train"), meta.get("prior"))
-    shift = -float(balance) * np.log(np.array(meta["train_prior"]))
-    logits, flipped = logits + shift, flipped + shift
+    logits, flipped = _as_evaluated(model, meta, x), _as_evaluated(model, meta, x.flip(-1))
     names = [Path(p).name for p in faces.paths]
     true = [faces.classes[k] for k in faces.labels]
     return {"classes": list(meta["classes"]), "names": names, "true": true, "logits": logits, "flipped": flipped}
+
+
+def _as_evaluated(model, meta, x: torch.Tensor) -> np.ndarray:
+    """The model's logits on ``x`` as evaluate scores them: divided by the stored temperature, plus the
+    change of log prior to the model's own class prior."""
+    t = meta.get("temperature", 1.0)
+    balance = {"train": 0.0, "uniform": 1.0}.get(meta.get("prior", "train"), meta.get("prior"))
+    with torch.no_grad():
+        return model(x).double().numpy() / t - float(balance) * np.log(np.array(meta["train_prior"]))
 
 
 @pytest.fixture(scope="module")
@@ -193,8 +196,11 @@ def test_metrics_json_schema(evaluated):
     assert on_disk == json.loads(json.dumps(m)) and on_disk["output_dir"] == str(out)
     assert on_disk["schema"] == "ferkit-metrics/1" and isinstance(on_disk["ferkit_version"], str)
     for key in ("accuracy", "macro_precision", "macro_recall", "macro_f1", "weighted_precision", "weighted_recall",
-                "weighted_f1", "mean_auc", "ece", "nll", "temperature"):
-        assert isinstance(on_disk[key], float) and 0 <= on_disk[key] <= (10 if key == "nll" else 1), key
+                "weighted_f1", "mean_auc", "ece"):
+        assert isinstance(on_disk[key], float) and 0 <= on_disk[key] <= 1, key
+    assert isinstance(on_disk["nll"], float) and on_disk["nll"] > 0
+    # the temperature it applied is the model's stored one
+    assert on_disk["temperature"] == on_disk["model"]["temperature"] == load_model("default")[1]["temperature"]
     assert isinstance(on_disk["n_images"], int) and on_disk["tta"] == "none" and on_disk["tta_views"] == 1
     assert set(on_disk["model"]) >= {"name", "path", "arch", "sha256", "classes", "input", "num_params", "temperature"}
     assert on_disk["model"]["name"] == "default" and len(on_disk["model"]["sha256"]) == 64
@@ -263,6 +269,17 @@ def test_tta_flip_and_ten_crop_change_predictions(subset, reference, evaluated, 
     assert m["tta"] == "ten-crop" and m["tta_views"] == 10 and m["n_images"] == 100
     ten = _predictions(tmp_path / "ten")
     assert any(row["predicted"] != base[n]["predicted"] for n, row in ten.items())
+    # the reference: torchvision's ten_crop (corners, centre, their mirrors) of the face at 54 px
+    from torchvision.transforms.functional import ten_crop
+
+    model, meta = load_model("default")
+    faces = load_dataset(subset, "folder")
+    rows = [i for i, p in enumerate(faces.paths) if Path(p).name in ten]
+    assert len(rows) == len(ten) == 100
+    big = eval_transform({**meta["input"], "size": 54})
+    views = torch.stack(ten_crop(torch.stack([big(faces.load_image(i)) for i in rows]), 48), 1)
+    probs = softmax(_as_evaluated(model, meta, views.flatten(0, 1)), 1).reshape(len(rows), 10, -1).mean(1)
+    assert [ten[Path(faces.paths[i]).name]["predicted"] for i in rows] == [classes[k] for k in probs.argmax(1)]
     assert json.loads((tmp_path / "ten" / "metrics.json").read_text())["tta"] == "ten-crop"
     assert "ten-crop (10 views)" in (tmp_path / "ten" / "report.md").read_text()
 
