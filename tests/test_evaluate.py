@@ -239,7 +239,8 @@ def test_report_and_figures(evaluated):
     with Image.open(out / "prediction_grid.png") as im:
         rgb = np.asarray(im.convert("RGB")).astype(int)
     reds = ((rgb[..., 0] > 200) & (rgb[..., 1] < 60) & (rgb[..., 2] < 60)).sum()
-    assert reds > 100, "misclassified faces are not marked in red"
+    greens = ((rgb[..., 1] > 100) & (rgb[..., 0] < 60) & (rgb[..., 2] < 60)).sum()
+    assert reds > 100 and greens > 100, "wrong faces are not framed red and right ones green"
     assert len(_predictions(out)) == N_SUBSET
 
 
