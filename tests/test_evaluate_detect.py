@@ -196,14 +196,18 @@ def test_unreadable_files_warn_and_the_rest_is_scored(mixed, rec, caplog):
     _check_mixed(ev.metrics, mixed)
     ids = [str(i) for i in ev.faces.ids]
     assert "neutral/portrait.tif" in ids and "surprise/huge.jpg" in ids
-    # the 4000x3000 photo: its largest face (the pasted one) is classified, as `ferkit predict` does
-    row = ids.index("surprise/huge.jpg")
-    result = rec.predict(mixed / "surprise" / "huge.jpg")
-    assert (result.width, result.height) == (4000, 3000) and len(result.faces) >= 1
-    largest = max(result.faces, key=lambda f: f.box[2] * f.box[3])
-    assert largest.box[2] > 600
-    expected = np.array([largest.probabilities[c] for c in ev.classes])   # renormalised over the folder's classes
-    assert ev.found[row] and np.allclose(ev.probs[row], expected / expected.sum(), atol=1e-9)
+    # the 4000x3000 photo (its pasted face) and two_people.jpg (the larger of two faces): the largest face
+    # is classified, as `ferkit predict` finds it, its probabilities renormalised over the folder's classes
+    for name, faces in (("surprise/huge.jpg", 1), ("happy/two_people.jpg", 2)):
+        row = ids.index(name)
+        result = rec.predict(mixed / name)
+        assert len(result.faces) >= faces
+        by_size = sorted(result.faces, key=lambda f: f.box[2] * f.box[3], reverse=True)
+        if name == "surprise/huge.jpg":
+            assert (result.width, result.height) == (4000, 3000) and by_size[0].box[2] > 600
+        expected = [np.array([f.probabilities[c] for c in ev.classes]) for f in by_size]
+        assert ev.found[row] and np.allclose(ev.probs[row], expected[0] / expected[0].sum(), atol=1e-9), name
+        assert all(not np.allclose(ev.probs[row], e / e.sum(), atol=1e-3) for e in expected[1:]), name
     assert ev.found[ids.index("neutral/portrait.tif")]
 
 
