@@ -18,7 +18,7 @@ from ferkit.errors import FerkitError, WeightsError
 from ferkit.export import ExportError, export_onnx, read_onnx_meta
 from ferkit.infer import Recognizer, load_image
 from ferkit.infer._backends import default_backend, load_classifier
-from ferkit.models import OnnxClassifier, TorchClassifier, probabilities, resolve_model_path
+from ferkit.models import OnnxClassifier, TorchClassifier, model_paths, probabilities, resolve_model_path
 
 from _paths import DATA, REPO, SAMPLES
 
@@ -63,13 +63,16 @@ def _fer2013_public_test(n: int = 64) -> list[np.ndarray]:
 
 # --------------------------------------------------------------------------------------- export
 def test_export_writes_a_checked_pair(exported: Path) -> None:
+    """The .onnx file with its JSON: the checksums of both files it links, and the check it passed."""
     assert exported.name == "default.onnx" and exported.is_file()
     path, meta = read_onnx_meta(exported.with_suffix(".json"))
     assert path == exported
     assert meta["backend"] == "onnx" and meta["format"] == "ferkit-onnx/1" and meta["arch"] == "vgg_fer"
     assert meta["input_name"] == "input" and meta["input_shape"] == ["batch", 1, 48, 48]
-    assert len(meta["sha256"]) == 64 and meta["source_sha256"] != meta["sha256"]
-    assert meta["check"]["max_prob_diff"] < TOL and meta["check"]["images"] == 2
+    assert meta["sha256"] == hashlib.sha256(exported.read_bytes()).hexdigest()
+    weights, _ = model_paths(resolve_model_path("default"))
+    assert meta["source_sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert meta["check"]["images"] == 2 and 0 <= meta["check"]["max_prob_diff"] < TOL
     assert not list(exported.parent.glob(".*.tmp"))  # atomic: no temporary file left
 
 
@@ -190,7 +193,9 @@ def test_cli_export_refuses_to_overwrite(tmp_path: Path, capsys) -> None:
     assert main(["export", "default", "--out", str(out)]) == 2
     _, err = capsys.readouterr()
     assert err.count("\n") == 1 and "already exists; use --force" in err and out.stat().st_mtime_ns == mtime
+    out.write_bytes(b"not an ONNX model")          # --force replaces it with a working export
     assert main(["export", "default", "--out", str(out), "--force"]) == 0
+    assert len(Recognizer(out, backend="onnx").predict(TWO)) == 2
 
 
 def test_cli_predict_onnx_json_matches_torch(rec: Recognizer, exported: Path, cache_dir: Path) -> None:
