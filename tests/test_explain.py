@@ -4,6 +4,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -38,6 +39,14 @@ def test_one_heatmap_per_face(rec, path, n):
         assert heat.min() >= 0.0 and heat.max() <= 1.0
         assert heat.std() > 0.05  # not constant
         assert face.emotion == max(face.probabilities, key=face.probabilities.get)
+    # each face's map is Grad-CAM of its own crop stretched to its box (not another face's)
+    rgb = load_image(path)
+    faces, points = rec.detect(rgb)
+    own = [grad_cam(rec.model, torch.from_numpy(rec.transform(c))[None]) for c in rec.crop(rgb, faces, points)]
+    for i, (_, heat) in enumerate(pairs):
+        small = cv2.resize(heat, (48, 48), interpolation=cv2.INTER_AREA).ravel()
+        corr = [np.corrcoef(small, cam.ravel())[0, 1] for cam in own]
+        assert corr[i] > 0.9 and all(corr[i] > c for j, c in enumerate(corr) if j != i), corr
 
 
 def test_grad_cam_focuses_on_the_face_and_leaves_the_model_clean(rec, obama_x):
