@@ -73,10 +73,15 @@ def test_results_table_has_every_model_on_every_data_set(results):
     assert (n["FER+ Valid subset, original crops"] == n[f"same faces in photos (FER+ labels), {DEFAULT_DETECTOR}"]
             == UNCROPPED)
     assert n["photos"] == n[f"photos, {DEFAULT_DETECTOR}"] == 8
-    # photos without a found face are counted and said
+    # photos without a found face are counted and said: as many as ferkit evaluate --detect counts
     notes = dict(re.findall(r"^(\d+)\. (.*)$", text, re.MULTILINE))
-    photo_row = next(r for r in rows if r["data set"] == f"same faces in photos, {DEFAULT_DETECTOR}")
-    assert any("no face found in" in notes[k.strip()] for k in photo_row["notes"].split(","))
+    photo_row = next(r for r in rows if r["data set"] == f"photos, {DEFAULT_DETECTOR}")
+    said = (re.search(r"no face found in (\d+) of (\d+) photos", notes[k.strip()])
+            for k in photo_row["notes"].split(","))
+    (found,) = [m for m in said if m]
+    m = run_evaluation(photo_row["model"].split(" ")[0], extra, "folder", "all", detect=DEFAULT_DETECTOR,
+                       device="cpu").metrics
+    assert (int(found[1]), int(found[2])) == (m["n_no_face"], 8)
     # each model's recall per class on the FER+ test split, from the same evaluation as its row
     recalls = re.search(r"Recall per class on FER\+ test, 7 classes \(%\):\n\n(\|.*\n)+", text)
     assert recalls and len(recalls.group(0).strip().splitlines()) == 2 + 2 + len(ids), text
@@ -93,7 +98,7 @@ def test_table_figures_are_those_of_ferkit_evaluate(results):
     assert row["balanced acc. %"] == f"{100 * m['macro_recall']:.2f}"
 
 
-def test_update_docs_copies_the_block_and_keeps_the_rest(results, tmp_path):
+def test_update_docs_copies_the_block_and_keeps_the_rest(results, tmp_path, capsys):
     text, doc, _ = results
     assert "99.9%" not in doc and doc.startswith("# Doc\n\nbefore\n\n") and doc.endswith("\n\nafter\n")
     assert table_rows(doc) == table_rows(text)
@@ -104,5 +109,10 @@ def test_update_docs_copies_the_block_and_keeps_the_rest(results, tmp_path):
     # a document without markers is refused before anything runs, with one line naming it
     bare = tmp_path / "BARE.md"
     bare.write_text("no markers here\n")
-    assert main(["benchmark", "--out", str(tmp_path / "R.md"), "--update-docs", str(bare)]) == 2
+    capsys.readouterr()
+    # (the data root exists, so only the markers can stop it before measuring)
+    assert main(["benchmark", "--out", str(tmp_path / "R.md"), "--update-docs", str(bare),
+                 "--data-root", str(DATA)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"ferkit: error: {bare}: expected one {MARKER_START} ... {MARKER_END} pair, found 0"]
     assert not (tmp_path / "R.md").exists() and bare.read_text() == "no markers here\n"
