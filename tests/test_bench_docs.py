@@ -3,6 +3,7 @@ the date and the command, between a doc's ``bench-NAME`` markers, and only there
 before anything is measured, and a run that fails writes nothing."""
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -53,6 +54,23 @@ def test_update_docs_without_markers_fails_before_measuring_and_a_failed_run_wri
     r = _run("--detectors", "no-such-detector", *QUICK, "--update-docs", str(doc))
     assert r.returncode != 0 and "no-such-detector" in r.stderr
     assert doc.read_text() == f"{START}\nkept\n{END}\n"
+
+
+def test_only_a_run_that_succeeds_updates_the_docs(tmp_path):
+    """_report.run puts what main printed into the block when main returns 0, and leaves the block as it
+    was when main returns an error code after printing (as bench_serve and bench_soak do on failure)."""
+    script = tmp_path / "bench_fake.py"
+    script.write_text('import sys\n\nimport _report\n\n\ndef main():\n    print("figure 42")\n'
+                      '    return int(sys.argv[1])\n\n\n_report.run("detect", main)\n')
+    doc = tmp_path / "doc.md"
+    doc.write_text(f"{START}\nkept\n{END}\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "benchmarks"), os.environ.get("PYTHONPATH", "")])}
+    for code in (1, 0):
+        r = subprocess.run([sys.executable, str(script), str(code), "--update-docs", str(doc)], capture_output=True,
+                           text=True, timeout=120, check=False, env=env)
+        assert r.returncode == code and r.stdout == "figure 42\n", r.stderr
+        assert ("figure 42" in _block(doc.read_text())) == (code == 0)
+        assert ("kept" in doc.read_text()) == (code == 1)
 
 
 def test_every_benchmark_script_has_its_block_and_every_block_a_script():
