@@ -61,9 +61,11 @@ def _reference_intervals(y: np.ndarray, pred: np.ndarray, n_classes: int, unit: 
     return out
 
 
-def _check_against_reference(ev, unit: np.ndarray) -> None:
-    ci = ev.metrics["ci95"]
-    ref = _reference_intervals(ev.y_true, ev.y_pred, len(ev.classes), unit, ci["n_boot"], ci["seed"])
+def _check_against_reference(ev, unit: np.ndarray, ci: dict | None = None, pred: np.ndarray | None = None) -> None:
+    """``ci`` (default: the evaluation's own) against the plain loop over ``pred`` (default: its predictions)."""
+    ci = ev.metrics["ci95"] if ci is None else ci
+    pred = ev.y_pred if pred is None else pred
+    ref = _reference_intervals(ev.y_true, pred, len(ev.classes), unit, ci["n_boot"], ci["seed"])
     assert ci["accuracy"] == pytest.approx(ref["accuracy"], abs=1e-6)
     assert ci["macro_f1"] == pytest.approx(ref["macro_f1"], abs=1e-6)
     for k, c in enumerate(ev.classes):
@@ -140,6 +142,12 @@ def test_bootstrap_of_perfect_and_missing_predictions(small):
     assert perfect["accuracy"] == [1.0, 1.0] and perfect["macro_f1"] == [1.0, 1.0]
     none = bootstrap_ci(y, np.full(len(y), -1), small.classes, n_boot=50)    # -1: no prediction, always wrong
     assert none["accuracy"] == [0.0, 0.0] and none["recall"]["angry"] == [0.0, 0.0]
+    # one image in five without a prediction (a photo without a face), among real ones: wrong, and no class's
+    # prediction (the last class's precision and F1 would count it otherwise)
+    some = small.y_pred.copy()
+    some[::5] = -1
+    ci = bootstrap_ci(y, some, small.classes, n_boot=N_BOOT, seed=0)
+    _check_against_reference(small, np.arange(len(y)), {**ci, "n_boot": N_BOOT, "seed": 0}, some)
     with pytest.raises(ConfigError, match="n_boot"):
         bootstrap_ci(y, y, small.classes, n_boot=0)
     with pytest.raises(DataError, match="one group"):
