@@ -1,6 +1,7 @@
 """`ferkit batch`: the local engine (killed with SIGKILL and resumed), Ray Data on a local Ray and
-on a two-node Ray cluster started on this machine by the test, against `ferkit predict` and
-`ferkit video` on the same ~100 real inputs; list files, failures, refusals."""
+on a two-node Ray cluster started on this machine by the test, against `ferkit predict` and the engine of
+`ferkit video` (`Recognizer.stream`, with batch's detector) on the same ~100 real inputs; list files,
+failures, refusals."""
 from __future__ import annotations
 
 import json
@@ -98,6 +99,7 @@ def assert_matches_reference(faces: pd.DataFrame, failures: pd.DataFrame, inputs
             continue
         assert [[r.x, r.y, r.w, r.h] for r in rows.itertuples()] == [f["box"] for f in ref["faces"]], frame
         assert rows.track_id.tolist() == [f["track_id"] for f in ref["faces"]]
+        assert rows.emotion.tolist() == [f["emotion"] for f in ref["faces"]], frame
         np.testing.assert_allclose(rows[probs].to_numpy(float),
                                    [[f["probabilities"][c[5:]] for c in probs] for f in ref["faces"]],
                                    atol=1e-5, rtol=0)
