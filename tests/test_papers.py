@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 
 import pytest
@@ -12,7 +13,15 @@ import yaml
 
 from ferkit.cli import main
 from ferkit.models import resolve, shipped_models
-from ferkit.papers import PAPERS, SCRATCH_EPOCHS, choose_recipe, find_run, get_paper, recipe_config
+from ferkit.papers import (
+    PAPERS,
+    SCRATCH_EPOCHS,
+    choose_recipe,
+    find_run,
+    get_paper,
+    recipe_config,
+    run_state,
+)
 from ferkit.train.callbacks import read_epoch_metrics
 from ferkit.train.config import TrainConfig
 
@@ -42,6 +51,12 @@ def test_every_run_of_every_paper_is_a_loadable_config_in_both_recipes(tmp_path)
             assert all(m in {r.key for r in paper.runs} or m in shipped_models() for m in ens.members), ens.key
     with pytest.raises(Exception, match="no paper 'paper9'"):
         get_paper("paper9")
+    # region voting's members: one run on the whole face and one per region of ferkit.data.regions
+    from ferkit.data.regions import REGIONS
+
+    regions = [recipe_config(PAPERS["paper2"], run, "scratch48", tmp_path).input.region
+               for run in PAPERS["paper2"].runs if run.key.startswith("vgg_")]
+    assert regions == [None, *(r for r in REGIONS if r != "face")]
 
 
 def test_recipes_for_48px_faces_and_their_rows_in_both_recipes(tmp_path):
@@ -101,6 +116,38 @@ def test_a_run_of_another_recipe_is_not_reused(tmp_path):
     folder.rename(tmp_path / f"{cfg.name}-gpu")
     (tmp_path / f"{cfg.name}-gpu" / "config.yaml").write_text(fast.to_yaml())
     assert find_run(tmp_path, cfg) == tmp_path / f"{cfg.name}-gpu"
+
+    # of two folders of the same run, the complete one, whatever their names: here the one moved in as
+    # -gpu is stopped after 3 epochs, a later-dated one complete
+    (tmp_path / f"{cfg.name}-gpu" / "metrics.csv").write_text("epoch,val_acc,epoch_time_s\n0,0.3,10\n1,0.4,10\n"
+                                                               "2,0.45,10\n")
+    complete = tmp_path / f"{cfg.name}-20260102-000000"
+    complete.mkdir()
+    (complete / "config.yaml").write_text(cfg.to_yaml())
+    (complete / "metrics.csv").write_text("epoch,val_acc,epoch_time_s\n" + "".join(
+        f"{e},0.5,10\n" for e in range(cfg.planned_epochs)))
+    os.utime(complete / "metrics.csv", (0, 0))              # older than the stopped one's
+    assert find_run(tmp_path, cfg) == complete
+    # a folder moved in with its config and no metrics (nothing trained yet) hides neither
+    (tmp_path / f"{cfg.name}-zzz").mkdir()
+    (tmp_path / f"{cfg.name}-zzz" / "config.yaml").write_text(cfg.to_yaml())
+    assert find_run(tmp_path, cfg) == complete
+
+
+def test_a_run_stopped_early_is_complete_by_its_own_metric(tmp_path):
+    """A run that early stopping ended counts as complete: judged by the metric and min_delta it monitored
+    (here the validation loss, whose gains under 0.01 do not count), not by the validation accuracy."""
+    p = PAPERS["paper4"]
+    cfg = recipe_config(p, p.run("resnet18"), "scratch48", tmp_path, overrides=[
+        "trainer.early_stopping.enabled=true", "trainer.early_stopping.monitor=val/loss",
+        "trainer.early_stopping.patience=2", "trainer.early_stopping.min_delta=0.01"])
+    folder = tmp_path / "run"
+    folder.mkdir()
+    for losses, complete in (((1.5, 1.4, 1.395, 1.392), True), ((1.5, 1.4, 1.3, 1.395, 1.2), False)):
+        (folder / "metrics.csv").write_text("epoch,val_acc,val_loss,epoch_time_s\n" + "".join(
+            f"{e},{0.3 + 0.05 * e},{loss},10\n" for e, loss in enumerate(losses)))    # the accuracy always rises
+        state = run_state(folder, cfg)
+        assert state.complete is complete and state.epochs_done == len(losses) < state.epochs_planned, losses
 
 
 def test_papers_config_writes_each_runs_training_config(tmp_path, capsys):
@@ -177,6 +224,14 @@ def test_papers_config_writes_each_runs_training_config(tmp_path, capsys):
     for bad in (["--runs", "resnet18"], ["--pretrained", "resnet18=x.pth"]):
         assert main(["papers", "config", *bad]) == 2
         assert f"{bad[0]} needs a paper" in capsys.readouterr().err
+    assert main(["papers", "config", "paper4", "--recipe", "scratch48", "--pretrained", "resnet18=x.pth"]) == 2
+    assert "--pretrained resnet18=x.pth: the scratch48 recipe trains from scratch" in capsys.readouterr().err
+    # an option the action does not use is refused, not ignored
+    for action, bad, said in (("table", ["paper4", "--missing"], "--missing"), ("config", ["--limit", "5"], "--limit"),
+                              ("figures", ["--runs", "resnet18"], "--runs"), ("list", ["paper1"], "paper1")):
+        with pytest.raises(SystemExit) as exit_:
+            main(["papers", action, *bad])
+        assert exit_.value.code == 2 and f"papers {action} does not take {said}" in capsys.readouterr().err
 
 
 def test_papers_run_writes_the_table_from_the_rows_metrics_and_table_reuses_it(tmp_path, capsys, caplog):
@@ -222,9 +277,13 @@ def test_papers_run_writes_the_table_from_the_rows_metrics_and_table_reuses_it(t
     cfg.trainer.max_epochs = 2                     # as if it had been started for 2 epochs and killed after 1
     (folder / "config.yaml").write_text(cfg.to_yaml())
     longer = [a if a != "trainer.max_epochs=1" else "trainer.max_epochs=2" for a in args]
+    killed = row / ".test.new-99999999"       # what an evaluation killed midway left: removed by the next one
+    killed.mkdir()
+    (killed / "metrics.json").write_text("{}")
     assert main(["papers", "run", "paper4", "--runs", "resnet18", *longer]) == 0
     capsys.readouterr()
-    assert list(runs.iterdir()) == [folder]
+    assert list(runs.iterdir()) == [folder] and not killed.exists()
+    assert not [p.name for p in row.iterdir() if p.name.startswith(".")]
     assert [r["epoch"] for r in read_epoch_metrics(folder / "metrics.csv")] == [0, 1]
     assert json.loads((row / "row.json").read_text())["run"]["epochs_done"] == 2
 
@@ -280,6 +339,11 @@ def test_the_imagenet_recipe_runs_from_a_torch_home_cache(tmp_path, monkeypatch,
     p = PAPERS["paper4"]
     assert choose_recipe(p.run("resnet18"), "auto") == "imagenet"
     assert choose_recipe(p.run("resnet34"), "auto") == "scratch48"
+    # a network torchvision has no ImageNet weights of is trained from scratch under either recipe, its
+    # region kept (region voting's members)
+    nose = PAPERS["paper2"].run("vgg_nose")
+    assert choose_recipe(nose, "imagenet") == "scratch48"
+    assert recipe_config(PAPERS["paper2"], nose, "scratch48", tmp_path).input.region == "nose"
     assert main(["papers", "run", "paper4", "--runs", "resnet18", "--runs-dir", str(tmp_path / "runs"),
                  "--reports-dir", str(tmp_path / "reports"), *QUICK]) == 0
     assert "| ResNet18 | imagenet, 1 epoch |" in capsys.readouterr().out

@@ -24,6 +24,26 @@ def _pretrained(items: list[str] | None) -> dict[str, str]:
     return out
 
 
+#: the options each action uses (any other given is refused, not silently ignored)
+_USES = {"list": (), "figures": ("reports_dir",),
+         "run": ("runs", "recipe", "pretrained", "runs_dir", "reports_dir", "set", "limit", "update_docs"),
+         "config": ("runs", "recipe", "pretrained", "runs_dir", "reports_dir", "set", "out", "missing")}
+_USES["table"] = _USES["run"]
+#: the options' defaults (None where not named)
+_DEFAULTS = {"recipe": "auto", "runs_dir": "runs/papers", "reports_dir": "reports/papers", "missing": False}
+
+
+def _after_parse(parser: argparse.ArgumentParser, a: argparse.Namespace, extra: list[str]) -> None:
+    _paper_last(parser, a, extra)
+    unused = [f"--{dest.replace('_', '-')}" for dest in ("runs", "recipe", "pretrained", "runs_dir", "reports_dir",
+                                                          "set", "out", "missing", "limit", "update_docs")
+              if dest not in _USES[a.action] and getattr(a, dest) != _DEFAULTS.get(dest)]
+    if a.action == "list" and a.paper is not None:
+        unused.insert(0, a.paper)
+    if unused:
+        parser.error(f"papers {a.action} does not take {', '.join(unused)}")
+
+
 def _paper_last(parser: argparse.ArgumentParser, a: argparse.Namespace, extra: list[str]) -> None:
     """The paper named after the options (``papers config --missing paper1``, ``papers run --runs resnet18
     paper4``): argparse matches the optional positional as empty right after the action, then leaves the
@@ -119,13 +139,14 @@ def add_parser(sub) -> None:
                         "config (the runs' training configs; all papers without PAPER)")
     p.add_argument("paper", nargs="?", help="paper1 | paper2 | paper3 | paper4")
     p.add_argument("--runs", nargs="+", metavar="KEY", help="train only these runs (the others are reused if present)")
-    p.add_argument("--recipe", default="auto",
+    p.add_argument("--recipe", default=_DEFAULTS["recipe"],
                    help="auto (ImageNet weights when cached in TORCH_HOME or given, else scratch48) "
                         "| scratch48 | imagenet")
     p.add_argument("--pretrained", action="append", metavar="RUN=FILE",
                    help="a local ImageNet weights file for one run (repeatable); implies the imagenet recipe for it")
-    p.add_argument("--runs-dir", default="runs/papers", help="where runs are trained and found (default: runs/papers)")
-    p.add_argument("--reports-dir", default="reports/papers",
+    p.add_argument("--runs-dir", default=_DEFAULTS["runs_dir"],
+                   help="where runs are trained and found (default: runs/papers)")
+    p.add_argument("--reports-dir", default=_DEFAULTS["reports_dir"],
                    help="where tables and row reports go (default: reports/papers)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="config override (quick checks, or a shorter budget) for the runs named in --runs, or every "
@@ -137,4 +158,4 @@ def add_parser(sub) -> None:
     p.add_argument("--limit", type=int, help="evaluate on a stratified subset of N images per set (quick checks)")
     p.add_argument("--update-docs", nargs="*", metavar="FILE",
                    help="copy the papers' summary table into these files' ferkit-papers block (default: README.md)")
-    p.set_defaults(func=run, _after_parse=_paper_last)   # `ferkit papers config --missing paper1` too
+    p.set_defaults(func=run, _after_parse=_after_parse)   # `ferkit papers config --missing paper1` too

@@ -198,7 +198,7 @@ PAPERS: dict[str, Paper] = {p.key: p for p in (
                      extra=(*_TO_48_GREY, *_FOR_48PX), published={"accuracy": 82.0}),
             PaperRun("vgg_face", "vgg_fer w0.5, whole face", "default_vgg_fer", _REGION_RECIPE),
             *(PaperRun(f"vgg_{r}", f"vgg_fer w0.5, {r.replace('_', ' ')} only", "default_vgg_fer",
-                       (*_REGION_RECIPE, f"input.region={r}")) for r in _REGIONS),
+                       _REGION_RECIPE, extra=(f"input.region={r}",)) for r in _REGIONS),
         ),
         ensembles=(
             PaperEnsemble("majority_vote", "majority voting", "vote", ("inception_v3", "resnet50", "spp_net"),

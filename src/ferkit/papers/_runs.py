@@ -6,7 +6,6 @@ command rebuilds a table without retraining, and continues where a killed one st
 """
 from __future__ import annotations
 
-import json
 import logging
 import statistics
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ferkit.errors import ConfigError
+from ferkit.models import read_json
 from ferkit.papers._catalog import RECIPES, Paper, PaperRun
 from ferkit.train.callbacks import read_epoch_metrics
 from ferkit.train.config import TrainConfig, shipped_config
@@ -35,20 +35,25 @@ def run_name(paper: Paper, run: PaperRun, recipe: str) -> str:
 
 def choose_recipe(run: PaperRun, recipe: str, pretrained: str | None = None) -> str:
     """``auto``: ``imagenet`` when a weights file is given or torchvision's ImageNet weights of the
-    run's architecture are in the TORCH_HOME cache, else ``scratch48``."""
-    if recipe != "auto":
-        if recipe not in RECIPES:
-            raise ConfigError(f"--recipe {recipe!r}: expected auto, {', '.join(RECIPES)}")
-        return recipe
+    run's architecture are in the TORCH_HOME cache, else ``scratch48``. A network torchvision has no
+    ImageNet weights of (SPP-net, vgg_fer) is trained from scratch under either recipe, unless given a file."""
+    if recipe not in ("auto", *RECIPES):
+        raise ConfigError(f"--recipe {recipe!r}: expected auto, {', '.join(RECIPES)}")
     if pretrained:
+        if recipe == "scratch48":
+            raise ConfigError(f"--pretrained {run.key}={pretrained}: the scratch48 recipe trains from scratch "
+                              "(use --recipe auto or imagenet)")
         return "imagenet"
+    if recipe == "scratch48":
+        return recipe
     from ferkit.models import imagenet_cache_file
 
     arch = TrainConfig.load(shipped_config(run.config)).model.name
     try:
-        return "imagenet" if imagenet_cache_file(arch).is_file() else "scratch48"
-    except ValueError:  # torchvision has no ImageNet weights of that name (spp_net)
+        cached = imagenet_cache_file(arch).is_file()
+    except ValueError:  # torchvision has no ImageNet weights of that name
         return "scratch48"
+    return "imagenet" if recipe == "imagenet" or cached else "scratch48"
 
 
 def recipe_config(paper: Paper, run: PaperRun, recipe: str, runs_dir: str | Path, *,
@@ -75,15 +80,25 @@ def _comparable(cfg: TrainConfig) -> dict[str, Any]:
 
 
 def find_run(runs_dir: str | Path, cfg: TrainConfig) -> Path | None:
-    """The newest folder ``<runs_dir>/<cfg.name>-*`` trained with ``cfg`` (None if there is none)."""
+    """The folder ``<runs_dir>/<cfg.name>-*`` trained with ``cfg`` (None if there is none); of several, a
+    complete one before a stopped one, one with a model before one without, then the last trained (the
+    newest ``metrics.csv``): a folder moved in under any name (``<run name>-gpu``) is weighed the same."""
     want = _comparable(cfg)
-    for folder in sorted(Path(runs_dir).glob(f"{cfg.name}-*"), reverse=True):
+    found = []
+    for folder in sorted(Path(runs_dir).glob(f"{cfg.name}-*")):
         try:
             if _comparable(TrainConfig.load(folder / "config.yaml")) == want:
-                return folder
+                found.append(folder)
         except (ConfigError, OSError) as e:
             log.warning("%s: skipped, its config.yaml cannot be read (%s)", folder, e)
-    return None
+    if len(found) < 2:
+        return found[0] if found else None
+
+    def rank(folder: Path) -> tuple[bool, bool, float]:
+        state, metrics = run_state(folder, cfg), folder / "metrics.csv"
+        return state.complete, state.has_model, metrics.stat().st_mtime if metrics.is_file() else 0.0
+
+    return max(found, key=rank)
 
 
 @dataclass
@@ -104,19 +119,31 @@ class RunState:
                 "machine": self.machine, "precision": self.precision}
 
 
+def _epochs_without_improvement(rows: list[dict[str, Any]], cfg: TrainConfig) -> int:
+    """The epochs since the early-stopping metric last improved by more than its ``min_delta``, counted as
+    Lightning's EarlyStopping counts them (its metric ``val/x`` is the ``val_x`` column of metrics.csv)."""
+    es = cfg.trainer.early_stopping
+    sign = -1.0 if "loss" in es.monitor else 1.0        # as train.run's mode: min for a loss, else max
+    best, since = None, 0
+    for value in (r.get(es.monitor.replace("/", "_")) for r in rows):
+        if value is not None and (best is None or sign * (value - best) > es.min_delta):
+            best, since = value, 0
+        else:
+            since += 1
+    return since
+
+
 def run_state(folder: Path, cfg: TrainConfig) -> RunState:
     rows = read_epoch_metrics(folder / "metrics.csv")
     done = len(rows)
-    planned = min(cfg.total_epochs, cfg.trainer.max_epochs) if cfg.phases else cfg.total_epochs
+    planned = cfg.planned_epochs
     accs = [r.get("val_acc") for r in rows]
     best = max(range(done), key=lambda i: accs[i] if accs[i] is not None else -1.0) if done else None
     es = cfg.trainer.early_stopping
-    stopped = es.enabled and best is not None and done - 1 - best >= es.patience
+    stopped = es.enabled and _epochs_without_improvement(rows, cfg) >= es.patience
     times = [r["epoch_time_s"] for r in rows if r.get("epoch_time_s")]
-    machine = precision = None
-    if (folder / "machine.json").is_file():
-        recorded = json.loads((folder / "machine.json").read_text(encoding="utf-8"))
-        machine, precision = recorded.get("machine"), recorded.get("precision")
+    recorded = read_json(folder / "machine.json", warn=log.warning) or {}
+    machine, precision = recorded.get("machine"), recorded.get("precision")
     return RunState(folder, done, planned, done >= planned or stopped, (folder / "model.safetensors").is_file(),
                     best, round(statistics.median(times), 1) if times else None, machine, precision)
 

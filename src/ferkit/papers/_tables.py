@@ -66,6 +66,8 @@ def _evaluate_row(model: Any, row_dir: Path, paper: Paper, key: dict[str, Any], 
     same = (read_json(row_dir / "row.json", _not_reused) or {}).get("eval_key") == key
     out = {}
     for ev in paper.evals:
+        for stale in row_dir.glob(f".{ev.key}.*-*"):      # what a killed evaluation was writing
+            shutil.rmtree(stale, ignore_errors=True)
         folder = row_dir / ev.key
         cached = _read_metrics(folder) if same else None
         if cached is not None:
@@ -73,8 +75,6 @@ def _evaluate_row(model: Any, row_dir: Path, paper: Paper, key: dict[str, Any], 
             continue
         say(f"ferkit: evaluating {row_dir.name} on {ev.title}")
         tmp = row_dir / f".{ev.key}.new-{os.getpid()}"
-        if tmp.exists():
-            shutil.rmtree(tmp)
         before = dict(counters or {})
         # the models as trained (prior train), as the papers compare them, whatever prior a shipped one uses
         out[ev.key] = evaluate(model, ev.data, ev.format, ev.split, out=tmp, limit=limit, grid=16, prior="train")
@@ -82,9 +82,11 @@ def _evaluate_row(model: Any, row_dir: Path, paper: Paper, key: dict[str, Any], 
             out[ev.key]["region_landmarks"] = {k: v - before[k] for k, v in counters.items()}
         out[ev.key]["output_dir"] = str(folder)     # where it will be, not the temporary folder
         atomic_write_text(tmp / "metrics.json", json.dumps(out[ev.key], indent=2) + "\n")
-        if folder.exists():     # the stale evaluation of other weights (ferkit's own report folder)
-            shutil.rmtree(folder)
+        old = row_dir / f".{ev.key}.old-{os.getpid()}"
+        if folder.exists():     # the evaluation of other weights (ferkit's own report folder), moved aside
+            os.rename(folder, old)
         os.rename(tmp, folder)
+        shutil.rmtree(old, ignore_errors=True)
     return out
 
 
@@ -113,13 +115,21 @@ def _recorded_overrides(row_dir: Path, config: str, recipe: str) -> list[str]:
     return [str(o) for o in overrides] if same else []
 
 
+#: the fields a run's recorded row must share with the catalogue's (and the command's) to be reused
+RUN_SAME = ("config", "recipe", "overrides")
+
+
+def _run_head(run: PaperRun, recipe: str, overrides: Sequence[str]) -> dict[str, Any]:
+    """A run row's fields from the catalogue and the command (what it is, before any figure)."""
+    return {"key": run.key, "label": run.label, "kind": "run", "config": run.config, "recipe": recipe,
+            "published": run.published, "overrides": list(overrides)}
+
+
 def _run_row(paper: Paper, key: str, state: RunState | None, recipe: str, row_dir: Path, limit: int | None,
              overrides: Sequence[str], say: Say) -> dict[str, Any]:
-    run = paper.run(key)
-    row = {"key": key, "label": run.label, "kind": "run", "config": run.config, "recipe": recipe,
-           "published": run.published, "overrides": list(overrides)}
+    row = _run_head(paper.run(key), recipe, overrides)
     if state is None or not state.has_model:
-        recorded = _recorded_row(paper, row_dir, row, limit, ("config", "recipe", "overrides"))
+        recorded = _recorded_row(paper, row_dir, row, limit, RUN_SAME)
         return recorded or {**row, "status": "not trained"}
     model = state.folder / "model.safetensors"
     row_dir.mkdir(parents=True, exist_ok=True)
@@ -211,8 +221,8 @@ def _ensemble_row(paper: Paper, ens: PaperEnsemble, states: dict[str, RunState |
     ensemble = build_ensemble(folders, ens.method, fit=ens.fit, data=data.data, format=data.format,
                               split=ens.fit_split or "PublicTest", limit=limit, name=f"{paper.key}_{ens.key}")
     row_dir.mkdir(parents=True, exist_ok=True)
-    eval_key = {"sha256": [sha256_file(Path(f) / "model.safetensors") if m in states else resolve(m).sha256
-                           for m, f in zip(ens.members, folders)],
+    eval_key = {"sha256": [run_rows[m]["eval_key"]["sha256"] if m in states else resolve(m).sha256
+                           for m in ens.members],     # the members' rows hashed their weights
                 "limit": limit, "method": ens.method, "fit": ens.fit, "fit_split": ens.fit_split}
     metrics = _evaluate_row(ensemble, row_dir, paper, eval_key, limit, say,
                             counters=ensemble[0].region_stats if ens.method == "regions" else None)
@@ -260,6 +270,7 @@ def paper_report(
     command = ["ferkit", "papers", "run", paper]
     if recipe != "auto":
         command += ["--recipe", recipe]
+    command += [f"--pretrained {k}={v}" for k, v in pretrained.items()]
     command += [f"--set {o}" for o in (() if only else overrides)] + ([f"--limit {limit}"] if limit else [])
     doc = {"schema": SCHEMA, "paper": paper, "title": p.title, "claim": p.claim, "here": p.here,
            "published_on": p.published_on, "evals": [vars(e) for e in p.evals], "rows": rows,
@@ -278,9 +289,8 @@ def _run_configs(p: Paper, reports: Path, runs_dir: str | os.PathLike[str], reci
     """Each run of ``p``: its recipe, its overrides, its TrainConfig and whether ``only`` names it.
     ``overrides`` go to the runs named in ``only`` (every run without it); the others keep the
     overrides their recorded rows were trained with."""
-    unknown = sorted(set(only or ()) - {r.key for r in p.runs}) + sorted(set(pretrained) - {r.key for r in p.runs})
-    if unknown:
-        raise ConfigError(f"{p.key}: no run {unknown[0]!r} (runs: {', '.join(r.key for r in p.runs)})")
+    for key in (*(only or ()), *pretrained):
+        p.run(key)      # ConfigError naming the paper's runs
     out = []
     for run in p.runs:
         rec = choose_recipe(run, recipe, pretrained.get(run.key))
@@ -314,9 +324,7 @@ def paper_configs(
             folder = find_run(runs_dir, cfg)
             if folder is not None and run_state(folder, cfg).complete:
                 continue
-            row = {"config": run.config, "recipe": rec, "overrides": ov, "label": run.label, "published": run.published}
-            recorded = _recorded_row(p, Path(reports_dir) / p.key / run.key, row, None,
-                                     ("config", "recipe", "overrides"))
+            recorded = _recorded_row(p, Path(reports_dir) / p.key / run.key, _run_head(run, rec, ov), None, RUN_SAME)
             if recorded is not None and recorded["status"] == "complete" and run.key not in need_folders:
                 continue
         out.append(cfg)
@@ -339,7 +347,9 @@ def papers_index(reports_dir: str | os.PathLike[str], link_to: str = "") -> str:
             lines.append(f"| [{key}]({link_to}{key}.md) | {paper.title} | — | — | — "
                          f"| no table yet: `ferkit papers run {key}` | — | |")
             continue
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = read_json(path)
+        if doc is None or doc.get("schema") != SCHEMA:
+            raise ConfigError(f"{path}: not a {SCHEMA} table (`ferkit papers table {key}` writes it again)")
         ev = doc["evals"][0]
         for row in doc["rows"]:
             m = (row.get("metrics") or {}).get(ev["key"])
@@ -404,6 +414,12 @@ def _training(row: dict[str, Any]) -> tuple[str, str]:
             "—" if run["s_per_epoch"] is None else f"{run['s_per_epoch']:.0f}")
 
 
+def _run_command(paper: str, row: dict[str, Any]) -> str:
+    """The command that trains (or resumes) a run row as it was recorded: with its overrides."""
+    sets = (f"--set {o}" for o in row.get("overrides") or ())
+    return " ".join(["ferkit papers run", paper, "--runs", row["key"], *sets])
+
+
 def paper_markdown(doc: dict[str, Any]) -> str:
     """The table of a ``ferkit-paper/1`` document (``reports/papers/<paper>.json``)."""
     lines = [f"# {doc['paper']}: {doc['title']}", "", f"**The paper:** {doc['claim']}", "",
@@ -418,9 +434,10 @@ def paper_markdown(doc: dict[str, Any]) -> str:
         for row in rows:
             how, spe = _training(row)
             m = (row.get("metrics") or {}).get(ev["key"])
+            if row["status"] != "complete":
+                how = f"{how} ({row['status']})"
             if m is None:
                 figures = ["—"] * 6
-                how = f"{how} ({row['status']})"
             else:
                 auc = "—" if m["mean_auc"] is None else f"{m['mean_auc']:.3f}"
                 figures = [f"[{_pct(m['accuracy'])}]({doc['paper']}/{row['key']}/{ev['key']}/report.md)",
@@ -453,7 +470,7 @@ def paper_markdown(doc: dict[str, Any]) -> str:
                             if row.get("recorded") else "")
                          + ("" if row["status"] == "complete" else
                             f"; stopped after {run['epochs_done']} of {run['epochs_planned']} epochs "
-                            f"(`ferkit papers run {doc['paper']} --runs {row['key']}` resumes it)")
+                            f"(`{_run_command(doc['paper'], row)}` resumes it)")
                          + f" ([training curves]({where}/curves.png), [confusion matrix]"
                            f"({where}/{doc['evals'][0]['key']}/confusion_matrix.png))")
         elif row["kind"] == "shipped":
@@ -467,7 +484,7 @@ def paper_markdown(doc: dict[str, Any]) -> str:
                             f"{stats['faces']} faces of the {doc['evals'][0]['title']}, the rest used the whole crop"
                             if stats else ""))
         elif row["status"] != "complete" and row["kind"] == "run":
-            notes.append(f"- {row['label']}: not trained yet (`ferkit papers run {doc['paper']} --runs {row['key']}`)")
+            notes.append(f"- {row['label']}: not trained yet (`{_run_command(doc['paper'], row)}`)")
     limit = next((r["eval_key"]["limit"] for r in rows if r.get("eval_key")), None)
     lines += [("Recipes: scratch48 = the paper's config at 48 px grey, every layer trained from scratch (no ImageNet "
                "weights here); imagenet = the paper's config exactly, from ImageNet weights. Each accuracy links to "
@@ -491,14 +508,21 @@ def paper_figures(paper: str | None = None, *, reports_dir: str | os.PathLike[st
     from ferkit.viz import plot_training_curves
 
     root = Path(reports_dir)
-    folders = [root / get_paper(paper).key] if paper else sorted(p for p in root.iterdir() if p.is_dir())
+    folders = [root / get_paper(paper).key] if paper else sorted(p for p in root.glob("*") if p.is_dir())
+    missing = [f for f in folders if not f.is_dir()]
+    if missing or not folders:
+        raise ConfigError(f"{missing[0] if missing else root}: no recorded rows here (`ferkit papers run` writes them)")
     out: list[Path] = []
     for folder in folders:
-        for csv_path in sorted(folder.rglob("metrics.csv")):
+        def recorded(name: str) -> list[Path]:      # not in a killed evaluation's temporary folder
+            return [f for f in sorted(folder.rglob(name)) if not any(part.startswith(".") for part in
+                                                                      f.relative_to(folder).parts)]
+
+        for csv_path in recorded("metrics.csv"):
             rows = read_epoch_metrics(csv_path)
             if rows:
                 out.append(plot_training_curves(rows, csv_path.with_name("curves.png"), title=csv_path.parent.name))
-        for metrics in sorted(folder.rglob("metrics.json")):
+        for metrics in recorded("metrics.json"):
             out += draw_figures(metrics.parent)
         if say:
             say(f"ferkit: drew the figures of {folder}")

@@ -252,6 +252,11 @@ class TrainConfig:
     def total_epochs(self) -> int:
         return sum(p.epochs for p in self.resolved_phases())
 
+    @property
+    def planned_epochs(self) -> int:
+        """The epochs a run trains: its phases' sum, cut at ``trainer.max_epochs`` when there are phases."""
+        return min(self.total_epochs, self.trainer.max_epochs) if self.phases else self.total_epochs
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
