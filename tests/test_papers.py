@@ -398,6 +398,22 @@ def test_region_voting_rows_of_region_trained_runs_and_a_shipped_model(tmp_path,
     assert link in table and "(not trained)" not in line
     assert re.search(r"\| majority voting \| vote \(members not trained: inception_v3, resnet50, spp_net\) \|", table)
 
+    # the table again, with the run folders here: the ensembles' rows are reused (their members' weights are
+    # unchanged), none is built (its weights fitted) or measured again
+    import ferkit.ensemble
+
+    stamps = {p: p.stat().st_mtime_ns for p in (reports / "paper2").rglob("metrics.json")}
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("an unchanged ensemble was built again")
+
+    with monkeypatch.context() as m:
+        m.setattr(ferkit.ensemble, "build_ensemble", refuse)
+        assert main(["papers", "table", "paper2", *args]) == 0
+    voting = [ln for ln in table.splitlines() if ln.startswith("| facial-region voting")]
+    assert len(voting) >= 4 and set(voting) <= set(capsys.readouterr().out.splitlines())
+    assert {p: p.stat().st_mtime_ns for p in (reports / "paper2").rglob("metrics.json")} == stamps
+
     # a fresh clone (no run folders) keeps the recorded region-voting rows, but not once a member's row
     # records other weights than those the ensemble was measured with
     runs.rename(tmp_path / "elsewhere")

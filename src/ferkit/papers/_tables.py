@@ -214,6 +214,18 @@ def _ensemble_row(paper: Paper, ens: PaperEnsemble, states: dict[str, RunState |
         status = (f"members not trained: {', '.join(untrained)}" if untrained
                   else f"member run folders not on this machine: {', '.join(missing)}")
         return recorded or {**row, "status": status}
+    eval_key = {"sha256": [run_rows[m]["eval_key"]["sha256"] if m in states else resolve(m).sha256
+                           for m in ens.members],     # the members' rows hashed their weights
+                "limit": limit, "method": ens.method, "fit": ens.fit, "fit_split": ens.fit_split}
+    status = "partial" if any(not states[m].complete for m in runs) else "complete"   # type: ignore[union-attr]
+    done = read_json(row_dir / "row.json", _not_reused) or {}
+    if done.get("eval_key") == eval_key and "weights" in done:    # the same members: nothing to fit or measure
+        metrics = {ev.key: _read_metrics(row_dir / ev.key) for ev in paper.evals}
+        if all(m is not None for m in metrics.values()):
+            row.update(status=status, eval_key=eval_key, weights=done["weights"])
+            if done.get("status") != status:
+                atomic_write_text(row_dir / "row.json", json.dumps(row, indent=2) + "\n")
+            return {**row, "metrics": metrics}
     from ferkit.ensemble import build_ensemble
 
     folders = [str(states[m].folder) if m in states else m for m in ens.members]   # type: ignore[union-attr]
@@ -221,13 +233,9 @@ def _ensemble_row(paper: Paper, ens: PaperEnsemble, states: dict[str, RunState |
     ensemble = build_ensemble(folders, ens.method, fit=ens.fit, data=data.data, format=data.format,
                               split=ens.fit_split or "PublicTest", limit=limit, name=f"{paper.key}_{ens.key}")
     row_dir.mkdir(parents=True, exist_ok=True)
-    eval_key = {"sha256": [run_rows[m]["eval_key"]["sha256"] if m in states else resolve(m).sha256
-                           for m in ens.members],     # the members' rows hashed their weights
-                "limit": limit, "method": ens.method, "fit": ens.fit, "fit_split": ens.fit_split}
     metrics = _evaluate_row(ensemble, row_dir, paper, eval_key, limit, say,
                             counters=ensemble[0].region_stats if ens.method == "regions" else None)
-    partial = any(not states[m].complete for m in runs)   # type: ignore[union-attr]
-    row.update(status="partial" if partial else "complete", eval_key=eval_key, weights=ensemble[0].weights)
+    row.update(status=status, eval_key=eval_key, weights=ensemble[0].weights)
     atomic_write_text(row_dir / "row.json", json.dumps(row, indent=2) + "\n")
     return {**row, "metrics": metrics}
 
