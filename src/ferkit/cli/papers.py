@@ -35,8 +35,8 @@ _DEFAULTS = {"recipe": "auto", "runs_dir": "runs/papers", "reports_dir": "report
 
 def _after_parse(parser: argparse.ArgumentParser, a: argparse.Namespace, extra: list[str]) -> None:
     _paper_last(parser, a, extra)
-    unused = [f"--{dest.replace('_', '-')}" for dest in ("runs", "recipe", "pretrained", "runs_dir", "reports_dir",
-                                                          "set", "out", "missing", "limit", "update_docs")
+    options = dict.fromkeys(dest for uses in _USES.values() for dest in uses)     # every option, once
+    unused = [f"--{dest.replace('_', '-')}" for dest in options
               if dest not in _USES[a.action] and getattr(a, dest) != _DEFAULTS.get(dest)]
     if a.action == "list" and a.paper is not None:
         unused.insert(0, a.paper)
