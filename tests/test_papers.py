@@ -150,6 +150,33 @@ def test_a_run_stopped_early_is_complete_by_its_own_metric(tmp_path):
         assert state.complete is complete and state.epochs_done == len(losses) < state.epochs_planned, losses
 
 
+def test_damaged_records_are_one_line(tmp_path, capsys, caplog):
+    """A run folder's unreadable machine.json is named in one warning (the run still counts, its machine
+    unknown); a damaged <paper>.json and a missing reports folder are one-line errors naming the path."""
+    p = PAPERS["paper4"]
+    cfg = recipe_config(p, p.run("resnet18"), "scratch48", tmp_path)
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "metrics.csv").write_text("epoch,val_acc,epoch_time_s\n0,0.3,10\n")
+    (folder / "machine.json").write_text("{cut short")
+    with caplog.at_level(logging.WARNING, logger="ferkit"):
+        state = run_state(folder, cfg)
+    assert state.machine is None and state.epochs_done == 1
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 1 and warned[0].startswith(f"{folder / 'machine.json'}: not readable JSON")
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    (reports / "paper1.json").write_text("[]")
+    assert main(["papers", "table", "paper4", "--reports-dir", str(reports), "--runs-dir", str(tmp_path / "none"),
+                 "--recipe", "scratch48"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"ferkit: error: {reports / 'paper1.json'}: not a ferkit-paper/1 table "
+                   "(`ferkit papers table paper1` writes it again)"]
+    assert main(["papers", "figures", "--reports-dir", str(tmp_path / "nothing")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"ferkit: error: {tmp_path / 'nothing'}: no recorded rows here (`ferkit papers run` writes them)"]
+
+
 def test_papers_config_writes_each_runs_training_config(tmp_path, capsys):
     """`ferkit papers config`: the configs `ferkit papers run` trains (with the overrides a recorded row was
     trained with), as YAML to train elsewhere; --missing leaves out the runs the tables have."""
