@@ -2,11 +2,14 @@
 FER2013 faces, reused without retraining, and the ImageNet recipe runs from a TORCH_HOME cache."""
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import os
 import re
+import shutil
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -248,6 +251,18 @@ def test_papers_config_writes_each_runs_training_config(tmp_path, capsys):
                              "x" if stale and m != "resnet50" else shas[m] for m in ens.members]}})
     stale = set(p1.ensembles[1].members)
     assert missing_runs() == [f"paper1_{k}_scratch48" for k in p1.run_keys if k in stale]
+    # ... unless the run's row recorded its outputs (what its ensembles are measured from) with its weights
+    from ferkit.papers._outputs import MemberOutputs, member_needs, write_outputs
+
+    recorded, other = sorted(stale)
+    views, sets = member_needs(p1, recorded)
+    probs = {s.key: {v: np.full((2, 8), 1 / 8) for v in views} for s in sets}
+    ids = {s.key: np.array(["a.png", "b.png"]) for s in sets}
+    outputs = MemberOutputs(recorded, shas[recorded], None, ["c"] * 8, None, ids, probs, {})
+    write_outputs(outputs, reports / "paper1" / recorded)
+    assert missing_runs() == [f"paper1_{other}_scratch48"]
+    write_outputs(MemberOutputs(**{**vars(outputs), "sha256": "other weights"}), reports / "paper1" / recorded)
+    assert missing_runs() == [f"paper1_{k}_scratch48" for k in p1.run_keys if k in stale]
     for bad in (["--runs", "resnet18"], ["--pretrained", "resnet18=x.pth"]):
         assert main(["papers", "config", *bad]) == 2
         assert f"{bad[0]} needs a paper" in capsys.readouterr().err
@@ -425,27 +440,57 @@ def test_region_voting_rows_of_region_trained_runs_and_a_shipped_model(tmp_path,
     assert link in table and "(not trained)" not in line
     assert re.search(r"\| majority voting \| vote \(members not trained: inception_v3, resnet50, spp_net\) \|", table)
 
+    # each run row recorded its outputs on the views it votes on, and the row measured from them is the
+    # Ensemble module's: the same members through ferkit.ensemble, evaluated as one model
+    from ferkit.ensemble import build_ensemble
+    from ferkit.evaluate import run_evaluation
+    from ferkit.papers._outputs import read_outputs
+
+    face = read_outputs(reports / "paper2" / "vgg_face", print)
+    mouth_out = read_outputs(reports / "paper2" / "vgg_mouth", print)
+    assert sorted(face.probs["test"]) == ["face"] and sorted(mouth_out.probs["test"]) == ["mouth"]
+    assert set(face.probs) == {"test", "ferplus_test", "private", "fit_PublicTest"} and len(face.ids["test"]) == 60
+    folders = [str(next(runs.glob(f"paper2_{key}_scratch48-*"))) for key in keys[1:]]
+    module = build_ensemble(["vgg_fer.w15_fer2013", *folders], "regions")
+    direct = run_evaluation(module, "../shared/data/fer2013", "fer2013-folder", "PrivateTest", limit=60, prior="train")
+    with (row / "private" / "predictions.csv").open() as f:
+        recorded = {r["file"]: r["predicted"] for r in csv.DictReader(f)}
+    assert sorted(recorded) == sorted(direct.faces.ids)
+    differ = [i for i, c in zip(direct.faces.ids, direct.y_pred) if recorded[i] != direct.classes[c]]
+    assert len(differ) <= 1, differ         # the outputs are float16: a near tie at most
+
     # the table again, with the run folders here: the ensembles' rows are reused (their members' weights are
-    # unchanged), none is built (its weights fitted) or measured again
-    import ferkit.ensemble
+    # unchanged), no model runs, no weights are fitted
+    import ferkit.ensemble.voting
+    import ferkit.evaluate.inference
 
     stamps = {p: p.stat().st_mtime_ns for p in (reports / "paper2").rglob("metrics.json")}
+    outputs = {p: p.stat().st_mtime_ns for p in (reports / "paper2").rglob("outputs.npz")}
+    assert len(outputs) == 6
 
     def refuse(*_args, **_kwargs):
-        raise AssertionError("an unchanged ensemble was built again")
+        raise AssertionError("a model ran or an unchanged ensemble was fitted again")
 
     with monkeypatch.context() as m:
-        m.setattr(ferkit.ensemble, "build_ensemble", refuse)
+        m.setattr(ferkit.ensemble.voting, "fit_weights", refuse)
+        m.setattr(ferkit.evaluate.inference, "predict_logits", refuse)
         assert main(["papers", "table", "paper2", *args]) == 0
     voting = [ln for ln in table.splitlines() if ln.startswith("| facial-region voting")]
     assert len(voting) >= 4 and set(voting) <= set(capsys.readouterr().out.splitlines())
     assert {p: p.stat().st_mtime_ns for p in (reports / "paper2").rglob("metrics.json")} == stamps
+    assert {p: p.stat().st_mtime_ns for p in (reports / "paper2").rglob("outputs.npz")} == outputs
 
-    # a fresh clone (no run folders) keeps the recorded region-voting rows, but not once a member's row
-    # records other weights than those the ensemble was measured with
+    # a fresh clone (no run folders) keeps the recorded region-voting rows, and measures an ensemble row
+    # again from its members' recorded outputs (the shipped member's computed): the same figures
     runs.rename(tmp_path / "elsewhere")
     assert main(["papers", "table", "paper2", *args]) == 0
     assert link in capsys.readouterr().out
+    shutil.rmtree(row)
+    assert main(["papers", "table", "paper2", *args]) == 0
+    assert link in capsys.readouterr().out
+    again = json.loads((row / "private" / "metrics.json").read_text())
+    assert again["confusion"] == private["confusion"] and again["region_landmarks"] == private["region_landmarks"]
+    # ... but not once a member's row records other weights than those its outputs were recorded with
     mouth = reports / "paper2" / "vgg_mouth" / "row.json"
     doc = json.loads(mouth.read_text())
     doc["eval_key"]["sha256"] = "0" * 64
@@ -453,4 +498,4 @@ def test_region_voting_rows_of_region_trained_runs_and_a_shipped_model(tmp_path,
     assert main(["papers", "table", "paper2", *args]) == 0
     again = capsys.readouterr().out
     line = next(ln for ln in again.splitlines() if ln.startswith("| facial-region voting (shipped"))
-    assert link not in again and "member run folders not on this machine: vgg_left_eye" in line
+    assert link not in again and "outputs not recorded (their run folders are not on this machine): vgg_mouth)" in line

@@ -15,7 +15,7 @@ all, with each member and its test-time augmentation, in one table.
 from __future__ import annotations
 
 from ferkit.data.regions import REGIONS, crop_landmarks, region_boxes
-from ferkit.ensemble._build import build_ensemble, load_members, member_probabilities
+from ferkit.ensemble._build import build_ensemble, labelled_faces, labels_in, load_members, member_probabilities
 from ferkit.ensemble.voting import (
     METHODS,
     OBJECTIVES,
@@ -37,7 +37,7 @@ from ferkit.models import (
 
 __all__ = [
     "ENSEMBLE_FORMAT", "METHODS", "OBJECTIVES", "REGIONS", "Ensemble", "build_ensemble", "crop_landmarks",
-    "ensemble_input", "ensemble_meta", "fit_stacking", "fit_weights", "is_ensemble_json", "load_ensemble",
-    "load_members", "majority_vote", "member_probabilities", "region_boxes", "save_ensemble", "soft_vote",
-    "stack_logits",
+    "ensemble_input", "ensemble_meta", "fit_stacking", "fit_weights", "is_ensemble_json", "labelled_faces",
+    "labels_in", "load_ensemble", "load_members", "majority_vote", "member_probabilities", "region_boxes",
+    "save_ensemble", "soft_vote", "stack_logits",
 ]

@@ -15,6 +15,8 @@ API:
   ``ferkit predict`` does; ``groups`` resamples groups of images in the bootstrap)
 - ``bootstrap_ci(y_true, y_pred, classes, *, groups=None, n_boot=1000, seed=0) -> dict``
 - ``run_evaluation(...) -> Evaluation`` (same inputs, no files; metrics plus predictions)
+- ``evaluation_of_probs(probs, model_classes, faces_info, ident, *, label) -> Evaluation`` (probabilities
+  computed elsewhere, such as an ensemble combined from its members' recorded outputs, measured alike)
 - ``compute_metrics(y_true, probs, classes) -> dict``, ``expected_calibration_error(y_true, probs)``
 - ``compare(models, data=None, format="auto", split=None, classes=None, *, tta, limit, batch_size,
   device, latency_runs=30, throughput_runs=3) -> list[dict]``, ``compare_markdown(rows) -> str``,
@@ -94,6 +96,7 @@ from typing import Any
 _LAZY = {
     "evaluate": "ferkit.evaluate.runner",
     "run_evaluation": "ferkit.evaluate.runner",
+    "evaluation_of_probs": "ferkit.evaluate.runner",
     "load_eval_data": "ferkit.evaluate.runner",
     "Evaluation": "ferkit.evaluate.runner",
     "SCHEMA": "ferkit.evaluate.runner",

@@ -27,7 +27,8 @@ from ferkit.data.labels import parse_class_list
 from ferkit.errors import ConfigError, DataError, FerkitError
 from ferkit.evaluate.tta import TTA_MODES, tta_views
 
-__all__ = ["DEFAULT_SPLITS", "SCHEMA", "Evaluation", "default_split", "evaluate", "load_eval_data", "run_evaluation"]
+__all__ = ["DEFAULT_SPLITS", "SCHEMA", "Evaluation", "default_split", "evaluate", "evaluation_of_probs",
+           "load_eval_data", "run_evaluation"]
 
 #: value of the ``schema`` key of metrics.json; bumped when a key is renamed or removed
 SCHEMA = "ferkit-metrics/1"
@@ -245,7 +246,6 @@ def run_evaluation(
     faces, info = faces_info or load_eval_data(data, format, split, classes, limit=limit, label_mode=label_mode)
     faces = _with_groups(faces, groups)  # a file name the regex misses fails here, before the model loads
 
-    from ferkit import __version__
     from ferkit.evaluate.inference import resolve_device
 
     dev = resolve_device(device)
@@ -266,14 +266,62 @@ def run_evaluation(
             net, meta, faces, eval_classes, columns, temp, detect, batch_size, dev, progress, prior)
     ev = Evaluation(metrics={}, classes=list(eval_classes), y_true=faces.labels.copy(), probs=probs, logits=logits,
                     columns=columns, faces=faces, model=net, meta=meta, label=label, **extra)
-    info = dict(info, classes=list(eval_classes), notes=info["notes"] + notes)
-    ev.metrics = {
+    ev.metrics = _metrics_doc(ev, ident, dict(info, notes=info["notes"] + notes), restriction, m, tta=tta, temp=temp,
+                              prior=prior, groups=groups, n_boot=n_boot, detect=detect,
+                              timing={"seconds": round(seconds, 3),
+                                      "images_per_s": round(len(faces) / max(seconds, 1e-9), 1),
+                                      "device": str(dev), "batch_size": batch_size})
+    return ev
+
+
+def evaluation_of_probs(
+    probs: np.ndarray, model_classes: Sequence[str], faces_info: tuple[FaceSet, dict[str, Any]], ident: dict[str, Any],
+    *, label: str, prior: Any = "train", n_boot: int = 1000, seconds: float = 0.0,
+) -> Evaluation:
+    """An :class:`Evaluation` of probabilities computed elsewhere, such as an ensemble combined from its
+    members' recorded outputs: ``probs`` (K, len(model_classes)) for the K images of ``faces_info``
+    (:func:`load_eval_data`), in their order. The data and the classes are aligned as for a model
+    (the argmax restricted to the classes both have, each row renormalised over them); ``ident`` is
+    the ``model`` block of metrics.json (``name`` and ``classes`` at least); ``seconds``, the time the
+    probabilities took."""
+    from ferkit.evaluate.metrics import compute_metrics
+
+    faces, info = faces_info
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.shape != (len(faces), len(model_classes)):
+        raise ConfigError(f"{ident['name']}: {probs.shape} probabilities for {len(faces)} images "
+                          f"and {len(model_classes)} classes")
+    lacking = [c for c in faces.classes if c not in model_classes]
+    if lacking:             # the alignment would leave those images out, and ``probs`` would not fit
+        raise ConfigError(f"{ident['name']}: the data set's class {', '.join(lacking)} is not the model's; "
+                          "leave its images out first")
+    faces, eval_classes, restriction = _align_classes(faces, list(model_classes), info["classes_requested"],
+                                                      ident["name"])
+    columns = [list(model_classes).index(c) for c in eval_classes]
+    p = probs[:, columns]
+    p = p / np.clip(p.sum(1, keepdims=True), 1e-12, None)
+    ev = Evaluation(metrics={}, classes=list(eval_classes), y_true=faces.labels.copy(), probs=p,
+                    logits=np.log(np.clip(probs, 1e-12, None))[:, None], columns=columns, faces=faces, label=label)
+    timing = {"seconds": round(seconds, 3), "images_per_s": round(len(p) / max(seconds, 1e-9), 1), "device": "cpu",
+              "batch_size": None}
+    ev.metrics = _metrics_doc(ev, ident, info, restriction, compute_metrics(faces.labels, p, eval_classes),
+                              tta="none", temp=1.0, prior=prior, groups=None, n_boot=n_boot, detect=None, timing=timing)
+    return ev
+
+
+def _metrics_doc(ev: Evaluation, ident: dict[str, Any], info: dict[str, Any], restriction: dict[str, Any],
+                 m: dict[str, Any], *, tta: str, temp: float, prior: Any, groups: str | None, n_boot: int,
+                 detect: str | None, timing: dict[str, Any] | None) -> dict[str, Any]:
+    """metrics.json of an evaluation: one place for its fields, whatever computed the probabilities."""
+    from ferkit import __version__
+
+    return {
         "schema": SCHEMA,
         "ferkit_version": __version__,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "model": ident,
-        "dataset": info,
-        "classes": list(eval_classes),
+        "dataset": dict(info, classes=list(ev.classes)),
+        "classes": list(ev.classes),
         "class_restriction": restriction,
         "tta": tta,
         "tta_views": tta_views(tta),
@@ -293,15 +341,13 @@ def run_evaluation(
         "per_class": m["per_class"],
         "confusion": m["confusion"],
         "reliability": m["reliability"],
-        "ci95": _ci95(faces, ev.y_pred, eval_classes, groups, n_boot),
+        "ci95": _ci95(ev.faces, ev.y_pred, ev.classes, groups, n_boot),
         "detector": detect,
         "n_no_face": None if ev.found is None else int((~ev.found).sum()),
-        "no_face_files": None if ev.found is None else [str(f) for f in faces.ids[~ev.found]],
-        "timing": {"seconds": round(seconds, 3), "images_per_s": round(len(faces) / max(seconds, 1e-9), 1),
-                   "device": str(dev), "batch_size": batch_size},
+        "no_face_files": None if ev.found is None else [str(f) for f in ev.faces.ids[~ev.found]],
+        "timing": timing,
         "output_dir": None,
     }
-    return ev
 
 
 def _classify_crops(

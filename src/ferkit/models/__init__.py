@@ -86,6 +86,7 @@ _LAZY = {
     "onnx_paths": "_onnx",
     "probabilities": "_onnx",
     "read_state_dict": "_pretrained",
+    "region_vote": "_combine",
     "read_json": "_files",
     "read_onnx_meta": "_onnx",
     "register_model": "_registry",
@@ -96,6 +97,7 @@ _LAZY = {
     "sha256_file": "_files",
     "soft_vote": "_combine",
     "stack_logits": "_combine",
+    "voting_views": "_combine",
 }
 
 
@@ -152,6 +154,7 @@ __all__ = [
     "open_onnx",
     "read_onnx_meta",
     "read_state_dict",
+    "region_vote",
     "register_model",
     "resolve",
     "resolve_model_path",
@@ -164,4 +167,5 @@ __all__ = [
     "shipped_onnx",
     "soft_vote",
     "stack_logits",
+    "voting_views",
 ]

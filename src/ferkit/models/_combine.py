@@ -17,7 +17,7 @@ from torch import Tensor
 
 from ferkit.errors import ConfigError
 
-__all__ = ["METHODS", "PROB_FLOOR", "majority_vote", "soft_vote", "stack_logits"]
+__all__ = ["METHODS", "PROB_FLOOR", "majority_vote", "region_vote", "soft_vote", "stack_logits", "voting_views"]
 
 #: how an ensemble combines its members (``regions`` = members x facial regions, majority or weighted)
 METHODS = ("soft", "vote", "stack", "regions")
@@ -63,6 +63,27 @@ def majority_vote(probs: Any) -> Tensor:
     m, _, c = probs.shape
     votes = torch.nn.functional.one_hot(probs.argmax(-1), c).sum(0).to(probs.dtype)
     return (votes + probs.mean(0)) / (m + 1)
+
+
+def voting_views(regions: Sequence[str | None], views: Sequence[str]) -> list[tuple[str, ...]]:
+    """The views each member of a ``regions`` ensemble votes on, given each member's trained region
+    (None: whole faces) and the ``views`` in order (``ferkit.data.regions.REGIONS``, the face first): a
+    region member votes on its region only; a whole-face member on the face and on each region no member
+    was trained on (with only whole-face members, every view; with a member for each region, the face
+    alone: a region is judged by the models that learnt it)."""
+    learnt = {r for r in regions if r is not None}
+    face_views = tuple(v for v in views if v == views[0] or v not in learnt)
+    return [face_views if r is None else (r,) for r in regions]
+
+
+def region_vote(votes: Sequence[Any], weights: Sequence[float] | None = None) -> Tensor:
+    """``regions`` voting over each member's ``(V_m, N, C)`` probabilities on the views it votes on
+    (:func:`voting_views`): hard majority over every (member, view) pair, or with ``weights`` the
+    weighted average of each member's mean over its views. ``(N, C)``."""
+    votes = [_as_tensor(v) for v in votes]
+    if weights is not None:
+        return soft_vote(torch.stack([v.mean(0) for v in votes]), weights)
+    return majority_vote(torch.cat(votes))
 
 
 def stack_logits(probs: Any, coef: Any, intercept: Any) -> Tensor:

@@ -23,7 +23,7 @@ from torch.nn import functional as F
 
 from ferkit.data.regions import REGIONS, cut_regions
 from ferkit.errors import ConfigError
-from ferkit.models._combine import METHODS, majority_vote, soft_vote, stack_logits
+from ferkit.models._combine import METHODS, majority_vote, region_vote, soft_vote, stack_logits, voting_views
 from ferkit.models._onnx import LUMA
 
 __all__ = ["Ensemble", "ensemble_input"]
@@ -144,32 +144,29 @@ class Ensemble(nn.Module):
         self.region_stats["fallback"] += int((~found).sum())
         return views
 
-    def _region_votes(self, x: Tensor) -> list[Tensor]:
-        """Each member's ``(V, N, C)`` probabilities on the views it votes on. A member trained on one
-        region (``RegionNet``) votes on that region only; a member trained on whole faces votes on the
-        face and on each region that no member was trained on (so with only whole-face members, on
-        every view; with a member for each region, on the face alone: a region is judged by the
-        models that learnt it)."""
+    def region_votes(self, x: Tensor) -> list[Tensor]:
+        """Each member's ``(V, N, C)`` probabilities on the views it votes on (``voting_views``)."""
         views = self.region_views(x)                            # (R, N, C, H, W)
         n = views.shape[1]
-        learnt = {m.region for m in self.members if m.region is not None}
-        face_views = [i for i, name in enumerate(REGIONS) if name == "face" or name not in learnt]
         votes = []
-        for member, order in zip(self.members, self._orders):
+        for member, order, names in zip(self.members, self._orders, self.voting_views):
             if member.region is None:
-                votes.append(member(views[face_views].flatten(0, 1))[:, order].reshape(len(face_views), n, -1))
+                at = [REGIONS.index(v) for v in names]
+                votes.append(member(views[at].flatten(0, 1))[:, order].reshape(len(at), n, -1))
             else:
                 votes.append(member(views[REGIONS.index(member.region)], cut=False)[:, order][None])
         return votes
 
+    @property
+    def voting_views(self) -> list[tuple[str, ...]]:
+        """The views (``REGIONS`` names) each member votes on in ``regions``."""
+        return voting_views([m.region for m in self.members], REGIONS)
+
     def region_member_probs(self, x: Tensor) -> Tensor:
         """``(M, N, C)``: each member's probabilities averaged over the views it votes on in ``regions``
         (what ``regions`` weights are fitted on)."""
-        return torch.stack([v.mean(0) for v in self._region_votes(x)])
+        return torch.stack([v.mean(0) for v in self.region_votes(x)])
 
     def _regions(self, x: Tensor) -> Tensor:
         """Majority over (member, view) pairs, or with ``weights`` their weighted average per member."""
-        votes = self._region_votes(x)
-        if self.weights is not None:
-            return soft_vote(torch.stack([v.mean(0) for v in votes]).double(), self.weights).float()
-        return majority_vote(torch.cat(votes).double()).float()
+        return region_vote([v.double() for v in self.region_votes(x)], self.weights).float()

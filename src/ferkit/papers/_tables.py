@@ -7,7 +7,9 @@ training curves and ``metrics.csv`` copied from the run, and one ``ferkit evalua
 per evaluation set (``metrics.json``, ``report.md``, confusion matrix, ROC curves). A row's
 evaluation is reused while the sha256 of its weights and the evaluation settings are unchanged.
 A row whose run folders are not here (``runs/`` stays out of the repository) keeps what its folder
-recorded, so that a fresh clone rebuilds the same tables without retraining.
+recorded, so that a fresh clone rebuilds the same tables without retraining. A run that is a member
+of an ensemble also records its outputs there (``outputs.npz``, :mod:`ferkit.papers._outputs`), and
+an ensemble row is combined from its members' outputs, never from their run folders.
 """
 from __future__ import annotations
 
@@ -23,7 +25,16 @@ from ferkit import _docblock
 from ferkit._fileio import atomic_write_text
 from ferkit.errors import ConfigError
 from ferkit.models import read_json, sha256_file
-from ferkit.papers._catalog import GAP_POINTS, Paper, PaperEnsemble, PaperModel, PaperRun, get_paper
+from ferkit.papers._catalog import GAP_POINTS, EvalSet, Paper, PaperEnsemble, PaperModel, PaperRun, get_paper
+from ferkit.papers._outputs import (
+    MemberOutputs,
+    combine_outputs,
+    compute_outputs,
+    member_needs,
+    outputs_usable,
+    read_outputs,
+    write_outputs,
+)
 from ferkit.papers._runs import RunState, choose_recipe, find_run, recipe_config, run_state, train_run
 from ferkit.train.config import TrainConfig
 
@@ -56,37 +67,46 @@ def _read_metrics(folder: Path) -> dict[str, Any] | None:
     return None if metrics is None else {**metrics, "output_dir": str(folder)}
 
 
+def _write_set(row_dir: Path, ev: EvalSet, write: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
+    """Evaluation set ``ev``'s report folder in ``row_dir``, written by ``write(folder)`` (which returns its
+    metrics) into a temporary folder and then moved into place."""
+    _remove_stale(row_dir, ev)
+    folder = row_dir / ev.key
+    tmp = row_dir / f".{ev.key}.new-{os.getpid()}"
+    metrics = write(tmp)
+    metrics["output_dir"] = str(folder)     # where it will be, not the temporary folder
+    atomic_write_text(tmp / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    old = row_dir / f".{ev.key}.old-{os.getpid()}"
+    if folder.exists():     # the evaluation of other weights (ferkit's own report folder), moved aside
+        os.rename(folder, old)
+    os.rename(tmp, folder)
+    shutil.rmtree(old, ignore_errors=True)
+    return metrics
+
+
+def _remove_stale(row_dir: Path, ev: EvalSet) -> None:
+    """What a killed evaluation of ``ev`` was writing in ``row_dir``."""
+    for stale in row_dir.glob(f".{ev.key}.*-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
 def _evaluate_row(model: Any, row_dir: Path, paper: Paper, key: dict[str, Any], limit: int | None,
-                  say: Say, counters: dict[str, int] | None = None) -> dict[str, dict[str, Any]]:
-    """metrics.json of each evaluation set; reused while ``key`` (weights and settings) is unchanged.
-    ``counters`` (a region ensemble's dlib counts, updated as it runs): what each evaluation set
-    added is recorded in its metrics.json as ``region_landmarks``."""
+                  say: Say) -> dict[str, dict[str, Any]]:
+    """metrics.json of each evaluation set; reused while ``key`` (weights and settings) is unchanged."""
     from ferkit.evaluate import evaluate
 
     same = (read_json(row_dir / "row.json", _not_reused) or {}).get("eval_key") == key
     out = {}
     for ev in paper.evals:
-        for stale in row_dir.glob(f".{ev.key}.*-*"):      # what a killed evaluation was writing
-            shutil.rmtree(stale, ignore_errors=True)
-        folder = row_dir / ev.key
-        cached = _read_metrics(folder) if same else None
+        _remove_stale(row_dir, ev)
+        cached = _read_metrics(row_dir / ev.key) if same else None
         if cached is not None:
             out[ev.key] = cached
             continue
         say(f"ferkit: evaluating {row_dir.name} on {ev.title}")
-        tmp = row_dir / f".{ev.key}.new-{os.getpid()}"
-        before = dict(counters or {})
         # the models as trained (prior train), as the papers compare them, whatever prior a shipped one uses
-        out[ev.key] = evaluate(model, ev.data, ev.format, ev.split, out=tmp, limit=limit, grid=16, prior="train")
-        if counters is not None:
-            out[ev.key]["region_landmarks"] = {k: v - before[k] for k, v in counters.items()}
-        out[ev.key]["output_dir"] = str(folder)     # where it will be, not the temporary folder
-        atomic_write_text(tmp / "metrics.json", json.dumps(out[ev.key], indent=2) + "\n")
-        old = row_dir / f".{ev.key}.old-{os.getpid()}"
-        if folder.exists():     # the evaluation of other weights (ferkit's own report folder), moved aside
-            os.rename(folder, old)
-        os.rename(tmp, folder)
-        shutil.rmtree(old, ignore_errors=True)
+        out[ev.key] = _write_set(row_dir, ev, lambda tmp, ev=ev: evaluate(
+            model, ev.data, ev.format, ev.split, out=tmp, limit=limit, grid=16, prior="train"))
     return out
 
 
@@ -135,6 +155,9 @@ def _run_row(paper: Paper, key: str, state: RunState | None, recipe: str, row_di
     row_dir.mkdir(parents=True, exist_ok=True)
     eval_key = {"sha256": sha256_file(model), "limit": limit}
     metrics = _evaluate_row(str(state.folder), row_dir, paper, eval_key, limit, say)
+    views, sets = member_needs(paper, key)
+    if views and not outputs_usable(read_outputs(row_dir, log.warning), eval_key["sha256"], limit, views, sets):
+        write_outputs(compute_outputs(str(state.folder), eval_key["sha256"], views, sets, limit, say), row_dir)
     for name in ("curves.png", "metrics.csv"):
         _copy(state.folder / name, row_dir / name)
     row.update(status="complete" if state.complete else "partial", run=state.to_dict(), eval_key=eval_key)
@@ -190,34 +213,47 @@ def _recorded_ensemble(paper: Paper, ens: PaperEnsemble, row_dir: Path, limit: i
 
 def _runs_needing_folders(paper: Paper, reports_dir: Path) -> set[str]:
     """The runs of ``paper`` among the members of an ensemble that has no complete row recorded with its
-    members' weights: building it needs those members' run folders, a recorded row of each is not enough."""
+    members' weights, whose rows have not recorded their outputs (``outputs.npz``) with those weights:
+    recording them needs the run's folder."""
     rows = {k: read_json(reports_dir / paper.key / k / "row.json") or {} for k in paper.run_keys}
     return {m for ens in paper.ensembles
             if (_recorded_ensemble(paper, ens, reports_dir / paper.key / ens.key, None, rows, warn=False)
                 or {}).get("status") != "complete"
-            for m in ens.members}
+            for m in ens.members if m in rows and not _outputs_of(paper, m, rows[m], reports_dir / paper.key, None)}
 
 
-def _ensemble_row(paper: Paper, ens: PaperEnsemble, states: dict[str, RunState | None],
-                  run_rows: dict[str, dict[str, Any]], row_dir: Path, limit: int | None, say: Say) -> dict[str, Any]:
-    """An ensemble of the paper's runs (``states``, their rows ``run_rows``) and of shipped models
-    (members not among the runs). Without the members' run folders, the row recorded in ``row_dir``
-    is kept only if it was measured with the weights the members' rows record now."""
+def _outputs_of(paper: Paper, member: str, row: dict[str, Any], paper_dir: Path, limit: int | None,
+                ) -> MemberOutputs | None:
+    """The outputs run ``member``'s row (``row``) recorded with its weights now, if they cover what its
+    paper's ensembles need; else None."""
+    views, sets = member_needs(paper, member)
+    out = read_outputs(paper_dir / member, log.warning)
+    sha = (row.get("eval_key") or {}).get("sha256")
+    return out if outputs_usable(out, sha, limit, views, sets) else None
+
+
+def _ensemble_row(paper: Paper, ens: PaperEnsemble, run_rows: dict[str, dict[str, Any]], row_dir: Path,
+                  limit: int | None, say: Say) -> dict[str, Any]:
+    """An ensemble of the paper's runs (their rows ``run_rows``, by key) and of shipped models (members
+    not among the runs), combined from the outputs each run's row recorded (:mod:`ferkit.papers._outputs`)
+    and a shipped member's computed here. Until every run member has recorded them with the weights its
+    row has now, the row recorded in ``row_dir`` is kept if it was measured with those weights."""
     from ferkit.models import resolve
 
     row = _ensemble_head(ens)
-    runs = [m for m in ens.members if m in states]
-    missing = [m for m in runs if states[m] is None or not states[m].has_model]
-    if missing:
+    runs = [m for m in ens.members if m in paper.run_keys]
+    untrained = [m for m in runs if run_rows[m].get("status") not in ("complete", "partial")]
+    outputs = {m: _outputs_of(paper, m, run_rows[m], row_dir.parent, limit) for m in runs if m not in untrained}
+    lacking = [m for m, out in outputs.items() if out is None]
+    if untrained or lacking:
         recorded = _recorded_ensemble(paper, ens, row_dir, limit, run_rows)
-        untrained = [m for m in missing if not run_rows[m].get("recorded")]
         status = (f"members not trained: {', '.join(untrained)}" if untrained
-                  else f"member run folders not on this machine: {', '.join(missing)}")
+                  else "members' outputs not recorded (their run folders are not on this machine): "
+                  + ", ".join(lacking))
         return recorded or {**row, "status": status}
-    eval_key = {"sha256": [run_rows[m]["eval_key"]["sha256"] if m in states else resolve(m).sha256
-                           for m in ens.members],     # the members' rows hashed their weights
-                "limit": limit, "method": ens.method, "fit": ens.fit, "fit_split": ens.fit_split}
-    status = "partial" if any(not states[m].complete for m in runs) else "complete"   # type: ignore[union-attr]
+    shas = [run_rows[m]["eval_key"]["sha256"] if m in runs else resolve(m).sha256 for m in ens.members]
+    eval_key = {"sha256": shas, "limit": limit, "method": ens.method, "fit": ens.fit, "fit_split": ens.fit_split}
+    status = "partial" if any(run_rows[m]["status"] == "partial" for m in runs) else "complete"
     done = read_json(row_dir / "row.json", _not_reused) or {}
     if done.get("eval_key") == eval_key and "weights" in done:    # the same members: nothing to fit or measure
         metrics = {ev.key: _read_metrics(row_dir / ev.key) for ev in paper.evals}
@@ -226,16 +262,23 @@ def _ensemble_row(paper: Paper, ens: PaperEnsemble, states: dict[str, RunState |
             if done.get("status") != status:
                 atomic_write_text(row_dir / "row.json", json.dumps(row, indent=2) + "\n")
             return {**row, "metrics": metrics}
-    from ferkit.ensemble import build_ensemble
-
-    folders = [str(states[m].folder) if m in states else m for m in ens.members]   # type: ignore[union-attr]
-    data = paper.evals[0]
-    ensemble = build_ensemble(folders, ens.method, fit=ens.fit, data=data.data, format=data.format,
-                              split=ens.fit_split or "PublicTest", limit=limit, name=f"{paper.key}_{ens.key}")
+    members = [outputs.get(m) or compute_outputs(m, sha, *member_needs(paper, m), limit, say)
+               for m, sha in zip(ens.members, shas)]
     row_dir.mkdir(parents=True, exist_ok=True)
-    metrics = _evaluate_row(ensemble, row_dir, paper, eval_key, limit, say,
-                            counters=ensemble[0].region_stats if ens.method == "regions" else None)
-    row.update(status=status, eval_key=eval_key, weights=ensemble[0].weights)
+    metrics: dict[str, dict[str, Any]] = {}
+
+    def measure(ev: EvalSet, evaluation: Any) -> None:
+        from ferkit.evaluate import write_eval_folder
+
+        def write(tmp: Path) -> dict[str, Any]:
+            write_eval_folder(evaluation, tmp, grid=16)
+            return evaluation.metrics
+
+        say(f"ferkit: measuring {row_dir.name} on {ev.title}")
+        metrics[ev.key] = _write_set(row_dir, ev, write)
+
+    weights = combine_outputs(paper, ens, members, limit, measure)
+    row.update(status=status, eval_key=eval_key, weights=weights)
     atomic_write_text(row_dir / "row.json", json.dumps(row, indent=2) + "\n")
     return {**row, "metrics": metrics}
 
@@ -262,19 +305,18 @@ def paper_report(
     p = get_paper(paper)
     pretrained = pretrained or {}
     out = Path(reports_dir)
-    states: dict[str, RunState | None] = {}
     rows = []
     for run, rec, ov, cfg, chosen in _run_configs(p, out, runs_dir, recipe, only, pretrained, overrides):
         wanted = train and chosen
         if wanted:
             say(f"ferkit: {paper} {run.key}: {rec} recipe, config {run.config}"
                 + (f", overrides {' '.join(ov)}" if ov else ""))
-        states[run.key] = train_run(cfg, runs_dir, train=wanted)
-        rows.append(_run_row(p, run.key, states[run.key], rec, out / paper / run.key, limit, ov, say))
+        state = train_run(cfg, runs_dir, train=wanted)
+        rows.append(_run_row(p, run.key, state, rec, out / paper / run.key, limit, ov, say))
     for shipped in p.shipped:
         rows.append(_shipped_row(p, shipped, out / paper / shipped.key, limit, say))
     for ens in p.ensembles:
-        rows.append(_ensemble_row(p, ens, states, {r["key"]: r for r in rows}, out / paper / ens.key, limit, say))
+        rows.append(_ensemble_row(p, ens, {r["key"]: r for r in rows}, out / paper / ens.key, limit, say))
     command = ["ferkit", "papers", "run", paper]
     if recipe != "auto":
         command += ["--recipe", recipe]

@@ -1,0 +1,251 @@
+"""What a paper's ensembles are measured from: each member's probabilities on every image.
+
+A run that is a member of one of its paper's ensembles records, beside its row, its probabilities on
+each image of the sets those ensembles are measured and fitted on (``outputs.npz``), on the views it
+votes on: its own region for a model trained on one, the face and, as a whole-face member of a region
+vote, each region it judges there (``ferkit.models.voting_views``). An ensemble row is then combined
+from these arrays with the ensemble's own rules (``soft_vote``, ``majority_vote``, ``region_vote``)
+and measured like a model (``ferkit.evaluate.evaluation_of_probs``), so its members need not be on
+one machine at one time: ``runs/`` is not kept, and one ResNet50 trains for hours on a CPU. A shipped
+member's outputs are computed when needed (its weights ship with ferkit).
+
+``outputs.npz`` holds, per set, the image ids and one float16 ``(images, classes)`` array per view, and
+a JSON ``meta`` (the sha256 of the weights, the ``limit``, the classes, the member's region, the
+views, and per set its data and dlib's landmark counts); it is read with ``allow_pickle=False``.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ferkit.errors import ConfigError
+from ferkit.papers._catalog import EvalSet, Paper, PaperEnsemble
+
+__all__ = ["OUTPUTS", "MemberOutputs", "combine_outputs", "compute_outputs", "member_needs", "outputs_usable",
+           "read_outputs", "write_outputs"]
+
+OUTPUTS = "outputs.npz"
+SCHEMA = "ferkit-outputs/1"
+Say = Callable[[str], None]
+
+
+def _region(paper: Paper, member: str) -> str | None:
+    """The facial region a member was trained on (a run's ``input.region`` override), else None."""
+    if member not in paper.run_keys:
+        return None                 # a shipped model: whole faces
+    run = paper.run(member)
+    return next((o.split("=", 1)[1] for o in (*run.scratch, *run.extra) if o.startswith("input.region=")), None)
+
+
+def _views(paper: Paper, ens: PaperEnsemble) -> list[tuple[str, ...]]:
+    """The views each member of ``ens`` votes on (a region member's own region, else the face)."""
+    from ferkit.data.regions import REGIONS
+    from ferkit.models import voting_views
+
+    regions = [_region(paper, m) for m in ens.members]
+    if ens.method == "regions":
+        return voting_views(regions, REGIONS)
+    return [(r or "face",) for r in regions]
+
+
+def _fit_set(paper: Paper, ens: PaperEnsemble) -> EvalSet | None:
+    """The set ``ens`` fits its weights on (its ``fit_split`` of the paper's first evaluation data)."""
+    if ens.fit is None or ens.fit_split is None:
+        return None
+    data = paper.evals[0]
+    return EvalSet(f"fit_{ens.fit_split}", f"{ens.fit_split} (fitting)", data.data, data.format, ens.fit_split)
+
+
+def member_needs(paper: Paper, member: str) -> tuple[tuple[str, ...], tuple[EvalSet, ...]]:
+    """The views and the sets ``member`` records outputs on: what every ensemble of ``paper`` it is
+    in votes with and is measured or fitted on; no views when it is in none."""
+    views: list[str] = []
+    sets = {}
+    for ens in paper.ensembles:
+        if member not in ens.members:
+            continue
+        for v in _views(paper, ens)[ens.members.index(member)]:
+            views += [] if v in views else [v]
+        for s in (*paper.evals, _fit_set(paper, ens)):
+            if s is not None:
+                sets[s.key] = s
+    return tuple(views), tuple(sets.values())
+
+
+@dataclass
+class MemberOutputs:
+    """One member's recorded probabilities: ``probs[set key][view]`` (images, classes) for the images
+    ``ids[set key]``, over ``classes``; ``landmarks[set key]`` dlib's counts where regions were cut."""
+    name: str
+    sha256: str
+    limit: int | None
+    classes: list[str]
+    region: str | None
+    ids: dict[str, np.ndarray]
+    probs: dict[str, dict[str, np.ndarray]]
+    landmarks: dict[str, dict[str, int]]
+
+    def covers(self, views: Sequence[str], sets: Sequence[EvalSet]) -> bool:
+        return all(s.key in self.probs and all(v in self.probs[s.key] for v in views) for s in sets)
+
+
+def compute_outputs(model: str, sha256: str, views: Sequence[str], sets: Sequence[EvalSet], limit: int | None,
+                    say: Say) -> MemberOutputs:
+    """``model``'s (a run folder or a shipped name; ``sha256`` of its weights) probabilities on ``views``
+    of every image of ``sets``, as ensemble members see them (``ferkit.models.Ensemble``: each member's
+    own preprocessing and temperature, a whole-face member's regions cut with dlib's landmarks)."""
+    import torch
+
+    from ferkit.ensemble import labelled_faces, load_members
+    from ferkit.evaluate.inference import predict_logits
+    from ferkit.models import Ensemble
+
+    (net, meta), = load_members([model])
+    ens = Ensemble([(net, meta)], "regions")
+    member = ens.members[0]
+    voted = ens.voting_views[0]     # a whole-face model alone: every view; a region model: its region
+    if any(v not in voted for v in views):
+        raise ConfigError(f"{model}: cannot record views {', '.join(views)} (a model trained on "
+                          f"{member.region or 'whole faces'} votes on {', '.join(voted)})")
+    cut = tuple(views) != ("face",)     # the face alone needs no landmarks
+
+    class _Views(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if cut:
+                v = ens.region_votes(x)[0][[voted.index(name) for name in views]]   # (V, N, C)
+            else:
+                v = ens.member_probs(x)
+            return v.permute(1, 0, 2).flatten(1)
+
+    out = MemberOutputs(str(meta.get("name") or model), sha256, limit, list(ens.classes),
+                        member.region, {}, {}, {})
+    for s in sets:
+        say(f"ferkit: recording {out.name}'s outputs on {s.title} ({', '.join(views)})")
+        faces, _ = labelled_faces(s.data, s.format, s.split, ens.classes, limit=limit)
+        before = dict(ens.region_stats)
+        with torch.inference_mode():
+            logits, kept = predict_logits(_Views().eval(), ens.input_cfg, faces, batch_size=128, device="cpu")
+        probs = logits[:, 0].reshape(len(kept), len(views), -1)
+        out.ids[s.key] = faces.ids[kept]
+        out.probs[s.key] = {v: probs[:, i] for i, v in enumerate(views)}
+        if cut:
+            out.landmarks[s.key] = {k: v - before[k] for k, v in ens.region_stats.items()}
+    return out
+
+
+def write_outputs(out: MemberOutputs, row_dir: Path) -> Path:
+    """``row_dir/outputs.npz``, written atomically (float16 probabilities: the vote and the fitted weights
+    do not need more)."""
+    from ferkit._fileio import atomic_path
+
+    meta = {"schema": SCHEMA, "name": out.name, "sha256": out.sha256, "limit": out.limit, "classes": out.classes,
+            "region": out.region, "sets": {k: {"landmarks": out.landmarks.get(k), "views": list(v)}
+                                           for k, v in out.probs.items()}}
+    arrays: dict[str, np.ndarray] = {"meta": np.array(json.dumps(meta))}
+    for key, views in out.probs.items():
+        arrays[f"{key}/ids"] = out.ids[key]
+        arrays.update({f"{key}/{v}": p.astype(np.float16) for v, p in views.items()})
+    target = row_dir / OUTPUTS
+    with atomic_path(target) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, **arrays)
+    return target
+
+
+def read_outputs(row_dir: Path, warn: Callable[[str], None]) -> MemberOutputs | None:
+    """The outputs recorded in ``row_dir`` (None where there are none; a damaged file is one warning)."""
+    path = row_dir / OUTPUTS
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            if meta.get("schema") != SCHEMA:
+                raise ValueError(f"schema {meta.get('schema')!r}, not {SCHEMA}")
+            sets = meta["sets"]
+            probs = {k: {v: z[f"{k}/{v}"].astype(np.float64) for v in s["views"]} for k, s in sets.items()}
+            ids = {k: z[f"{k}/ids"] for k in sets}
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        warn(f"{path}: unreadable ({e}); not used")
+        return None
+    return MemberOutputs(meta["name"], meta["sha256"], meta["limit"], list(meta["classes"]), meta["region"], ids,
+                         probs, {k: s["landmarks"] for k, s in sets.items() if s.get("landmarks")})
+
+
+def _aligned(members: Sequence[MemberOutputs], views: Sequence[tuple[str, ...]], key: str, ids: np.ndarray,
+             classes: Sequence[str]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The images of ``ids`` every member has outputs for, and each member's ``(V, K, C)`` probabilities
+    on its views there, in ``classes`` order (renormalised where a member has more classes)."""
+    have = np.ones(len(ids), bool)
+    rows = []
+    for m in members:
+        pos = {i: n for n, i in enumerate(m.ids[key])}
+        have &= np.array([i in pos for i in ids])
+        rows.append(pos)
+    kept = np.flatnonzero(have)
+    votes = []
+    for m, pos, names in zip(members, rows, views):
+        missing = [c for c in classes if c not in m.classes]
+        if missing:
+            raise ConfigError(f"{m.name}: no class {', '.join(missing)} (its classes: {', '.join(m.classes)})")
+        cols = [m.classes.index(c) for c in classes]
+        at = [pos[i] for i in ids[kept]]
+        p = np.stack([m.probs[key][v][at][:, cols] for v in names])
+        votes.append(p / np.clip(p.sum(-1, keepdims=True), 1e-12, None))
+    return kept, votes
+
+
+def combine_outputs(paper: Paper, ens: PaperEnsemble, members: Sequence[MemberOutputs], limit: int | None,
+                    measure: Callable[[EvalSet, Any], dict[str, Any]]) -> list[float] | None:
+    """Fit ``ens``'s weights (when it fits them) on its members' outputs, then measure it on each of the
+    paper's evaluation sets: ``measure(set, evaluation)`` writes and returns its metrics. Returns the
+    weights (None for a vote)."""
+    from ferkit.ensemble import labelled_faces, labels_in
+    from ferkit.ensemble.voting import fit_weights
+    from ferkit.evaluate import evaluation_of_probs
+    from ferkit.models import majority_vote, region_vote, soft_vote
+
+    views = _views(paper, ens)
+    classes = members[0].classes
+    weights = None
+    fit_set = _fit_set(paper, ens)
+    if fit_set is not None:
+        faces, _ = labelled_faces(fit_set.data, fit_set.format, fit_set.split, classes, limit=limit)
+        kept, votes = _aligned(members, views, fit_set.key, faces.ids, classes)
+        y = labels_in(faces, kept, classes)
+        weights = [float(w) for w in fit_weights(np.stack([v.mean(0) for v in votes]), y, ens.fit)]
+    elif ens.method == "soft":
+        weights = [1.0 / len(members)] * len(members)
+    sha = [m.sha256 for m in members]
+    ident = {"name": f"{paper.key}_{ens.key}", "path": None, "arch": "ensemble", "sha256": None,
+             "classes": list(classes), "input": {"size": 48, "channels": 1}, "num_params": None, "temperature": None,
+             "ferkit_version": None, "method": ens.method, "weights": weights,
+             "members": [{"name": m.name, "sha256": s} for m, s in zip(members, sha)]}
+    for s in paper.evals:
+        t0 = time.perf_counter()
+        faces, info = labelled_faces(s.data, s.format, s.split, classes, limit=limit)
+        kept, votes = _aligned(members, views, s.key, faces.ids, classes)
+        if ens.method == "regions":
+            p = region_vote(votes, weights)
+        elif ens.method == "vote":
+            p = majority_vote(np.concatenate(votes))
+        else:
+            p = soft_vote(np.concatenate(votes), weights)
+        ev = evaluation_of_probs(p.numpy(), classes, (faces.select(kept), info), ident, label=ident["name"],
+                                 seconds=time.perf_counter() - t0)
+        landmarks = next((m.landmarks[s.key] for m in members if s.key in m.landmarks), None)
+        if landmarks is not None:
+            ev.metrics["region_landmarks"] = landmarks
+        measure(s, ev)
+    return weights
+
+
+def outputs_usable(out: MemberOutputs | None, sha256: str | None, limit: int | None, views: Sequence[str],
+                   sets: Sequence[EvalSet]) -> bool:
+    """Whether ``out`` was recorded with these weights and ``limit`` and covers the views and sets."""
+    return out is not None and out.sha256 == sha256 and out.limit == limit and out.covers(views, sets)
