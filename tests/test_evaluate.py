@@ -44,7 +44,7 @@ from ferkit.evaluate import (
 )
 from ferkit.models import count_parameters, create_model, load_model, save_model
 
-from _paths import FER, require
+from _paths import FER, FERPLUS, require
 
 require(FER)
 
@@ -325,6 +325,33 @@ def test_cross_dataset_subset_of_classes(public_test, reference, tmp_path):
     report = (tmp_path / "out" / "report.md").read_text()
     assert "Restricted argmax" in report and "classes this dataset shares with the model" in report
     assert f"{n_contempt} images of class contempt were left out" in report
+
+
+def test_probabilities_computed_elsewhere_are_measured_as_the_models_own(tmp_path):
+    """evaluation_of_probs (an ensemble combined from its members' recorded outputs) on a model's own
+    probabilities gives that model's metrics: FER+'s contempt faces left out and counted alike."""
+    from ferkit.errors import ConfigError
+    from ferkit.evaluate import evaluation_of_probs, load_eval_data, run_evaluation
+
+    faces_info = load_eval_data(FERPLUS, "ferplus", "FER2013Test", limit=120)
+    ev = run_evaluation("vgg_fer.w15_fer2013", FERPLUS, "ferplus", "FER2013Test", limit=120, device="cpu",
+                        faces_info=faces_info, prior="train", n_boot=50)
+    assert ev.metrics["class_restriction"]["dropped_dataset_classes"]["contempt"] > 0
+    ident = {"name": "elsewhere", "classes": ev.classes}
+    again = evaluation_of_probs(ev.probs, ev.classes, faces_info, ident, label="elsewhere", n_boot=50)
+    for key in ("n_images", "accuracy", "macro_f1", "per_class", "confusion", "class_restriction", "ci95"):
+        assert again.metrics[key] == ev.metrics[key], key
+    assert again.metrics["nll"] == pytest.approx(ev.metrics["nll"]) and again.metrics["mean_auc"] == pytest.approx(
+        ev.metrics["mean_auc"])
+    assert list(again.faces.ids) == list(ev.faces.ids) and again.metrics["model"] is ident
+    # a restricted model: probabilities over more classes than the data has are renormalised over the shared ones
+    wider = np.concatenate([ev.probs, np.full((len(ev.probs), 1), 0.5)], 1)
+    classes = [*ev.classes, "other"]
+    wide = evaluation_of_probs(wider, classes, faces_info, {"name": "wide", "classes": classes}, label="wide", n_boot=0)
+    assert wide.metrics["accuracy"] == ev.metrics["accuracy"] and wide.probs == pytest.approx(ev.probs)
+    assert wide.metrics["class_restriction"]["excluded_model_classes"] == ["other"]
+    with pytest.raises(ConfigError, match=r"^elsewhere: \(5, 7\) probabilities for \d+ images of its classes"):
+        evaluation_of_probs(ev.probs[:5], ev.classes, faces_info, ident, label="elsewhere")
 
 
 # ------------------------------------------------------------------------------------------ bad inputs

@@ -258,7 +258,8 @@ def test_papers_config_writes_each_runs_training_config(tmp_path, capsys):
     views, sets = member_needs(p1, recorded)
     probs = {s.key: {v: np.full((2, 8), 1 / 8) for v in views} for s in sets}
     ids = {s.key: np.array(["a.png", "b.png"]) for s in sets}
-    outputs = MemberOutputs(recorded, shas[recorded], None, ["c"] * 8, None, ids, probs, {})
+    outputs = MemberOutputs(recorded, shas[recorded], None, ["c"] * 8, None, {"size": 48, "channels": 1}, ids, probs,
+                            {})
     write_outputs(outputs, reports / "paper1" / recorded)
     assert missing_runs() == [f"paper1_{other}_scratch48"]
     write_outputs(MemberOutputs(**{**vars(outputs), "sha256": "other weights"}), reports / "paper1" / recorded)
@@ -490,6 +491,11 @@ def test_region_voting_rows_of_region_trained_runs_and_a_shipped_model(tmp_path,
     assert link in capsys.readouterr().out
     again = json.loads((row / "private" / "metrics.json").read_text())
     assert again["confusion"] == private["confusion"] and again["region_landmarks"] == private["region_landmarks"]
+    # FER+'s contempt faces (a class no member has) left out and counted, as for one model
+    ferplus = json.loads((row / "ferplus_test" / "metrics.json").read_text())
+    alone = json.loads((reports / "paper2" / "vgg_face" / "ferplus_test" / "metrics.json").read_text())
+    assert alone["class_restriction"]["dropped_dataset_classes"].get("contempt", 0) > 0
+    assert ferplus["class_restriction"] == alone["class_restriction"] and ferplus["n_images"] == alone["n_images"]
     # ... but not once a member's row records other weights than those its outputs were recorded with
     mouth = reports / "paper2" / "vgg_mouth" / "row.json"
     doc = json.loads(mouth.read_text())

@@ -280,21 +280,19 @@ def evaluation_of_probs(
 ) -> Evaluation:
     """An :class:`Evaluation` of probabilities computed elsewhere, such as an ensemble combined from its
     members' recorded outputs: ``probs`` (K, len(model_classes)) for the K images of ``faces_info``
-    (:func:`load_eval_data`), in their order. The data and the classes are aligned as for a model
-    (the argmax restricted to the classes both have, each row renormalised over them); ``ident`` is
-    the ``model`` block of metrics.json (``name`` and ``classes`` at least); ``seconds``, the time the
+    (:func:`load_eval_data`) whose class is one of ``model_classes``, in their order. The data and the
+    classes are aligned as for a model (the images of a class the model lacks left out and counted, the
+    argmax restricted to the classes both have, each row renormalised over them); ``ident`` is the
+    ``model`` block of metrics.json (``name`` and ``classes`` at least); ``seconds``, the time the
     probabilities took."""
     from ferkit.evaluate.metrics import compute_metrics
 
     faces, info = faces_info
     probs = np.asarray(probs, dtype=np.float64)
-    if probs.shape != (len(faces), len(model_classes)):
-        raise ConfigError(f"{ident['name']}: {probs.shape} probabilities for {len(faces)} images "
+    known = int(np.isin(np.asarray(faces.classes)[faces.labels], list(model_classes)).sum())
+    if probs.shape != (known, len(model_classes)):
+        raise ConfigError(f"{ident['name']}: {probs.shape} probabilities for {known} images of its classes "
                           f"and {len(model_classes)} classes")
-    lacking = [c for c in faces.classes if c not in model_classes]
-    if lacking:             # the alignment would leave those images out, and ``probs`` would not fit
-        raise ConfigError(f"{ident['name']}: the data set's class {', '.join(lacking)} is not the model's; "
-                          "leave its images out first")
     faces, eval_classes, restriction = _align_classes(faces, list(model_classes), info["classes_requested"],
                                                       ident["name"])
     columns = [list(model_classes).index(c) for c in eval_classes]

@@ -87,6 +87,7 @@ class MemberOutputs:
     limit: int | None
     classes: list[str]
     region: str | None
+    input: dict[str, Any]                     # the member's input block (size, channels, ...)
     ids: dict[str, np.ndarray]
     probs: dict[str, dict[str, np.ndarray]]
     landmarks: dict[str, dict[str, int]]
@@ -123,8 +124,8 @@ def compute_outputs(model: str, sha256: str, views: Sequence[str], sets: Sequenc
                 v = ens.member_probs(x)
             return v.permute(1, 0, 2).flatten(1)
 
-    out = MemberOutputs(str(meta.get("name") or model), sha256, limit, list(ens.classes),
-                        member.region, {}, {}, {})
+    out = MemberOutputs(str(meta.get("name") or model), sha256, limit, list(ens.classes), member.region,
+                        dict(meta["input"]), {}, {}, {})
     for s in sets:
         say(f"ferkit: recording {out.name}'s outputs on {s.title} ({', '.join(views)})")
         faces, _ = labelled_faces(s.data, s.format, s.split, ens.classes, limit=limit)
@@ -144,9 +145,9 @@ def write_outputs(out: MemberOutputs, row_dir: Path) -> Path:
     do not need more)."""
     from ferkit._fileio import atomic_path
 
+    sets = {k: {"landmarks": out.landmarks.get(k), "views": list(v)} for k, v in out.probs.items()}
     meta = {"schema": SCHEMA, "name": out.name, "sha256": out.sha256, "limit": out.limit, "classes": out.classes,
-            "region": out.region, "sets": {k: {"landmarks": out.landmarks.get(k), "views": list(v)}
-                                           for k, v in out.probs.items()}}
+            "region": out.region, "input": out.input, "sets": sets}
     arrays: dict[str, np.ndarray] = {"meta": np.array(json.dumps(meta))}
     for key, views in out.probs.items():
         arrays[f"{key}/ids"] = out.ids[key]
@@ -173,8 +174,9 @@ def read_outputs(row_dir: Path, warn: Callable[[str], None]) -> MemberOutputs | 
     except (OSError, ValueError, KeyError, TypeError) as e:
         warn(f"{path}: unreadable ({e}); not used")
         return None
-    return MemberOutputs(meta["name"], meta["sha256"], meta["limit"], list(meta["classes"]), meta["region"], ids,
-                         probs, {k: s["landmarks"] for k, s in sets.items() if s.get("landmarks")})
+    return MemberOutputs(meta["name"], meta["sha256"], meta["limit"], list(meta["classes"]), meta["region"],
+                         dict(meta["input"]), ids, probs,
+                         {k: s["landmarks"] for k, s in sets.items() if s.get("landmarks")})
 
 
 def _aligned(members: Sequence[MemberOutputs], views: Sequence[tuple[str, ...]], key: str, ids: np.ndarray,
@@ -205,10 +207,11 @@ def combine_outputs(paper: Paper, ens: PaperEnsemble, members: Sequence[MemberOu
     """Fit ``ens``'s weights (when it fits them) on its members' outputs, then measure it on each of the
     paper's evaluation sets: ``measure(set, evaluation)`` writes and returns its metrics. Returns the
     weights (None for a vote)."""
+    from ferkit import __version__
     from ferkit.ensemble import labelled_faces, labels_in
     from ferkit.ensemble.voting import fit_weights
-    from ferkit.evaluate import evaluation_of_probs
-    from ferkit.models import majority_vote, region_vote, soft_vote
+    from ferkit.evaluate import evaluation_of_probs, load_eval_data
+    from ferkit.models import ensemble_input, majority_vote, region_vote, soft_vote
 
     views = _views(paper, ens)
     classes = members[0].classes
@@ -221,22 +224,24 @@ def combine_outputs(paper: Paper, ens: PaperEnsemble, members: Sequence[MemberOu
         weights = [float(w) for w in fit_weights(np.stack([v.mean(0) for v in votes]), y, ens.fit)]
     elif ens.method == "soft":
         weights = [1.0 / len(members)] * len(members)
-    sha = [m.sha256 for m in members]
     ident = {"name": f"{paper.key}_{ens.key}", "path": None, "arch": "ensemble", "sha256": None,
-             "classes": list(classes), "input": {"size": 48, "channels": 1}, "num_params": None, "temperature": None,
-             "ferkit_version": None, "method": ens.method, "weights": weights,
-             "members": [{"name": m.name, "sha256": s} for m, s in zip(members, sha)]}
+             "classes": list(classes), "input": ensemble_input([m.input for m in members]), "num_params": None,
+             "temperature": None, "ferkit_version": __version__, "method": ens.method, "weights": weights,
+             "members": [{"name": m.name, "sha256": m.sha256} for m in members]}
     for s in paper.evals:
         t0 = time.perf_counter()
-        faces, info = labelled_faces(s.data, s.format, s.split, classes, limit=limit)
-        kept, votes = _aligned(members, views, s.key, faces.ids, classes)
+        faces, info = load_eval_data(s.data, s.format, s.split, limit=limit)
+        known = np.flatnonzero(np.isin(np.asarray(faces.classes)[faces.labels], classes))
+        kept, votes = _aligned(members, views, s.key, faces.ids[known], classes)
+        # the images of a class the ensemble lacks stay, to be left out and counted as for a model
+        rows = np.sort(np.concatenate([known[kept], np.setdiff1d(np.arange(len(faces)), known)]))
         if ens.method == "regions":
             p = region_vote(votes, weights)
         elif ens.method == "vote":
             p = majority_vote(np.concatenate(votes))
         else:
             p = soft_vote(np.concatenate(votes), weights)
-        ev = evaluation_of_probs(p.numpy(), classes, (faces.select(kept), info), ident, label=ident["name"],
+        ev = evaluation_of_probs(p.numpy(), classes, (faces.select(rows), info), ident, label=ident["name"],
                                  seconds=time.perf_counter() - t0)
         landmarks = next((m.landmarks[s.key] for m in members if s.key in m.landmarks), None)
         if landmarks is not None:
