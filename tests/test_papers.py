@@ -178,6 +178,24 @@ def test_damaged_records_are_one_line(tmp_path, capsys, caplog):
     assert main(["papers", "figures", "--reports-dir", str(tmp_path / "nothing")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"ferkit: error: {tmp_path / 'nothing'}: no recorded rows here (`ferkit papers run` writes them)"]
+    # a row's damaged outputs.npz (cut short, empty, or arrays that do not fit its ids) is one warning naming it
+    from ferkit.papers._outputs import MemberOutputs, read_outputs, write_outputs
+
+    row = tmp_path / "row"
+    good = MemberOutputs("m", "sha", None, ["a", "b"], None, {"size": 48, "channels": 1}, {"test": np.array(["x"])},
+                         {"test": {"face": np.array([[0.25, 0.75]])}}, {}, {"test": {"data": "d", "format": "f",
+                                                                                      "split": "s"}})
+    write_outputs(good, row)
+    back = read_outputs(row, print)
+    assert back.probs["test"]["face"].tolist() == [[0.25, 0.75]] and back.sets == good.sets
+    whole = (row / "outputs.npz").read_bytes()
+    bad_shape = MemberOutputs(**{**vars(good), "probs": {"test": {"face": np.array([[0.25, 0.75, 0.0]])}}})
+    for damage in (lambda: (row / "outputs.npz").write_bytes(whole[: len(whole) // 2]),
+                   lambda: (row / "outputs.npz").write_bytes(b""), lambda: write_outputs(bad_shape, row)):
+        damage()
+        warned = []
+        assert read_outputs(row, warned.append) is None
+        assert len(warned) == 1 and warned[0].startswith(f"{row / 'outputs.npz'}: unreadable (")
 
 
 def test_papers_config_writes_each_runs_training_config(tmp_path, capsys):
@@ -258,8 +276,9 @@ def test_papers_config_writes_each_runs_training_config(tmp_path, capsys):
     views, sets = member_needs(p1, recorded)
     probs = {s.key: {v: np.full((2, 8), 1 / 8) for v in views} for s in sets}
     ids = {s.key: np.array(["a.png", "b.png"]) for s in sets}
+    defs = {s.key: {"data": s.data, "format": s.format, "split": s.split} for s in sets}
     outputs = MemberOutputs(recorded, shas[recorded], None, ["c"] * 8, None, {"size": 48, "channels": 1}, ids, probs,
-                            {})
+                            {}, defs)
     write_outputs(outputs, reports / "paper1" / recorded)
     assert missing_runs() == [f"paper1_{other}_scratch48"]
     write_outputs(MemberOutputs(**{**vars(outputs), "sha256": "other weights"}), reports / "paper1" / recorded)

@@ -84,6 +84,10 @@ class PaperEnsemble:
     published: dict[str, float] = field(default_factory=dict)
     differs: str | None = None
 
+    def __post_init__(self) -> None:
+        if (self.fit is None) != (self.fit_split is None):
+            raise ConfigError(f"ensemble {self.key}: fit and fit_split go together (weights are fitted on a split)")
+
 
 @dataclass(frozen=True)
 class PaperModel:

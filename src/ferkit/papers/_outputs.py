@@ -15,6 +15,7 @@ views, and per set its data and dlib's landmark counts); it is read with ``allow
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -91,9 +92,15 @@ class MemberOutputs:
     ids: dict[str, np.ndarray]
     probs: dict[str, dict[str, np.ndarray]]
     landmarks: dict[str, dict[str, int]]
+    sets: dict[str, dict[str, str]]           # each set's data, format and split
 
     def covers(self, views: Sequence[str], sets: Sequence[EvalSet]) -> bool:
-        return all(s.key in self.probs and all(v in self.probs[s.key] for v in views) for s in sets)
+        """Whether these outputs hold ``views`` on each of ``sets`` (the same data, format and split)."""
+        return all(self.sets.get(s.key) == _set_def(s) and all(v in self.probs[s.key] for v in views) for s in sets)
+
+
+def _set_def(s: EvalSet) -> dict[str, str]:
+    return {"data": str(s.data), "format": s.format, "split": s.split}
 
 
 def compute_outputs(model: str, sha256: str, views: Sequence[str], sets: Sequence[EvalSet], limit: int | None,
@@ -117,15 +124,19 @@ def compute_outputs(model: str, sha256: str, views: Sequence[str], sets: Sequenc
     cut = tuple(views) != ("face",)     # the face alone needs no landmarks
 
     class _Views(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.ens = ens
+
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             if cut:
-                v = ens.region_votes(x)[0][[voted.index(name) for name in views]]   # (V, N, C)
+                v = self.ens.region_votes(x)[0][[voted.index(name) for name in views]]   # (V, N, C)
             else:
-                v = ens.member_probs(x)
+                v = self.ens.member_probs(x)
             return v.permute(1, 0, 2).flatten(1)
 
     out = MemberOutputs(str(meta.get("name") or model), sha256, limit, list(ens.classes), member.region,
-                        dict(meta["input"]), {}, {}, {})
+                        dict(meta["input"]), {}, {}, {}, {})
     for s in sets:
         say(f"ferkit: recording {out.name}'s outputs on {s.title} ({', '.join(views)})")
         faces, _ = labelled_faces(s.data, s.format, s.split, ens.classes, limit=limit)
@@ -134,6 +145,7 @@ def compute_outputs(model: str, sha256: str, views: Sequence[str], sets: Sequenc
             logits, kept = predict_logits(_Views().eval(), ens.input_cfg, faces, batch_size=128, device="cpu")
         probs = logits[:, 0].reshape(len(kept), len(views), -1)
         out.ids[s.key] = faces.ids[kept]
+        out.sets[s.key] = _set_def(s)
         out.probs[s.key] = {v: probs[:, i] for i, v in enumerate(views)}
         if cut:
             out.landmarks[s.key] = {k: v - before[k] for k, v in ens.region_stats.items()}
@@ -145,7 +157,7 @@ def write_outputs(out: MemberOutputs, row_dir: Path) -> Path:
     do not need more)."""
     from ferkit._fileio import atomic_path
 
-    sets = {k: {"landmarks": out.landmarks.get(k), "views": list(v)} for k, v in out.probs.items()}
+    sets = {k: {**out.sets[k], "landmarks": out.landmarks.get(k), "views": list(v)} for k, v in out.probs.items()}
     meta = {"schema": SCHEMA, "name": out.name, "sha256": out.sha256, "limit": out.limit, "classes": out.classes,
             "region": out.region, "input": out.input, "sets": sets}
     arrays: dict[str, np.ndarray] = {"meta": np.array(json.dumps(meta))}
@@ -160,6 +172,8 @@ def write_outputs(out: MemberOutputs, row_dir: Path) -> Path:
 
 def read_outputs(row_dir: Path, warn: Callable[[str], None]) -> MemberOutputs | None:
     """The outputs recorded in ``row_dir`` (None where there are none; a damaged file is one warning)."""
+    import zipfile
+
     path = row_dir / OUTPUTS
     if not path.is_file():
         return None
@@ -169,14 +183,20 @@ def read_outputs(row_dir: Path, warn: Callable[[str], None]) -> MemberOutputs | 
             if meta.get("schema") != SCHEMA:
                 raise ValueError(f"schema {meta.get('schema')!r}, not {SCHEMA}")
             sets = meta["sets"]
-            probs = {k: {v: z[f"{k}/{v}"].astype(np.float64) for v in s["views"]} for k, s in sets.items()}
             ids = {k: z[f"{k}/ids"] for k in sets}
-    except (OSError, ValueError, KeyError, TypeError) as e:
+            classes = [str(c) for c in meta["classes"]]
+            probs = {}
+            for k, d in sets.items():
+                probs[k] = {v: z[f"{k}/{v}"].astype(np.float64) for v in d["views"]}
+                if any(p.shape != (len(ids[k]), len(classes)) for p in probs[k].values()):
+                    raise ValueError(f"set {k}: probabilities do not fit {len(ids[k])} images x {len(classes)} classes")
+            return MemberOutputs(str(meta["name"]), str(meta["sha256"]), meta["limit"], classes, meta["region"],
+                                 dict(meta["input"]), ids, probs,
+                                 {k: d["landmarks"] for k, d in sets.items() if d.get("landmarks")},
+                                 {k: {f: str(d[f]) for f in ("data", "format", "split")} for k, d in sets.items()})
+    except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError, zipfile.BadZipFile) as e:
         warn(f"{path}: unreadable ({e}); not used")
         return None
-    return MemberOutputs(meta["name"], meta["sha256"], meta["limit"], list(meta["classes"]), meta["region"],
-                         dict(meta["input"]), ids, probs,
-                         {k: s["landmarks"] for k, s in sets.items() if s.get("landmarks")})
 
 
 def _aligned(members: Sequence[MemberOutputs], views: Sequence[tuple[str, ...]], key: str, ids: np.ndarray,
@@ -184,12 +204,13 @@ def _aligned(members: Sequence[MemberOutputs], views: Sequence[tuple[str, ...]],
     """The images of ``ids`` every member has outputs for, and each member's ``(V, K, C)`` probabilities
     on its views there, in ``classes`` order (renormalised where a member has more classes)."""
     have = np.ones(len(ids), bool)
-    rows = []
     for m in members:
-        pos = {i: n for n, i in enumerate(m.ids[key])}
-        have &= np.array([i in pos for i in ids])
-        rows.append(pos)
+        have &= np.isin(ids, m.ids[key])
     kept = np.flatnonzero(have)
+    if len(ids) and not len(kept):
+        raise ConfigError(f"{key}: no image has every member's outputs ({', '.join(m.name for m in members)}); "
+                          "record them again")
+    rows = [{i: n for n, i in enumerate(m.ids[key])} for m in members]
     votes = []
     for m, pos, names in zip(members, rows, views):
         missing = [c for c in classes if c not in m.classes]
@@ -224,7 +245,9 @@ def combine_outputs(paper: Paper, ens: PaperEnsemble, members: Sequence[MemberOu
         weights = [float(w) for w in fit_weights(np.stack([v.mean(0) for v in votes]), y, ens.fit)]
     elif ens.method == "soft":
         weights = [1.0 / len(members)] * len(members)
-    ident = {"name": f"{paper.key}_{ens.key}", "path": None, "arch": "ensemble", "sha256": None,
+    key = json.dumps({"method": ens.method, "weights": weights, "members": [m.sha256 for m in members]})
+    ident = {"name": f"{paper.key}_{ens.key}", "path": None, "arch": "ensemble",
+             "sha256": hashlib.sha256(key.encode()).hexdigest(),
              "classes": list(classes), "input": ensemble_input([m.input for m in members]), "num_params": None,
              "temperature": None, "ferkit_version": __version__, "method": ens.method, "weights": weights,
              "members": [{"name": m.name, "sha256": m.sha256} for m in members]}
@@ -235,6 +258,9 @@ def combine_outputs(paper: Paper, ens: PaperEnsemble, members: Sequence[MemberOu
         kept, votes = _aligned(members, views, s.key, faces.ids[known], classes)
         # the images of a class the ensemble lacks stay, to be left out and counted as for a model
         rows = np.sort(np.concatenate([known[kept], np.setdiff1d(np.arange(len(faces)), known)]))
+        if len(kept) < len(known):
+            info = dict(info, notes=[*info["notes"], f"{len(known) - len(kept)} images without every member's outputs "
+                                     "(not decodable when they were recorded) were left out"])
         if ens.method == "regions":
             p = region_vote(votes, weights)
         elif ens.method == "vote":
@@ -244,7 +270,7 @@ def combine_outputs(paper: Paper, ens: PaperEnsemble, members: Sequence[MemberOu
         ev = evaluation_of_probs(p.numpy(), classes, (faces.select(rows), info), ident, label=ident["name"],
                                  seconds=time.perf_counter() - t0)
         landmarks = next((m.landmarks[s.key] for m in members if s.key in m.landmarks), None)
-        if landmarks is not None:
+        if landmarks is not None and ens.method == "regions":
             ev.metrics["region_landmarks"] = landmarks
         measure(s, ev)
     return weights
