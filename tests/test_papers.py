@@ -523,4 +523,4 @@ def test_region_voting_rows_of_region_trained_runs_and_a_shipped_model(tmp_path,
     assert main(["papers", "table", "paper2", *args]) == 0
     again = capsys.readouterr().out
     line = next(ln for ln in again.splitlines() if ln.startswith("| facial-region voting (shipped"))
-    assert link not in again and "outputs not recorded (their run folders are not on this machine): vgg_mouth)" in line
+    assert link not in again and "(outputs not recorded, run folders not on this machine: vgg_mouth) |" in line

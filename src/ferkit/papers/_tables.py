@@ -248,8 +248,7 @@ def _ensemble_row(paper: Paper, ens: PaperEnsemble, run_rows: dict[str, dict[str
     if untrained or lacking:
         recorded = _recorded_ensemble(paper, ens, row_dir, limit, run_rows)
         status = (f"members not trained: {', '.join(untrained)}" if untrained
-                  else "members' outputs not recorded (their run folders are not on this machine): "
-                  + ", ".join(lacking))
+                  else f"outputs not recorded, run folders not on this machine: {', '.join(lacking)}")
         return recorded or {**row, "status": status}
     shas = [run_rows[m]["eval_key"]["sha256"] if m in runs else resolve(m).sha256 for m in ens.members]
     eval_key = {"sha256": shas, "limit": limit, "method": ens.method, "fit": ens.fit, "fit_split": ens.fit_split}
