@@ -17,7 +17,8 @@ from torch import Tensor
 
 from ferkit.errors import ConfigError
 
-__all__ = ["METHODS", "PROB_FLOOR", "majority_vote", "region_vote", "soft_vote", "stack_logits", "voting_views"]
+__all__ = ["METHODS", "PROB_FLOOR", "combine_votes", "majority_vote", "region_vote", "soft_vote", "stack_logits",
+           "voting_views"]
 
 #: how an ensemble combines its members (``regions`` = members x facial regions, majority or weighted)
 METHODS = ("soft", "vote", "stack", "regions")
@@ -84,6 +85,16 @@ def region_vote(votes: Sequence[Any], weights: Sequence[float] | None = None) ->
     if weights is not None:
         return soft_vote(torch.stack([v.mean(0) for v in votes]), weights)
     return majority_vote(torch.cat(votes))
+
+
+def combine_votes(method: str, votes: Sequence[Any], weights: Sequence[float] | None = None) -> Tensor:
+    """An ensemble's ``(N, C)`` probabilities by ``method`` (``soft``, ``vote`` or ``regions``; stacking has
+    its own :func:`stack_logits`) from each member's ``(V_m, N, C)`` probabilities on the views it votes
+    on (one view outside ``regions``)."""
+    if method == "regions":
+        return region_vote(votes, weights)
+    probs = torch.cat([_as_tensor(v) for v in votes])
+    return soft_vote(probs, weights) if method == "soft" else majority_vote(probs)
 
 
 def stack_logits(probs: Any, coef: Any, intercept: Any) -> Tensor:

@@ -23,7 +23,7 @@ from torch.nn import functional as F
 
 from ferkit.data.regions import REGIONS, cut_regions
 from ferkit.errors import ConfigError
-from ferkit.models._combine import METHODS, majority_vote, region_vote, soft_vote, stack_logits, voting_views
+from ferkit.models._combine import METHODS, combine_votes, stack_logits, voting_views
 from ferkit.models._onnx import LUMA
 
 __all__ = ["Ensemble", "ensemble_input"]
@@ -126,15 +126,13 @@ class Ensemble(nn.Module):
         return torch.stack(probs)
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.method == "regions":
-            return self._regions(x).clamp_min(1e-12).log()
-        probs = self.member_probs(x).double()
         if self.method == "stack":
             if not self.stack:
                 raise ConfigError("ensemble method 'stack' needs fitted coefficients "
                                   "(ferkit ensemble build --method stack)")
-            return stack_logits(probs, self.stack["coef"], self.stack["intercept"]).float()
-        p = soft_vote(probs, self.weights) if self.method == "soft" else majority_vote(probs)
+            return stack_logits(self.member_probs(x).double(), self.stack["coef"], self.stack["intercept"]).float()
+        votes = self.region_votes(x) if self.method == "regions" else self.member_probs(x)[:, None]
+        p = combine_votes(self.method, [v.double() for v in votes], self.weights)
         return p.clamp_min(1e-12).log().float()
 
     def region_views(self, x: Tensor) -> Tensor:
@@ -166,7 +164,3 @@ class Ensemble(nn.Module):
         """``(M, N, C)``: each member's probabilities averaged over the views it votes on in ``regions``
         (what ``regions`` weights are fitted on)."""
         return torch.stack([v.mean(0) for v in self.region_votes(x)])
-
-    def _regions(self, x: Tensor) -> Tensor:
-        """Majority over (member, view) pairs, or with ``weights`` their weighted average per member."""
-        return region_vote([v.double() for v in self.region_votes(x)], self.weights).float()

@@ -70,6 +70,11 @@ class PaperRun:
     published: dict[str, float] = field(default_factory=dict)   # metric -> the paper's figure
     differs: str | None = None                # why its figure differs from the published one (default: the paper's)
 
+    @property
+    def region(self) -> str | None:
+        """The facial region it is trained on (its ``input.region`` override), None for whole faces."""
+        return next((o.split("=", 1)[1] for o in (*self.scratch, *self.extra) if o.startswith("input.region=")), None)
+
 
 @dataclass(frozen=True)
 class PaperEnsemble:

@@ -36,20 +36,12 @@ SCHEMA = "ferkit-outputs/1"
 Say = Callable[[str], None]
 
 
-def _region(paper: Paper, member: str) -> str | None:
-    """The facial region a member was trained on (a run's ``input.region`` override), else None."""
-    if member not in paper.run_keys:
-        return None                 # a shipped model: whole faces
-    run = paper.run(member)
-    return next((o.split("=", 1)[1] for o in (*run.scratch, *run.extra) if o.startswith("input.region=")), None)
-
-
 def _views(paper: Paper, ens: PaperEnsemble) -> list[tuple[str, ...]]:
     """The views each member of ``ens`` votes on (a region member's own region, else the face)."""
     from ferkit.data.regions import REGIONS
     from ferkit.models import voting_views
 
-    regions = [_region(paper, m) for m in ens.members]
+    regions = [paper.run(m).region if m in paper.run_keys else None for m in ens.members]   # shipped: whole faces
     if ens.method == "regions":
         return voting_views(regions, REGIONS)
     return [(r or "face",) for r in regions]
@@ -57,7 +49,7 @@ def _views(paper: Paper, ens: PaperEnsemble) -> list[tuple[str, ...]]:
 
 def _fit_set(paper: Paper, ens: PaperEnsemble) -> EvalSet | None:
     """The set ``ens`` fits its weights on (its ``fit_split`` of the paper's first evaluation data)."""
-    if ens.fit is None or ens.fit_split is None:
+    if ens.fit_split is None:
         return None
     data = paper.evals[0]
     return EvalSet(f"fit_{ens.fit_split}", f"{ens.fit_split} (fitting)", data.data, data.format, ens.fit_split)
@@ -224,15 +216,15 @@ def _aligned(members: Sequence[MemberOutputs], views: Sequence[tuple[str, ...]],
 
 
 def combine_outputs(paper: Paper, ens: PaperEnsemble, members: Sequence[MemberOutputs], limit: int | None,
-                    measure: Callable[[EvalSet, Any], dict[str, Any]]) -> list[float] | None:
+                    measure: Callable[[EvalSet, Any], None]) -> list[float] | None:
     """Fit ``ens``'s weights (when it fits them) on its members' outputs, then measure it on each of the
-    paper's evaluation sets: ``measure(set, evaluation)`` writes and returns its metrics. Returns the
-    weights (None for a vote)."""
+    paper's evaluation sets: ``measure(set, evaluation)`` writes its report. Returns the weights (None
+    for a vote)."""
     from ferkit import __version__
     from ferkit.ensemble import labelled_faces, labels_in
     from ferkit.ensemble.voting import fit_weights
     from ferkit.evaluate import evaluation_of_probs, load_eval_data
-    from ferkit.models import ensemble_input, majority_vote, region_vote, soft_vote
+    from ferkit.models import combine_votes, ensemble_input
 
     views = _views(paper, ens)
     classes = members[0].classes
@@ -261,12 +253,7 @@ def combine_outputs(paper: Paper, ens: PaperEnsemble, members: Sequence[MemberOu
         if len(kept) < len(known):
             info = dict(info, notes=[*info["notes"], f"{len(known) - len(kept)} images without every member's outputs "
                                      "(not decodable when they were recorded) were left out"])
-        if ens.method == "regions":
-            p = region_vote(votes, weights)
-        elif ens.method == "vote":
-            p = majority_vote(np.concatenate(votes))
-        else:
-            p = soft_vote(np.concatenate(votes), weights)
+        p = combine_votes(ens.method, votes, weights)
         ev = evaluation_of_probs(p.numpy(), classes, (faces.select(rows), info), ident, label=ident["name"],
                                  seconds=time.perf_counter() - t0)
         landmarks = next((m.landmarks[s.key] for m in members if s.key in m.landmarks), None)

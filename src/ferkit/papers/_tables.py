@@ -233,11 +233,12 @@ def _outputs_of(paper: Paper, member: str, row: dict[str, Any], paper_dir: Path,
 
 
 def _ensemble_row(paper: Paper, ens: PaperEnsemble, run_rows: dict[str, dict[str, Any]], row_dir: Path,
-                  limit: int | None, say: Say) -> dict[str, Any]:
+                  limit: int | None, say: Say, shipped: dict[str, MemberOutputs]) -> dict[str, Any]:
     """An ensemble of the paper's runs (their rows ``run_rows``, by key) and of shipped models (members
     not among the runs), combined from the outputs each run's row recorded (:mod:`ferkit.papers._outputs`)
-    and a shipped member's computed here. Until every run member has recorded them with the weights its
-    row has now, the row recorded in ``row_dir`` is kept if it was measured with those weights."""
+    and a shipped member's computed here once per table (kept in ``shipped``, by name). Until every run
+    member has recorded them with the weights its row has now, the row recorded in ``row_dir`` is kept if
+    it was measured with those weights."""
     from ferkit.models import resolve
 
     row = _ensemble_head(ens)
@@ -261,8 +262,10 @@ def _ensemble_row(paper: Paper, ens: PaperEnsemble, run_rows: dict[str, dict[str
             if done.get("status") != status:
                 atomic_write_text(row_dir / "row.json", json.dumps(row, indent=2) + "\n")
             return {**row, "metrics": metrics}
-    members = [outputs.get(m) or compute_outputs(m, sha, *member_needs(paper, m), limit, say)
-               for m, sha in zip(ens.members, shas)]
+    for m, sha in zip(ens.members, shas):
+        if m not in runs and m not in shipped:
+            shipped[m] = compute_outputs(m, sha, *member_needs(paper, m), limit, say)
+    members = [outputs[m] if m in runs else shipped[m] for m in ens.members]
     row_dir.mkdir(parents=True, exist_ok=True)
     metrics: dict[str, dict[str, Any]] = {}
 
@@ -314,8 +317,10 @@ def paper_report(
         rows.append(_run_row(p, run.key, state, rec, out / paper / run.key, limit, ov, say))
     for shipped in p.shipped:
         rows.append(_shipped_row(p, shipped, out / paper / shipped.key, limit, say))
+    shipped_outputs: dict[str, MemberOutputs] = {}
     for ens in p.ensembles:
-        rows.append(_ensemble_row(p, ens, {r["key"]: r for r in rows}, out / paper / ens.key, limit, say))
+        rows.append(_ensemble_row(p, ens, {r["key"]: r for r in rows}, out / paper / ens.key, limit, say,
+                                  shipped_outputs))
     command = ["ferkit", "papers", "run", paper]
     if recipe != "auto":
         command += ["--recipe", recipe]
